@@ -1,0 +1,1 @@
+from oc_common import __version__  # noqa: F401

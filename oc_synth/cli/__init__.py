@@ -1,0 +1,33 @@
+"""``oc-synth``: the data side of the cookbook. Each sub-app lives in its own module and stays thin."""
+
+from __future__ import annotations
+
+import typer
+
+from oc_common.cli import common_options, run_app, version_callback
+from oc_synth.cli.curate import app as curate_app
+
+app = typer.Typer(
+    name="oc-synth",
+    help="OpenCoder data pipelines: RefineCode curation, code-related web recall, synthesis, verification, eval.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+app.add_typer(curate_app, name="curate")
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
+                                 help="Print the version and exit."),
+    log_level: str = typer.Option("INFO", "--log-level", envvar="OC_LOG_LEVEL",
+                                  help="DEBUG, INFO, WARNING or ERROR."),
+) -> None:
+    common_options(log_level)
+
+
+main = run_app(app)
+
+if __name__ == "__main__":
+    main()

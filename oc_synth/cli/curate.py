@@ -1,0 +1,79 @@
+"""``oc-synth curate ...``: RefineCode's order of work: ingest -> dedup -> transform -> filter -> sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from oc_synth.cli import options as opt
+
+app = typer.Typer(help="RefineCode curation: ingest raw repositories, deduplicate, transform (copyright/PII), "
+                       "filter with OpenCoder's heuristic rules.", no_args_is_help=True)
+
+
+@app.command()
+def ingest(
+    src: Path = typer.Argument(..., help="A tree of repositories (each top-level folder is one repo; an optional "
+                                         "repos.jsonl gives stars/commit_time/license per repo), or JSONL/Parquet "
+                                         "records in The Stack v2 style."),
+    out: Path = opt.out_arg("Output directory of code-file records (sharded JSONL)."),
+    source_format: str = typer.Option("auto", "--format", help="auto | tree | stack-v2 (records with content, "
+                                                               "path, repo_name, ...)."),
+    shard_size: int = typer.Option(10_000, help="Records per output shard (tree input)."),
+    max_file_bytes: int = typer.Option(8 * 2**20, help="Drop files larger than this (OpenCoder: 8 MB)."),
+    dropped: Optional[Path] = opt.Dropped,
+    overwrite: bool = opt.Overwrite,
+    quiet: bool = opt.Quiet,
+) -> None:
+    """Turn raw source files into code-file records (language and doc type from GitHub Linguist's tables).
+
+    Files over 8 MB, types OpenCoder excludes, binary and undecodable files are dropped with a counted reason.
+    Symlinks are never followed outside SRC.
+    """
+    from oc_synth.curate.ingest import run_ingest
+
+    run_ingest(src, out, source_format=source_format, shard_size=shard_size, max_file_bytes=max_file_bytes,
+               dropped=dropped, overwrite=overwrite, quiet=quiet)
+
+
+@app.command()
+def transform(
+    inp: Path = opt.in_arg(),
+    out: Path = opt.out_arg(),
+    config: Optional[Path] = opt.ConfigPath,
+    overrides: Optional[List[str]] = opt.Overrides,
+    executor: str = opt.Executor,
+    overwrite: bool = opt.Overwrite,
+    quiet: bool = opt.Quiet,
+) -> None:
+    """Strip the copyright notice at a file's head and replace PII (emails, IP addresses, keys, passwords, tokens)
+    with placeholders such as <EMAIL>; every replacement is counted by kind."""
+    from oc_synth.curate.transform import run_transform
+
+    run_transform(inp, out, config=config, overrides=overrides or [], executor=executor, overwrite=overwrite,
+                  quiet=quiet)
+
+
+@app.command("filter")
+def filter_(
+    inp: Path = opt.in_arg(),
+    out: Path = opt.out_arg(),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False,
+                                          help="Rules YAML (thresholds per family/language); default: the shipped "
+                                               "RefineCode rules, oc_synth/curate/rules.yaml."),
+    overrides: Optional[List[str]] = opt.Overrides,
+    signals: bool = typer.Option(False, "--signals", help="Keep every qsc_* signal on each output record, plus keep "
+                                                          "and drop_reasons."),
+    dropped: Optional[Path] = opt.Dropped,
+    executor: str = opt.Executor,
+    overwrite: bool = opt.Overwrite,
+    quiet: bool = opt.Quiet,
+) -> None:
+    """Apply OpenCoder's RefineCode heuristic rules (text, general code, data/shell/sql/html variants, and the
+    Python/C/C++/C#/Go/Java/JavaScript/HTML rules). A rule that fires drops the file."""
+    from oc_synth.curate.filter import run_filter
+
+    run_filter(inp, out, config=config, overrides=overrides or [], signals=signals, dropped=dropped,
+               executor=executor, overwrite=overwrite, quiet=quiet)
