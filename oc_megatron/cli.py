@@ -5,9 +5,12 @@ from __future__ import annotations
 import typer
 
 from oc_common.cli import common_options, run_app, version_callback
+from oc_megatron.convert.cli import app as convert_app
 
 app = typer.Typer(name="oc-megatron", help="OpenCoder models on Megatron-Core: preprocess, train (pretrain / anneal / "
                   "SFT), convert to and from Hugging Face.", no_args_is_help=True, pretty_exceptions_enable=False)
+
+app.add_typer(convert_app, name="convert")
 
 
 @app.callback()
