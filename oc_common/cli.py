@@ -43,7 +43,7 @@ def run_app(app: typer.Typer) -> Callable[[], None]:
             msg = str(e)
             if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError)) and e.filename:
                 msg = f"{e.filename}: {e.strerror}"
-            console.print(f"[bold red]error:[/] {msg}", highlight=False)
+            console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
             sys.exit(2)
         except typer.Exit as e:
             sys.exit(e.exit_code)

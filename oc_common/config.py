@@ -112,7 +112,7 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = (), model: t
     data = apply_overrides(data, overrides)
     if model is None:
         return data
-    return validate_config(data, model, str(path) if path is not None else "<defaults>")
+    return validate_config(data, model, str(path) if path is not None else "defaults + command-line overrides")
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

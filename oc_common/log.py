@@ -23,16 +23,28 @@ def setup_logging(level: str | None = None) -> None:
         root.addHandler(handler)
         root.propagate = False
         _configured = True
-    # NeMo Curator logs through loguru at INFO per batch; keep it to warnings unless asked.
+    configure_loguru()
+
+
+def configure_loguru() -> None:
+    """NeMo Curator logs through loguru at INFO for every batch; keep it to warnings unless we run at DEBUG.
+
+    Importing NeMo Curator (through cosmos-xenna) resets loguru's sinks, so this runs again after that import.
+    """
     try:
         import sys
 
         from loguru import logger as loguru_logger
-
-        loguru_logger.remove()
-        loguru_logger.add(sys.stderr, level="DEBUG" if level == "DEBUG" else "WARNING")
     except ImportError:  # pragma: no cover - loguru comes with nemo-curator
-        pass
+        return
+    loguru_logger.remove()
+    debug = logging.getLogger("oc").level == logging.DEBUG
+    loguru_logger.add(sys.stderr, level="DEBUG" if debug else "WARNING", filter=_drop_curator_noise)
+
+
+def _drop_curator_noise(record) -> bool:  # noqa: ANN001 - loguru's record dict
+    # An empty shard (all lines malformed, or an empty file) is normal for us; Curator warns at WARNING for it.
+    return not record["message"].endswith("has no items")
 
 
 def get_logger(name: str) -> logging.Logger:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".json")
+# A plain ``.json`` file is one JSON document (stats, configs), not records: it is not read as JSONL.
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
 RECORD_SUFFIXES = JSONL_SUFFIXES + PARQUET_SUFFIXES
 

@@ -1,5 +1,221 @@
-"""`oc-synth recall ...`: placeholder until its issue lands."""
+"""``oc-synth recall ...``: code-related web recall (OpenCoder §2): fastText on BPE tokens, domains, URL patterns."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
-app = typer.Typer(help="Code-related web recall (fastText, 3 rounds, domains, URL patterns).", no_args_is_help=True)
+from oc_synth.cli import options as opt
+
+app = typer.Typer(help="Code-related web recall: a fastText classifier trained from seed pages, three rounds of "
+                       "scoring, domain discovery and URL-pattern seeds (OpenCoder §2).", no_args_is_help=True)
+
+Seeds = typer.Option(..., "--seeds", help="Positive seed pages: JSONL/Parquet file or directory; each record needs "
+                                          "`text` (`url` optional).")
+Corpus = typer.Option(..., "--corpus", help="Web corpus: JSONL/Parquet file or directory of pages with `url` and "
+                                            "`text` (e.g. text extracted from WARC files).")
+Tokenizer = typer.Option(None, "--tokenizer", help="A `tokenizers` JSON file (e.g. an LLM's tokenizer.json) to "
+                                                   "pre-tokenize with; default: train a byte-level BPE on the "
+                                                   "training pages.")
+RecallConfigPath = typer.Option(None, "--config", "-c", exists=True, dir_okay=False,
+                                help="YAML with recall settings (tokenizer, fasttext, train, score_threshold, ...); "
+                                     "see docs/recall.md.")
+RecallOverrides = typer.Option(None, "--set", "-s", help="Override a setting, e.g. -s fasttext.dim=64 "
+                                                        "(repeatable).")
+ScoreThreshold = typer.Option(None, "--score-threshold", min=0.0, max=1.0,
+                              help="A page is positive when its score is >= this (default 0.5).")
+DomainThreshold = typer.Option(None, "--domain-threshold", min=0.0, max=1.0,
+                               help="A domain is code-related when more than this fraction of its pages is positive "
+                                    "(OpenCoder: 0.1).")
+
+
+def _config(config: Optional[Path], overrides: Optional[List[str]], **cli: object):
+    from oc_synth.recall.config import load_recall_config
+
+    extra = [f"{k}={v}" for k, v in cli.items() if v is not None]
+    return load_recall_config(config, [*(overrides or []), *extra])
+
+
+@app.command()
+def train(
+    seeds: Path = Seeds,
+    corpus: Path = Corpus,
+    out: Path = typer.Option(..., "--out", file_okay=False, help="Classifier directory to write (model.bin, "
+                                                                  "tokenizer.json, classifier.json)."),
+    tokenizer: Optional[Path] = Tokenizer,
+    exclude_domains: Optional[Path] = typer.Option(None, "--exclude-domains", exists=True, dir_okay=False,
+                                                   help="A domains.json: never sample negatives from its "
+                                                        "code-related domains."),
+    config: Optional[Path] = RecallConfigPath,
+    overrides: Optional[List[str]] = RecallOverrides,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing classifier directory."),
+    quiet: bool = opt.Quiet,
+) -> None:
+    """Train the fastText page classifier: seeds are positives, negatives are sampled from the corpus; text is
+    BPE-tokenized; precision/recall are measured on a held-out split."""
+    from oc_common.cli import UserError
+    from oc_common.log import console
+    from oc_common.stats import render_stats
+    from oc_synth.recall.classifier import META_FILE
+    from oc_synth.recall.domains import code_domains, read_domains
+    from oc_synth.recall.tokenize import BpePretokenizer
+    from oc_synth.recall.training import train_classifier
+
+    cfg = _config(config, overrides)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(f"{out}: exists; pass --overwrite to replace it")
+        if not (out / META_FILE).exists() and not (out / "model.bin").exists():
+            raise UserError(f"{out}: exists and is not a classifier directory; refusing to delete it")
+        shutil.rmtree(out)
+    tok = BpePretokenizer.load(tokenizer, cfg.tokenizer.max_chars) if tokenizer else None
+    exclude = code_domains(read_domains(exclude_domains)) if exclude_domains else set()
+    meta, stats = train_classifier([seeds], corpus, out, cfg, tokenizer=tok, exclude_domains=exclude)
+    if not quiet:
+        render_stats("recall train", stats, console)
+    h = meta["heldout"]
+    console.print(f"[bold]recall train[/]: {out}; held-out precision {_fmt(h['precision'])}, recall "
+                  f"{_fmt(h['recall'])} ({h['positives']} positive, {h['negatives']} negative pages)",
+                  highlight=False)
+
+
+@app.command()
+def score(
+    inp: Path = opt.in_arg("Pages (or code files) to classify: JSONL/Parquet file or directory."),
+    out: Path = opt.out_arg("Output directory: every usable record with its score (one shard per input shard; "
+                            "reruns resume)."),
+    model: Path = typer.Option(..., "--model", "-m", help="A classifier directory written by `recall train`, or any "
+                                                          "fastText .bin model (bring your own quality or language "
+                                                          "classifier)."),
+    tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Pre-tokenize with this `tokenizers` JSON "
+                                                                       "(default: the classifier directory's; none "
+                                                                       "for a bare .bin: raw text as NeMo Curator "
+                                                                       "does)."),
+    label: Optional[str] = typer.Option(None, "--label", help="The label whose probability is the score (default: "
+                                                              "the classifier's positive label, __label__code)."),
+    score_field: str = typer.Option("code_score", "--score-field", help="Field to write the score to."),
+    text_field: str = typer.Option("text", "--text-field", help="Field holding the text."),
+    no_url: bool = typer.Option(False, "--no-url", help="Records are not web pages (e.g. code files): do not "
+                                                        "require `url` or add `domain`."),
+    threshold: float = typer.Option(0.5, "--score-threshold", min=0.0, max=1.0,
+                                    help="Positive/negative split for the summary."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0,
+                                              help="Drop records scored below this (written to --dropped with the "
+                                                   "reason below_min_score)."),
+    dropped: Optional[Path] = opt.Dropped,
+    executor: str = opt.Executor,
+    overwrite: bool = opt.Overwrite,
+    quiet: bool = opt.Quiet,
+) -> None:
+    """Score a corpus with a fastText classifier in a NeMo Curator pipeline; each record gets the label's
+    probability. Records without text (or url) are dropped with a counted reason."""
+    from oc_synth.recall.classifier import ClassifierFiles
+    from oc_synth.recall.scoring import run_score
+
+    files = ClassifierFiles.resolve(model, tokenizer, label)
+    run_score(inp, out, files, text_field=text_field, url_field=None if no_url else "url", score_field=score_field,
+              threshold=threshold, min_score=min_score, dropped=dropped, executor=executor, overwrite=overwrite,
+              quiet=quiet)
+
+
+@app.command()
+def domains(
+    scored: Path = typer.Argument(..., help="Scored pages (the output of `recall score`)."),
+    out: Path = typer.Option(..., "--out", dir_okay=False, help="domains.json to write: domain -> {pages, "
+                                                                "positives, positive_fraction, code_related}."),
+    score_threshold: Optional[float] = ScoreThreshold,
+    domain_threshold: Optional[float] = DomainThreshold,
+    min_pages: Optional[int] = typer.Option(None, "--min-pages", min=1, help="Domains with fewer pages are never "
+                                                                             "code-related (default 1)."),
+    score_field: str = typer.Option("code_score", "--score-field", help="Field holding the score."),
+    top: int = typer.Option(20, "--top", min=1, help="Domains to show in the table."),
+    config: Optional[Path] = RecallConfigPath,
+    overrides: Optional[List[str]] = RecallOverrides,
+) -> None:
+    """Group pages by domain; mark a domain code-related when more than --domain-threshold of its pages are
+    positive; print the top domains."""
+    from oc_common.log import console
+    from oc_common.stats import Stats
+    from oc_synth.recall.domains import domain_table, render_domains, write_domains
+
+    cfg = _config(config, overrides, score_threshold=score_threshold, domain_threshold=domain_threshold,
+                  min_domain_pages=min_pages)
+    stats = Stats()
+    table = domain_table(scored, score_threshold=cfg.score_threshold, domain_threshold=cfg.domain_threshold,
+                         min_pages=cfg.min_domain_pages, score_field=score_field, stats=stats)
+    write_domains(out, table)
+    render_domains(table, top=top)
+    skipped = dict(stats.groups.get("skipped", {}))
+    console.print(f"[bold]recall domains[/]: {stats.counters['pages']:,} pages in {len(table):,} domains, "
+                  f"{stats.counters['code_domains']:,} code-related; written to {out}"
+                  + (f"; skipped {skipped}" if skipped else ""), highlight=False)
+
+
+@app.command()
+def urls(
+    scored: Path = typer.Argument(..., help="Scored pages (the output of `recall score`)."),
+    domains_file: Path = typer.Option(..., "--domains", exists=True, dir_okay=False,
+                                      help="domains.json from `recall domains`: patterns apply only inside its "
+                                           "code-related domains."),
+    url_patterns: Path = typer.Option(..., "--url-patterns", exists=True, dir_okay=False,
+                                      help="YAML list of URL patterns such as `stackoverflow.com/questions/*`."),
+    out: Path = typer.Option(..., "--out", dir_okay=False, help="JSONL of new seeds to write: pattern-matched pages "
+                                                                "the classifier scored negative."),
+    score_threshold: Optional[float] = ScoreThreshold,
+    score_field: str = typer.Option("code_score", "--score-field", help="Field holding the score."),
+    quiet: bool = opt.Quiet,
+) -> None:
+    """Apply URL patterns inside code-related domains: matching pages that were scored negative become new seeds."""
+    from oc_common.log import console
+    from oc_common.stats import render_stats
+    from oc_synth.recall.domains import code_domains, read_domains
+    from oc_synth.recall.urls import collect_pattern_seeds, load_url_patterns
+
+    patterns = load_url_patterns(url_patterns)
+    cfg = _config(None, None, score_threshold=score_threshold)
+    stats = collect_pattern_seeds(scored, code_domains(read_domains(domains_file)), patterns, out,
+                                  score_threshold=cfg.score_threshold, score_field=score_field)
+    if not quiet:
+        render_stats("recall urls", stats, console)
+    console.print(f"[bold]recall urls[/]: {stats.counters['pattern_matches']:,} pattern matches in code domains, "
+                  f"{stats.counters['new_seeds']:,} new seeds written to {out}", highlight=False)
+
+
+@app.command()
+def run(
+    seeds: Path = Seeds,
+    corpus: Path = Corpus,
+    out: Path = typer.Option(..., "--out", file_okay=False, help="Output directory: round_<k>/ per round, "
+                                                                  "recalled/, report.json (reruns resume)."),
+    rounds: Optional[int] = typer.Option(None, "--rounds", min=1, help="Rounds of train/score/domains/URLs "
+                                                                       "(OpenCoder: 3)."),
+    domain_threshold: Optional[float] = DomainThreshold,
+    score_threshold: Optional[float] = ScoreThreshold,
+    url_patterns: Optional[Path] = typer.Option(None, "--url-patterns", exists=True, dir_okay=False,
+                                                help="YAML list of URL patterns (e.g. stackoverflow.com/questions/*) "
+                                                     "applied inside code-related domains."),
+    tokenizer: Optional[Path] = Tokenizer,
+    config: Optional[Path] = RecallConfigPath,
+    overrides: Optional[List[str]] = RecallOverrides,
+    dropped: Optional[Path] = typer.Option(None, "--dropped", file_okay=False,
+                                           help="Write corpus records that cannot be scored (no url or text, not "
+                                                "UTF-8) here, each with drop_reasons."),
+    executor: str = opt.Executor,
+    overwrite: bool = opt.Overwrite,
+    quiet: bool = opt.Quiet,
+) -> None:
+    """The whole loop: train, score the corpus, find code domains, turn URL-pattern pages the classifier missed into
+    new seeds, retrain; finally write DIR/recalled/ (pages scored positive by the last round, with code_score)."""
+    from oc_synth.recall.loop import run_recall
+
+    cfg = _config(config, overrides, rounds=rounds, domain_threshold=domain_threshold,
+                  score_threshold=score_threshold)
+    run_recall(seeds, corpus, out, cfg, url_patterns=url_patterns, tokenizer=tokenizer, dropped=dropped,
+               executor=executor, overwrite=overwrite, quiet=quiet)
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"

@@ -15,7 +15,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -41,14 +41,18 @@ class OutputExistsError(InputError):
 
 @dataclass
 class Shard:
+    """One unit of work and of resume: its output is ``OUT/<name><suffix>``."""
+
     name: str  # relative path without suffix, e.g. "repo_a/part-00001"
-    source: Path
+    files: list[str]  # what the reader stage reads (one record file, or a group of source files for ingest)
+    config: dict[str, Any] = field(default_factory=dict)  # passed to the reader stage
 
 
 def plan_shards(inp: Path) -> list[Shard]:
+    """One shard per record file under ``inp``; names mirror the input's relative paths."""
     files = list_record_files(inp)
     base = inp if inp.is_dir() else inp.parent
-    return [Shard(strip_record_suffix(str(f.relative_to(base))), f) for f in files]
+    return [Shard(strip_record_suffix(str(f.relative_to(base))), [str(f)]) for f in files]
 
 
 def fingerprint(options: dict[str, Any]) -> str:
@@ -103,10 +107,17 @@ def run_sharded(
     title: str | None = None,
     keep_rate_groups: tuple[str, str] | None = ("language_in", "language_out"),
     quiet: bool = False,
+    shards: Sequence[Shard] | None = None,
+    reader: ProcessingStage | None = None,
+    extra_stats: Stats | None = None,
 ) -> Stats:
-    """Run ``ShardReader -> stages -> ShardWriter`` over every unfinished input shard; return the totals."""
+    """Run ``reader -> stages -> ShardWriter`` over every unfinished shard; return the totals.
+
+    By default the shards are the record files under ``inp`` and the reader is ``ShardReader``; ingest passes its own
+    shards (groups of source files) and reader. ``extra_stats`` (e.g. counts from planning) join the totals.
+    """
     inp, out = Path(inp), Path(out)
-    shards = plan_shards(inp)
+    shards = list(shards) if shards is not None else plan_shards(inp)
     prepare_output(out, command, options, overwrite, [dropped] if dropped else [])
     pending = [s for s in shards if not (out / STATS_DIR / f"{s.name}.json").exists()]
     done = len(shards) - len(pending)
@@ -116,8 +127,8 @@ def run_sharded(
     if pending:
         writer = ShardWriter(out_dir=str(out), dropped_dir=str(dropped) if dropped else None, suffix=output_suffix,
                              annotate=annotate)
-        pipe = Pipeline(name=command.replace(" ", "_"), stages=[ShardReader(), *stages, writer])
-        tasks = [FileGroupTask(dataset_name=s.name, data=[str(s.source)], reader_config={"shard": s.name})
+        pipe = Pipeline(name=command.replace(" ", "_"), stages=[reader or ShardReader(), *stages, writer])
+        tasks = [FileGroupTask(dataset_name=s.name, data=list(s.files), reader_config={"shard": s.name, **s.config})
                  for s in pending]
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, disable=quiet or executor != "local", transient=True) as progress:
@@ -125,6 +136,8 @@ def run_sharded(
             ex = make_executor(executor, on_task_done=lambda _t: progress.advance(bar))
             pipe.run(ex, initial_tasks=tasks)
     total = collect_stats(out)
+    if extra_stats is not None:
+        total.merge(extra_stats)
     total.counters["shards"] = len(shards)
     total.counters["seconds"] = round(time.perf_counter() - t0, 3)
     atomic_write_json(out / "stats.json", {"command": command, **total.to_dict()})

@@ -78,7 +78,7 @@ class ShardReader(ProcessingStage[FileGroupTask, DocumentBatch]):
         (path,) = task.data
         records, errors = read_file_records(path)
         batch = DocumentBatch(dataset_name=task.reader_config["shard"], data=ensure_keep_columns(
-            frame_from_records(records)), _metadata={"source": path, **task._metadata})
+            frame_from_records(records)), _metadata={"source": path})
         st = batch_stats(batch)
         st.add("records_in", len(records))
         st.add("bytes_in", Path(path).stat().st_size)

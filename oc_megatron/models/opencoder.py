@@ -1,0 +1,308 @@
+"""OpenCoder model presets and the Megatron-Core builders: ModelConfig -> TransformerConfig -> GPTModel chunks.
+
+OpenCoder is a Llama-architecture decoder (OPENCODER.md §5): RMSNorm (eps 1e-5), SwiGLU MLP, RoPE, no biases,
+untied input/output embeddings, vocabulary 96,640.
+
+| preset          | layers | hidden | heads / kv | head dim | FFN    | RoPE theta | context |
+|-----------------|--------|--------|------------|----------|--------|------------|---------|
+| opencoder-1.5b  | 24     | 2240   | 14 / 14    | 160      | 6144   | 10,000     | 4096    |
+| opencoder-8b    | 32     | 4096   | 32 / 8     | 128      | 14336  | 500,000    | 8192    |
+| tiny            | 4      | 64     | 4 / 2      | 16       | 176    | 10,000     | 128     |
+
+``tiny`` is ours: small enough to train on a CPU in seconds, with GQA and 4 layers so that every parallel layout
+(TP 2, PP 2, virtual pipeline 2) has something to split.
+
+Public API (training, annealing, SFT and HF conversion build models only through these; keep them stable):
+
+* ``ModelConfig``: the architecture. ``ModelConfig.from_preset("opencoder-1.5b", num_layers=4)``; as a config
+  section ``{preset: opencoder-1.5b, num_layers: 4}`` (explicit keys override the preset).
+* ``PRESETS``: name -> ModelConfig.
+* ``transformer_config(model, ...)``: Megatron-Core ``TransformerConfig`` for a parallel layout and precision.
+* ``build_model(model, tconfig, spec=..., seed=...)``: the GPTModel chunks of this rank (one per virtual pipeline
+  stage), initialised identically for every parallel layout (see ``init_weights_``).
+
+``vocab_size`` is the number of embedding rows (the "padded" vocabulary). It is not padded further at any TP size:
+it must be divisible by the tensor-parallel size (96,640 = 2^7 x 5 x 151 allows TP 1, 2, 4, 8), so the HF
+checkpoint and ours have the same shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, PositiveInt, model_validator
+
+from oc_common.config import StrictModel
+from oc_common.log import get_logger
+
+log = get_logger(__name__)
+
+Precision = Literal["fp32", "bf16"]
+FP8Format = Literal["hybrid", "e4m3"]
+FP8Recipe = Literal["delayed", "tensorwise"]  # tensorwise = "current scaling" in Transformer Engine's terms
+Recompute = Literal["none", "selective", "full"]
+
+
+class ModelConfig(StrictModel):
+    """A Llama-architecture decoder. Every field is concrete after validation; ``preset`` fills unset ones."""
+
+    preset: str | None = Field(None, description="opencoder-1.5b, opencoder-8b or tiny; explicit keys override it")
+    num_layers: PositiveInt
+    hidden_size: PositiveInt
+    num_attention_heads: PositiveInt
+    num_query_groups: PositiveInt = Field(description="key/value heads (GQA); = num_attention_heads for MHA")
+    ffn_hidden_size: PositiveInt
+    vocab_size: PositiveInt = Field(description="embedding rows; tokenizer ids must be below it")
+    seq_length: PositiveInt = Field(description="training context length (RoPE has no learned positions)")
+    rotary_base: float = 10000.0
+    norm_epsilon: float = 1e-5
+    init_method_std: float = 0.02
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset") is not None:
+            name = data["preset"]
+            if name not in _PRESET_VALUES:
+                raise ValueError(f"unknown preset {name!r}: expected one of {', '.join(_PRESET_VALUES)}")
+            data = {**_PRESET_VALUES[name], **{k: v for k, v in data.items() if v is not None}}
+        return data
+
+    @model_validator(mode="after")
+    def _check_shapes(self) -> "ModelConfig":
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
+                             f"{self.num_attention_heads}")
+        if self.num_attention_heads % self.num_query_groups:
+            raise ValueError(f"num_attention_heads {self.num_attention_heads} is not divisible by num_query_groups "
+                             f"{self.num_query_groups}")
+        return self
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "ModelConfig":
+        return cls.model_validate({"preset": name, **overrides})
+
+    def num_parameters(self, include_embeddings: bool = True) -> int:
+        h, f, L, v = self.hidden_size, self.ffn_hidden_size, self.num_layers, self.vocab_size
+        kv = self.num_query_groups * self.head_dim
+        per_layer = h * (h + 2 * kv) + h * h + 3 * h * f + 2 * h  # qkv, proj, fc1 (gate+up) + fc2, two norms
+        return L * per_layer + h + (2 * v * h if include_embeddings else 0)
+
+    def flops_per_token(self, seq_length: int | None = None) -> float:
+        """Training FLOPs per token (forward + backward = 3 x forward), matmuls only, causal attention counted in full.
+
+        ``6 * N_dense`` for the weight matmuls (N without the input embedding, which is a lookup) plus
+        ``12 * L * s * h`` for attention scores and values (QK^T and AV, forward and backward); the same
+        accounting as Megatron-LM's ``num_floating_point_operations`` for a dense model without recompute.
+        """
+        s = seq_length or self.seq_length
+        n_matmul = self.num_parameters(include_embeddings=False) + self.vocab_size * self.hidden_size
+        return 6.0 * n_matmul + 12.0 * self.num_layers * s * self.hidden_size
+
+
+_PRESET_VALUES: dict[str, dict[str, Any]] = {
+    "opencoder-1.5b": dict(num_layers=24, hidden_size=2240, num_attention_heads=14, num_query_groups=14,
+                           ffn_hidden_size=6144, vocab_size=96640, seq_length=4096, rotary_base=10000.0),
+    "opencoder-8b": dict(num_layers=32, hidden_size=4096, num_attention_heads=32, num_query_groups=8,
+                         ffn_hidden_size=14336, vocab_size=96640, seq_length=8192, rotary_base=500000.0),
+    "tiny": dict(num_layers=4, hidden_size=64, num_attention_heads=4, num_query_groups=2, ffn_hidden_size=176,
+                 vocab_size=1024, seq_length=128, rotary_base=10000.0),
+}
+PRESETS: dict[str, ModelConfig] = {name: ModelConfig.from_preset(name) for name in _PRESET_VALUES}
+
+
+def transformer_config(
+    model: ModelConfig,
+    *,
+    tensor_parallel: int = 1,
+    pipeline_parallel: int = 1,
+    virtual_pipeline: int | None = None,
+    sequence_parallel: bool = False,
+    context_parallel: int = 1,
+    precision: Precision = "fp32",
+    fp8: FP8Format | None = None,
+    fp8_recipe: FP8Recipe = "delayed",
+    fp8_amax_history_len: int = 1024,
+    recompute: Recompute = "none",
+    recompute_num_layers: int = 1,
+    fused_kernels: bool | None = None,
+    **extra: Any,
+) -> "TransformerConfig":  # noqa: F821
+    """Megatron-Core TransformerConfig for ``model`` on a given layout and precision.
+
+    The parallel sizes must also be set in TransformerConfig (not only in parallel_state): Megatron-Core checks
+    sequence parallelism against them and computes pipeline layer offsets from them.
+
+    ``fused_kernels`` (default: CUDA present) turns on the CUDA-only fusions (bias-SwiGLU, masked softmax, RoPE,
+    gradient-accumulation into main_grad, fused cross entropy); they fail on the CPU.
+    ``recompute``: ``selective`` recomputes core attention; ``full`` recomputes ``recompute_num_layers`` whole
+    layers per block (``uniform`` method). ``extra`` is passed to TransformerConfig as is.
+    """
+    import torch.nn.functional as F
+    from megatron.core.transformer.transformer_config import TransformerConfig
+
+    cuda = torch.cuda.is_available()
+    fused = cuda if fused_kernels is None else fused_kernels
+    bf16 = precision == "bf16"
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    kwargs: dict[str, Any] = dict(
+        num_layers=model.num_layers,
+        hidden_size=model.hidden_size,
+        num_attention_heads=model.num_attention_heads,
+        num_query_groups=model.num_query_groups,
+        kv_channels=model.head_dim,
+        ffn_hidden_size=model.ffn_hidden_size,
+        normalization="RMSNorm",
+        layernorm_epsilon=model.norm_epsilon,
+        gated_linear_unit=True,
+        activation_func=F.silu,
+        add_bias_linear=False,
+        add_qkv_bias=False,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        attention_softmax_in_fp32=True,
+        init_method_std=model.init_method_std,
+        tensor_model_parallel_size=tensor_parallel,
+        pipeline_model_parallel_size=pipeline_parallel,
+        virtual_pipeline_model_parallel_size=virtual_pipeline,
+        sequence_parallel=sequence_parallel,
+        context_parallel_size=context_parallel,
+        params_dtype=dtype,
+        pipeline_dtype=dtype,
+        bf16=bf16,
+        # Megatron's init also records each weight's TP sharding (tensor_model_parallel, partition_dim/_stride),
+        # which DDP, grad-norm and init_weights_ rely on; init_weights_ then overwrites the values layout-invariantly.
+        perform_initialization=True,
+        use_cpu_initialization=not cuda,
+        bias_activation_fusion=fused,
+        masked_softmax_fusion=fused,
+        bias_dropout_fusion=fused,
+        apply_rope_fusion=fused,
+        gradient_accumulation_fusion=False,
+        persist_layer_norm=False,
+        cross_entropy_loss_fusion=fused,
+        deallocate_pipeline_outputs=True,
+    )
+    if fp8 is not None:
+        kwargs.update(fp8=fp8, fp8_recipe=fp8_recipe, fp8_amax_history_len=fp8_amax_history_len,
+                      fp8_amax_compute_algo="max")
+    if recompute == "selective":
+        kwargs.update(recompute_granularity="selective")
+    elif recompute == "full":
+        kwargs.update(recompute_granularity="full", recompute_method="uniform",
+                      recompute_num_layers=recompute_num_layers)
+    kwargs.update(extra)
+    return TransformerConfig(**kwargs)
+
+
+def build_model(
+    model: ModelConfig,
+    tconfig: "TransformerConfig",  # noqa: F821
+    *,
+    spec: str = "auto",
+    seed: int = 1234,
+    initialize: bool = True,
+) -> list["GPTModel"]:  # noqa: F821
+    """The GPTModel chunks this rank holds: one per virtual pipeline stage (a list of one without VPP).
+
+    Needs ``megatron.core.parallel_state`` initialised with the sizes in ``tconfig``. On a CPU-only torch the
+    shims of ``cpu_compat`` are applied first. ``spec``: ``auto`` | ``te`` | ``local`` (see ``specs``).
+    With ``initialize`` the weights are set by ``init_weights_(chunks, model, seed)``.
+    """
+    from megatron.core import parallel_state as ps
+    from megatron.core.models.gpt import GPTModel
+
+    from oc_megatron.models.cpu_compat import apply_cpu_shims
+    from oc_megatron.models.specs import decoder_block_spec, resolve_spec_backend
+
+    apply_cpu_shims()
+    backend = resolve_spec_backend(spec)
+    vpp = tconfig.virtual_pipeline_model_parallel_size
+    chunks = []
+    for vp_stage in range(vpp or 1):
+        stage = vp_stage if vpp else None
+        kwargs: dict[str, Any] = {}
+        if vpp:
+            kwargs["vp_stage"] = stage
+        gpt = GPTModel(
+            config=tconfig,
+            transformer_layer_spec=decoder_block_spec(tconfig, backend, vp_stage=stage),
+            vocab_size=model.vocab_size,
+            max_sequence_length=model.seq_length,
+            pre_process=ps.is_pipeline_first_stage(ignore_virtual=False, vp_stage=stage),
+            post_process=ps.is_pipeline_last_stage(ignore_virtual=False, vp_stage=stage),
+            share_embeddings_and_output_weights=False,
+            position_embedding_type="rope",
+            rotary_percent=1.0,
+            rotary_base=int(model.rotary_base),
+            parallel_output=True,
+            **kwargs,
+        )
+        chunks.append(gpt)
+    if initialize:
+        init_weights_(chunks, model, seed)
+    return chunks
+
+
+# Output projections of each residual branch get std / sqrt(2 * num_layers) (GPT-2 / Megatron-LM scaled init).
+_SCALED_INIT = re.compile(r"(linear_proj|linear_fc2)\.weight$")
+_LAYER_INDEX = re.compile(r"(^|\.)layers\.(\d+)\.")
+
+
+def _global_param_name(chunk: torch.nn.Module, name: str) -> str:
+    """Replace the chunk-local layer index with the global one (Megatron's ``layer_number`` is global, 1-based)."""
+    m = _LAYER_INDEX.search(name)
+    if m is None:
+        return name
+    layer = chunk.decoder.layers[int(m.group(2))]
+    return name[: m.start(2)] + str(layer.layer_number - 1) + name[m.end(2):]
+
+
+def _param_seed(seed: int, global_name: str) -> int:
+    digest = hashlib.sha256(f"{seed}:{global_name}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+@torch.no_grad()
+def init_weights_(chunks: list[torch.nn.Module], model: ModelConfig, seed: int) -> None:
+    """Initialise every parameter so that the *global* model is the same for every TP / PP / VPP layout.
+
+    Each parameter draws its full (unsharded) tensor from its own generator, seeded by ``seed`` and the parameter's
+    global name, and keeps this rank's shard, split the way Megatron-Core's CPU initialisation splits it (by
+    ``partition_dim`` in ``partition_stride`` interleaved pieces: fc1 holds [gate; up] so each TP rank gets a
+    slice of both). Megatron's own init consumes one RNG stream in construction order, which differs between
+    pipeline stages; with this, "same seed" means "same model" on any layout, so layouts can be compared loss for
+    loss from step 1. Norm weights are 1; weights are N(0, std), residual output projections N(0, std/sqrt(2L)).
+    """
+    from megatron.core import parallel_state as ps
+
+    tp_rank, tp_size = ps.get_tensor_model_parallel_rank(), ps.get_tensor_model_parallel_world_size()
+    std = model.init_method_std
+    for chunk in chunks:
+        for name, param in chunk.named_parameters():
+            gname = _global_param_name(chunk, name)
+            if "norm" in gname:  # input_layernorm / pre_mlp_layernorm / final_layernorm, TE's layer_norm_weight
+                param.fill_(1.0)
+                continue
+            sharded = bool(getattr(param, "tensor_model_parallel", False)) and tp_size > 1
+            dim = getattr(param, "partition_dim", 0)
+            # fc1 is [gate; up]: Megatron shards it with stride 2 (TE layers may not record the stride).
+            stride = 2 if gname.endswith("linear_fc1.weight") else getattr(param, "partition_stride", 1)
+            full_shape = list(param.shape)
+            if sharded:
+                full_shape[dim] *= tp_size
+            gen = torch.Generator().manual_seed(_param_seed(seed, gname))
+            sigma = std / math.sqrt(2.0 * model.num_layers) if _SCALED_INIT.search(gname) else std
+            full = torch.empty(full_shape, dtype=torch.float32).normal_(0.0, sigma, generator=gen)
+            if sharded:
+                piece = param.shape[dim] // stride
+                full = torch.cat(torch.split(full, piece, dim=dim)[tp_rank::tp_size], dim=dim)
+            param.copy_(full.to(param.dtype))

@@ -1,0 +1,3 @@
+from oc_synth.cli import main
+
+main()

@@ -1,0 +1,222 @@
+"""One document, tokenized once: every quality signal reads its lines, words, n-grams and code/comment split from here.
+
+The reference implementation recomputes much of this per signal; here each view is a cached property (or a
+``per_document`` cache for views only some languages need, such as a parse tree), so a document's ~60 signals share
+one tokenization. Definitions follow the reference exactly (see the comments) so values compare one to one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from functools import cached_property, lru_cache, wraps
+from itertools import accumulate
+from typing import Any, Callable, Mapping, TypeVar
+
+import pygments
+from pygments.lexer import Lexer
+from pygments.lexers import get_lexer_by_name
+from pygments.token import Comment, String
+from pygments.util import ClassNotFound
+
+from oc_synth.curate.signals.text_normalization import normalized_words, raw_words
+
+T = TypeVar("T")
+
+# Linguist names the reference spells differently; every other name is simply lowercased ("Python" -> "python").
+_PROGRAM_LANG_SPELLING = {"c++": "cpp", "c#": "csharp"}
+
+# Tokens the reference counts as comments (exact token types: Comment.Preproc, e.g. ``#include``, stays code).
+_COMMENT_TOKENS = frozenset({Comment.Multiline, Comment.Single, String.Doc, Comment.Hashbang, Comment.Special})
+
+_WHITESPACE_RUN = re.compile(r"\s+")
+
+
+def program_lang(language: str | None) -> str:
+    """The reference's language key ("python", "cpp", "csharp", ...) for a Linguist name; "unknown" when absent."""
+    if not language:
+        return "unknown"
+    low = str(language).lower()
+    return _PROGRAM_LANG_SPELLING.get(low, low)
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines split on "\\n" only, each keeping its newline; no empty trailing line (the reference's raw_lines)."""
+    parts = text.split("\n")
+    lines = [p + "\n" for p in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def non_blank_lines(text: str) -> list[str]:
+    return [line for line in split_lines(text) if line.strip()]
+
+
+@lru_cache(maxsize=None)
+def _lexer(lang: str) -> Lexer | None:
+    try:
+        return get_lexer_by_name(lang)
+    except ClassNotFound:
+        return None
+
+
+def split_code_and_comments(text: str, lang: str, lines: list[str]) -> tuple[str, str]:
+    """(code, comments) of a file: pygments' tokens for languages it knows, the reference's line heuristics else."""
+    if lang == "perl":
+        return _split_perl_by_lines(lines)
+    lexer = _lexer(lang)
+    if lexer is None:
+        return _split_by_lines(lines)
+    code, comments = [], []
+    for token_type, value in pygments.lex(text, lexer):
+        (comments if token_type in _COMMENT_TOKENS else code).append(value)
+    return "".join(code), "".join(comments)
+
+
+def _split_by_lines(lines: list[str]) -> tuple[str, str]:
+    # The reference's fallback for languages pygments lacks, kept as is for comparable values: a line opening or
+    # closing a block comment toggles the block state, and a line starting with '#', '//' or '--' opens a block too
+    # (so everything after it counts as comment until the next toggling line).
+    code, comments = [], []
+    in_block = False
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith(('"""', "/*")) or stripped.endswith(('"""', "*/")):
+            in_block = not in_block
+            comments.append(line)
+        elif stripped.startswith(("#", "//", "--")) or in_block:
+            in_block = True
+            comments.append(line)
+        else:
+            code.append(line)
+    return "".join(code), "".join(comments)
+
+
+def _split_perl_by_lines(lines: list[str]) -> tuple[str, str]:
+    # POD blocks (from a line starting with '=' to '=cut') and '#' lines are comments.
+    code, comments = [], []
+    in_pod = False
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("=cut"):
+            in_pod = False
+            comments.append(line)
+        elif stripped.startswith("="):
+            in_pod = True
+            comments.append(line)
+        elif stripped.startswith("#") or in_pod:
+            comments.append(line)
+        else:
+            code.append(line)
+    return "".join(code), "".join(comments)
+
+
+def per_document(fn: Callable[["Document"], T]) -> Callable[["Document"], T]:
+    """Cache ``fn(doc)`` on the document: for derived views only some signals need (parse trees, regex matches)."""
+    key = f"{fn.__module__}.{fn.__qualname__}"
+
+    @wraps(fn)
+    def cached(doc: "Document") -> T:
+        memo = doc.memo
+        if key not in memo:
+            memo[key] = fn(doc)
+        return memo[key]
+
+    return cached
+
+
+class Document:
+    """A record's text plus the metadata signals need, with lazily computed, shared views of it."""
+
+    def __init__(self, text: str, *, language: str | None = None, doc_type: str = "code", path: str = "",
+                 ext: str | None = None, size_bytes: int | None = None):
+        self.text = text
+        self.language = language
+        self.doc_type = doc_type
+        self.program_lang = program_lang(language)
+        self.path = path or ""
+        self.filename = os.path.basename(self.path)
+        if ext is None:
+            ext = self.filename.rsplit(".", 1)[1] if "." in self.filename else ""
+        self.ext = ext.lstrip(".")
+        self.size_bytes = size_bytes
+        self.memo: dict[str, Any] = {}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], text_field: str = "text") -> "Document":
+        text = record.get(text_field)
+        size = record.get("size_bytes")
+        return cls("" if text is None else str(text), language=record.get("language"),
+                   doc_type=str(record.get("doc_type") or ""), path=str(record.get("path") or ""),
+                   ext=record.get("ext") if isinstance(record.get("ext"), str) else None,
+                   size_bytes=int(size) if isinstance(size, (int, float)) and not isinstance(size, bool) else None)
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    # --- lines and characters ---
+    @cached_property
+    def lines(self) -> list[str]:
+        return split_lines(self.text)
+
+    @cached_property
+    def visible_text(self) -> str:
+        """The text without any whitespace."""
+        return _WHITESPACE_RUN.sub("", self.text)
+
+    # --- words and n-grams ---
+    @cached_property
+    def words(self) -> list[str]:
+        """Normalized words (lowercased, punctuation removed), the unit of the word and n-gram signals."""
+        return normalized_words(self.text)
+
+    @cached_property
+    def raw_words(self) -> list[str]:
+        return raw_words(self.text)
+
+    @cached_property
+    def word_offsets(self) -> list[int]:
+        """Cumulative character counts of ``words``: chars of words[i:j] = offsets[j] - offsets[i]."""
+        return list(accumulate(map(len, self.words), initial=0))
+
+    @property
+    def word_chars(self) -> int:
+        return self.word_offsets[-1]
+
+    def ngrams(self, n: int) -> list[tuple[str, ...]]:
+        key = f"ngrams:{n}"
+        if key not in self.memo:
+            words = self.words
+            self.memo[key] = list(zip(*(words[i:] for i in range(n))))
+        return self.memo[key]
+
+    def ngram_counts(self, n: int) -> Counter:
+        key = f"ngram_counts:{n}"
+        if key not in self.memo:
+            self.memo[key] = Counter(self.ngrams(n))
+        return self.memo[key]
+
+    # --- code vs comments ---
+    @cached_property
+    def _code_and_comments(self) -> tuple[str, str]:
+        return split_code_and_comments(self.text, self.program_lang, self.lines)
+
+    @property
+    def code_text(self) -> str:
+        """The file without its comments and docstrings."""
+        return self._code_and_comments[0]
+
+    @property
+    def comment_text(self) -> str:
+        return self._code_and_comments[1]
+
+    @cached_property
+    def code_lines(self) -> list[str]:
+        """Non-blank lines of ``code_text`` (the reference's code_normalized_lines)."""
+        return non_blank_lines(self.code_text)
+
+    @cached_property
+    def comment_lines(self) -> list[str]:
+        return non_blank_lines(self.comment_text)

@@ -1,0 +1,139 @@
+"""Python signals (``qsc_codepython_*``). The file must parse with ``ast``; the other structural signals read one walk
+of that tree.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+from dataclasses import dataclass
+
+from oc_synth.curate.signals.document import Document, per_document
+from oc_synth.curate.signals.registry import SignalValue, flag, fraction, quality_signal
+
+SIMPLE_RETURN = re.compile(r"^\s*return(\s+.+)?\s*$", re.MULTILINE)
+_DOCSTRING_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef)
+
+
+@per_document
+def python_tree(doc: Document) -> ast.Module | None:
+    """The module's AST, or None when it does not parse (syntax error, null bytes, nesting too deep)."""
+    try:
+        return ast.parse(doc.text)
+    except Exception:  # noqa: BLE001 - any parser failure means "does not parse"; timeouts are BaseException
+        return None
+
+
+@per_document
+def python_natural_text(doc: Document) -> str:
+    """Docstrings and comments (without '#'), as the reference measures Python's comment share."""
+    tree = python_tree(doc)
+    docstrings = []
+    if tree is not None:
+        for node in ast.walk(tree):
+            if isinstance(node, _DOCSTRING_OWNERS) and (text := ast.get_docstring(node)):
+                docstrings.append(text)
+    try:
+        comments = [tok.string for tok in tokenize.generate_tokens(io.StringIO(doc.text).readline)
+                    if tok.type == tokenize.COMMENT]
+    except Exception:  # noqa: BLE001 - a tokenizer error means no comments are counted, as in the reference
+        comments = []
+    return ("\n".join(docstrings) + "\n" + "".join(comments).replace("#", "")).strip()
+
+
+@dataclass
+class PythonStructure:
+    functions: int = 0  # `def` statements (async ones are not counted, as in the reference)
+    simple_functions: int = 0  # functions whose whole body is one `return`
+    classes: int = 0
+    class_attributes: int = 0  # assignments in the body of a class that is not itself inside a class
+    has_variables: bool = False  # any assignment to a name, `for` target name or function parameter
+
+
+@per_document
+def python_structure(doc: Document) -> PythonStructure | None:
+    tree = python_tree(doc)
+    if tree is None:
+        return None
+    found = PythonStructure()
+    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
+    while stack:
+        node, in_class = stack.pop()
+        if isinstance(node, ast.FunctionDef):
+            found.functions += 1
+            found.simple_functions += len(node.body) == 1 and isinstance(node.body[0], ast.Return)
+            found.has_variables |= bool(node.args.args)
+        elif isinstance(node, ast.ClassDef):
+            found.classes += 1
+            if not in_class:
+                found.class_attributes += sum(_named_targets(item) for item in node.body)
+        elif isinstance(node, ast.Assign):
+            found.has_variables |= any(isinstance(t, ast.Name) for t in node.targets)
+        elif isinstance(node, ast.For):
+            found.has_variables |= isinstance(node.target, ast.Name)
+        child_in_class = in_class or isinstance(node, ast.ClassDef)
+        stack.extend((child, child_in_class) for child in ast.iter_child_nodes(node))
+    return found
+
+
+def _named_targets(statement: ast.stmt) -> int:
+    if isinstance(statement, ast.Assign):
+        return sum(isinstance(t, ast.Name) for t in statement.targets)
+    if isinstance(statement, ast.AnnAssign):
+        return int(isinstance(statement.target, ast.Name))
+    return 0
+
+
+def _lines_containing(doc: Document, word: str) -> int:
+    return sum(word in line.lower() for line in doc.code_lines)
+
+
+@quality_signal("qsc_codepython_cate_ast")
+def cate_ast(doc: Document) -> SignalValue:
+    return flag(python_tree(doc) is not None)
+
+
+@quality_signal("qsc_codepython_frac_lines_func_ratio")
+def frac_lines_func_ratio(doc: Document) -> SignalValue:
+    structure = python_structure(doc)
+    return fraction(structure.functions, len(doc.code_lines)) if structure else None
+
+
+@quality_signal("qsc_codepython_cate_var_zero")
+def cate_var_zero(doc: Document) -> SignalValue:
+    structure = python_structure(doc)
+    return flag(not structure.has_variables) if structure else None
+
+
+@quality_signal("qsc_codepython_frac_lines_pass")
+def frac_lines_pass(doc: Document) -> SignalValue:
+    return fraction(_lines_containing(doc, "pass"), len(doc.code_lines)) or 0.0
+
+
+@quality_signal("qsc_codepython_frac_lines_import")
+def frac_lines_import(doc: Document) -> SignalValue:
+    return fraction(_lines_containing(doc, "import"), len(doc.code_lines)) or 0.0
+
+
+@quality_signal("qsc_codepython_frac_lines_simplefunc")
+def frac_lines_simplefunc(doc: Document) -> SignalValue:
+    structure = python_structure(doc)
+    return fraction(structure.simple_functions, len(doc.code_lines)) if structure else None
+
+
+@quality_signal("qsc_codepython_score_lines_no_logic")
+def score_lines_no_logic(doc: Document) -> SignalValue:
+    """Declarations without logic (functions, classes, class attributes, import lines, bare returns) per code line."""
+    structure = python_structure(doc)
+    if structure is None:
+        return None
+    declarations = (structure.functions + structure.classes + structure.class_attributes
+                    + _lines_containing(doc, "import") + len(SIMPLE_RETURN.findall(doc.code_text)))
+    return fraction(declarations, len(doc.code_lines))
+
+
+@quality_signal("qsc_codepython_frac_lines_print")
+def frac_lines_print(doc: Document) -> SignalValue:
+    return fraction(sum("print" in line for line in doc.code_lines), len(doc.code_lines))

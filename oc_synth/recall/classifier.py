@@ -1,0 +1,219 @@
+"""The fastText page classifier: trained with the ``fasttext`` package, scored through NeMo Curator's fastText filter.
+
+A classifier directory (written by ``train``) holds::
+
+    model.bin         the fastText model
+    tokenizer.json    the BPE tokenizer its text was pre-tokenized with
+    classifier.json   labels, hyper-parameters, training-set sizes, held-out metrics and model.bin's SHA-256;
+                      written last, so its presence marks a finished training
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nemo_curator.stages.text.filters.doc_filter import DocumentFilter
+from nemo_curator.stages.text.filters.fasttext import FastTextQualityFilter
+
+from oc_common.cli import UserError
+from oc_common.fileio import atomic_write_json
+from oc_synth.recall.config import NEGATIVE_LABEL, POSITIVE_LABEL, FastTextConfig
+from oc_synth.recall.tokenize import BpePretokenizer
+
+MODEL_FILE = "model.bin"
+TOKENIZER_FILE = "tokenizer.json"
+META_FILE = "classifier.json"
+
+
+class ModelError(UserError):
+    """A model file that cannot be used; the message names the file."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_fasttext(path: str | Path, expected_sha256: str | None = None):  # noqa: ANN201 - fasttext has no types
+    """Load a fastText model, refusing corrupt files with a clear error.
+
+    fastText itself only checks the magic number: a truncated file loads and predicts from uninitialised memory.
+    So the matrix sizes in the header are checked against the file size, and our own models against their SHA-256.
+    """
+    import fasttext
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: fastText model not found")
+    if expected_sha256 and sha256_file(path) != expected_sha256:
+        raise ModelError(f"{path}: does not match the SHA-256 recorded in {META_FILE} (corrupt or replaced); "
+                         "retrain it or delete the classifier directory")
+    try:
+        model = fasttext.load_model(str(path))
+    except ValueError as e:  # "has wrong file format!", "cannot be opened for loading!"
+        raise ModelError(f"{path}: not a fastText model ({e})") from None
+    if not model.is_quantized():
+        rows_in, dim = model.get_input_matrix().shape
+        rows_out, _ = model.get_output_matrix().shape
+        if path.stat().st_size < 4 * dim * (rows_in + rows_out):
+            raise ModelError(f"{path}: truncated fastText model ({path.stat().st_size:,} bytes; its header "
+                             f"promises {rows_in + rows_out:,} x {dim} float matrices)")
+    if not model.get_labels():
+        raise ModelError(f"{path}: a fastText model without labels (unsupervised word vectors?) cannot classify")
+    return model
+
+
+def label_probability(model, line: str, label: str) -> float:  # noqa: ANN001
+    """P(label | line) from a fastText classifier of any number of labels, clipped to [0, 1].
+
+    k=-1 asks for every label: 1 - P(top label) (NeMo Curator's quality filter) is only right for two labels.
+    fastText smooths probabilities by 1e-5, hence the clip.
+    """
+    labels, probs = model.predict([line], k=-1)
+    for lab, p in zip(labels[0], probs[0]):
+        if lab == label:
+            return min(1.0, max(0.0, float(p)))
+    return 0.0
+
+
+@dataclass(frozen=True)
+class ClassifierFiles:
+    """Where a classifier's parts are, resolved from a classifier directory or a bare model file."""
+
+    model: Path
+    tokenizer: Path | None
+    label: str
+    sha256: str | None = None
+    max_chars: int = 100_000
+
+    @classmethod
+    def resolve(cls, model: str | Path, tokenizer: str | Path | None = None, label: str | None = None,
+                max_chars: int | None = None) -> "ClassifierFiles":
+        model = Path(model)
+        if model.is_dir():
+            meta_path = model / META_FILE
+            if not meta_path.is_file():
+                raise ModelError(f"{model}: not a classifier directory (no {META_FILE}; was training finished?)")
+            try:
+                meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ModelError(f"{meta_path}: unreadable ({e})") from None
+            return cls(model / MODEL_FILE, Path(tokenizer) if tokenizer else model / TOKENIZER_FILE,
+                       label or meta.get("positive_label", POSITIVE_LABEL), meta.get("model_sha256"),
+                       max_chars or meta.get("max_chars", 100_000))
+        return cls(model, Path(tokenizer) if tokenizer else None, label or POSITIVE_LABEL,
+                   max_chars=max_chars or 100_000)
+
+    def check(self) -> None:
+        """Fail before a pipeline starts: load the model and tokenizer once and check that the label exists."""
+        model = load_fasttext(self.model, self.sha256)
+        if self.label not in model.get_labels():
+            raise ModelError(f"{self.model}: has no label {self.label!r} (its labels: "
+                             f"{', '.join(model.get_labels()[:10])})")
+        if self.tokenizer is not None:
+            BpePretokenizer.load(self.tokenizer)
+
+
+class FastTextPageClassifier(FastTextQualityFilter):
+    """NeMo Curator's fastText filter, made a classifier: the score is P(label) of BPE-pre-tokenized text.
+
+    Differences from ``FastTextQualityFilter``, and why: text is pre-tokenized with the tokenizer the model was
+    trained on; the score is the probability of ``label`` among all labels (right for multi-class models such as a
+    language classifier); ``keep_document`` is a threshold, not Pareto sampling (the parent keeps pages at random);
+    and the constructor does not reseed NumPy's global generator.
+    """
+
+    def __init__(self, files: ClassifierFiles, threshold: float = 0.5):
+        DocumentFilter.__init__(self)
+        self._model_path = str(files.model)
+        self._label = files.label
+        self._files = files
+        self._threshold = threshold
+        self._model = None
+        self._pretokenize = None
+        self._name = "fasttext_page_classifier"
+
+    def model_check_or_download(self) -> None:
+        if not os.path.exists(self._model_path):
+            raise ModelError(f"{self._model_path}: fastText model not found")
+
+    def load_model(self) -> None:
+        self._model = load_fasttext(self._files.model, self._files.sha256)
+
+    def load_tokenizer(self) -> None:
+        if self._files.tokenizer is not None:
+            self._pretokenize = BpePretokenizer.load(self._files.tokenizer, self._files.max_chars)
+
+    def to_line(self, text: str) -> str:
+        if self._pretokenize is not None:
+            return self._pretokenize(text)
+        return text[: self._files.max_chars].replace("\n", " ").replace("__label__", " ")
+
+    def score_document(self, text: str) -> float:
+        if not isinstance(text, str):  # a record an earlier stage rejected (no text): no score
+            return math.nan
+        if self._model is None:  # the in-process path may score without setup()
+            self.load_model()
+            self.load_tokenizer()
+        return label_probability(self._model, self.to_line(text), self._label)
+
+    def keep_document(self, score: float) -> bool:
+        return score >= self._threshold
+
+
+# ---------------------------------------------------------------- training
+
+
+def write_training_file(path: Path, examples: list[tuple[str, str]], pretokenize: BpePretokenizer) -> int:
+    """One ``__label__x tokens...`` line per example; returns the number written (empty token lines are skipped)."""
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for label, text in examples:
+            line = pretokenize(text)
+            if line:
+                f.write(f"{label} {line}\n")
+                n += 1
+    return n
+
+
+def train_fasttext(train_file: Path, cfg: FastTextConfig):  # noqa: ANN201
+    import fasttext
+
+    return fasttext.train_supervised(
+        input=str(train_file), dim=cfg.dim, lr=cfg.lr, wordNgrams=cfg.word_ngrams, minCount=cfg.min_count,
+        epoch=cfg.epoch, bucket=cfg.bucket, loss=cfg.loss, thread=cfg.thread, seed=cfg.seed, verbose=0)
+
+
+def binary_metrics(scores_pos: list[float], scores_neg: list[float], threshold: float) -> dict[str, Any]:
+    """Precision/recall/F1 of ``score >= threshold`` on held-out positives and negatives (None when undefined)."""
+    tp = sum(s >= threshold for s in scores_pos)
+    fn = len(scores_pos) - tp
+    fp = sum(s >= threshold for s in scores_neg)
+    tn = len(scores_neg) - fp
+    precision = tp / (tp + fp) if tp + fp else None
+    recall = tp / (tp + fn) if tp + fn else None
+    f1 = 2 * precision * recall / (precision + recall) if precision and recall else None
+    return {"threshold": threshold, "positives": len(scores_pos), "negatives": len(scores_neg), "tp": tp, "fp": fp,
+            "fn": fn, "tn": tn, "precision": precision, "recall": recall, "f1": f1}
+
+
+def save_classifier(out: Path, model, pretokenize: BpePretokenizer, meta: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN001
+    """Write the model and tokenizer, then classifier.json (last: the done-marker)."""
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{MODEL_FILE}.tmp"
+    model.save_model(str(tmp))
+    os.replace(tmp, out / MODEL_FILE)
+    pretokenize.save(out / TOKENIZER_FILE)
+    meta = {"positive_label": POSITIVE_LABEL, "negative_label": NEGATIVE_LABEL, "max_chars": pretokenize.max_chars,
+            **meta, "model_sha256": sha256_file(out / MODEL_FILE)}
+    atomic_write_json(out / META_FILE, meta)
+    return meta

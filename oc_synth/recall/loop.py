@@ -1,0 +1,208 @@
+"""The recall loop (OpenCoder §2, after DeepSeekMath): train -> score -> domains -> URL patterns -> new seeds, x3.
+
+Layout of ``DIR``::
+
+    DIR/_manifest.json          the options that wrote DIR (a rerun with other options is refused)
+    DIR/tokenizer.json          the BPE tokenizer of every round (trained in round 1, or the one given)
+    DIR/round_<k>/classifier/   model.bin, tokenizer.json, classifier.json (held-out precision/recall)
+    DIR/round_<k>/scored/       every usable page with code_score (and domain); stats.json
+    DIR/round_<k>/domains.json  domain -> {pages, positives, positive_fraction, code_related}
+    DIR/round_<k>/new_seeds.jsonl  pattern-matched pages of code domains scored negative: seeds of round k+1
+    DIR/round_<k>/report.json   the round's figures; written last, it marks the round done
+    DIR/recalled/               the final round's positive pages (score >= threshold, each URL once), with code_score
+    DIR/report.json             all rounds
+
+A rerun resumes: finished rounds are skipped, a half-done round resumes at its first unfinished step (a finished
+classifier is kept, scoring resumes per shard). ``--rounds`` is not part of the options check, so a finished
+3-round run can be extended to 4 rounds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from oc_common.cli import UserError
+from oc_common.fileio import atomic_write_json
+from oc_common.log import console, get_logger
+from oc_common.records import list_record_files, strip_record_suffix, write_records
+from oc_common.stats import Stats, render_stats
+from oc_synth.pipeline.runner import prepare_output
+from oc_synth.recall.classifier import META_FILE, ClassifierFiles
+from oc_synth.recall.config import SCORE_FIELD, RecallConfig
+from oc_synth.recall.domains import code_domains, domain_table, iter_unique_pages, read_domains, render_domains, \
+    write_domains
+from oc_synth.recall.scoring import run_score
+from oc_synth.recall.tokenize import BpePretokenizer
+from oc_synth.recall.training import seed_url_keys, train_classifier
+from oc_synth.recall.urls import UrlPattern, collect_pattern_seeds, load_url_patterns
+
+log = get_logger(__name__)
+
+REPORT = "report.json"
+NEW_SEEDS = "new_seeds.jsonl"
+ROUND_FIELD = "recall_round"
+
+
+def round_dir(out: Path, k: int) -> Path:
+    return out / f"round_{k}"
+
+
+def run_recall(seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, *, url_patterns: Path | None = None,
+               tokenizer: Path | None = None, dropped: Path | None = None, executor: str = "local",
+               overwrite: bool = False, quiet: bool = False) -> list[dict[str, Any]]:
+    """Run ``cfg.rounds`` rounds into ``out`` (resuming), write ``out/recalled``; return the round reports."""
+    list_record_files(seeds), list_record_files(corpus)  # missing or empty inputs fail before any work
+    patterns = load_url_patterns(url_patterns) if url_patterns else []
+    if not patterns:
+        log.warning("no URL patterns: code domains are found, but no new seeds join the later rounds")
+    given_tok = BpePretokenizer.load(tokenizer, cfg.tokenizer.max_chars) if tokenizer else None
+    options = {"seeds": str(seeds), "corpus": str(corpus), "url_patterns": [p.text for p in patterns],
+               "tokenizer": str(tokenizer) if tokenizer else None,
+               "config": cfg.model_dump(mode="json", exclude={"rounds"})}
+    prepare_output(out, "recall run", options, overwrite, [dropped] if dropped else [])
+    tok_path = out / "tokenizer.json"
+    if given_tok is not None and not tok_path.exists():
+        given_tok.save(tok_path)
+
+    reports: list[dict[str, Any]] = []
+    for k in range(1, cfg.rounds + 1):
+        rd = round_dir(out, k)
+        if (rd / REPORT).exists():
+            log.info("round %d: done in an earlier run, skipped", k)
+            reports.append(json.loads((rd / REPORT).read_text()))
+            continue
+        reports.append(run_round(k, seeds, corpus, out, cfg, patterns, dropped if k == 1 else None, executor,
+                                 quiet))
+    write_recalled(out, cfg.rounds, cfg.score_threshold, quiet)
+    atomic_write_json(out / REPORT, {"rounds": reports})
+    if not quiet:
+        render_rounds(reports)
+    return reports
+
+
+def run_round(k: int, seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, patterns: list[UrlPattern],
+              dropped: Path | None, executor: str, quiet: bool) -> dict[str, Any]:
+    rd = round_dir(out, k)
+    t0 = time.perf_counter()
+    seed_paths = [seeds] + [p for j in range(1, k) if (p := round_dir(out, j) / NEW_SEEDS).stat().st_size]
+    prev_domains = read_domains(round_dir(out, k - 1) / "domains.json") if k > 1 else {}
+    prev_code = code_domains(prev_domains)
+    timings: dict[str, float] = {}
+
+    # 1. classifier (kept if an earlier run finished it)
+    t = time.perf_counter()
+    clf_dir = rd / "classifier"
+    tok_path = out / "tokenizer.json"
+    if (clf_dir / META_FILE).exists():
+        meta = json.loads((clf_dir / META_FILE).read_text())
+    else:
+        console.print(f"[bold]round {k}[/]: training on {len(seed_paths)} seed source(s)"
+                      + (f", negatives outside {len(prev_code)} code domains" if prev_code else ""))
+        tok = BpePretokenizer.load(tok_path, cfg.tokenizer.max_chars) if tok_path.exists() else None
+        exclude = prev_code if cfg.train.exclude_code_domains else set()
+        meta, train_stats = train_classifier(seed_paths, corpus, clf_dir, cfg, tokenizer=tok,
+                                             exclude_domains=exclude, tokenizer_out=tok_path)
+        if not quiet:
+            render_stats(f"round {k}: training", train_stats, console)
+    timings["train"] = round(time.perf_counter() - t, 3)
+
+    # 2. score the corpus in a NeMo Curator pipeline (resumes per shard)
+    t = time.perf_counter()
+    files = ClassifierFiles.resolve(clf_dir)
+    run_score(corpus, rd / "scored", files, threshold=cfg.score_threshold, dropped=dropped, executor=executor,
+              quiet=quiet, command=f"recall run: round {k} score")
+    timings["score"] = round(time.perf_counter() - t, 3)
+
+    # 3. domains
+    t = time.perf_counter()
+    dom_stats = Stats()
+    table = domain_table(rd / "scored", score_threshold=cfg.score_threshold, domain_threshold=cfg.domain_threshold,
+                         min_pages=cfg.min_domain_pages, stats=dom_stats)
+    write_domains(rd / "domains.json", table)
+    now_code = code_domains(table)
+    timings["domains"] = round(time.perf_counter() - t, 3)
+    if not quiet:
+        render_domains(table, title=f"round {k} domains")
+
+    # 4. URL patterns inside code domains -> next round's seeds
+    t = time.perf_counter()
+    seed_stats = collect_pattern_seeds(rd / "scored", now_code, patterns, rd / NEW_SEEDS,
+                                       score_threshold=cfg.score_threshold, known_seeds=seed_url_keys(seed_paths))
+    timings["urls"] = round(time.perf_counter() - t, 3)
+
+    report = {
+        "round": k,
+        "classifier": {"train_positives": meta["train_positives"], "train_negatives": meta["train_negatives"],
+                       "heldout": meta["heldout"]},
+        "pages": dom_stats.counters["pages"],
+        "recalled_pages": dom_stats.counters["positive_pages"],
+        "skipped_pages": dict(dom_stats.groups.get("skipped", {})),
+        "domains": len(table),
+        "code_domains": sorted(now_code),
+        "new_domains": sorted(now_code - prev_code),
+        "dropped_domains": sorted(prev_code - now_code),
+        "pattern_matches": seed_stats.counters["pattern_matches"],
+        "pattern_matches_positive": seed_stats.counters["pattern_matches_positive"],
+        "new_seeds": seed_stats.counters["new_seeds"],
+        "seconds": {**timings, "total": round(time.perf_counter() - t0, 3)},
+    }
+    atomic_write_json(rd / REPORT, report)
+    h = report["classifier"]["heldout"]
+    console.print(f"[bold]round {k}[/]: held-out precision {fmt(h['precision'])} recall {fmt(h['recall'])} "
+                  f"({h['positives']} pos / {h['negatives']} neg); recalled {report['recalled_pages']:,} of "
+                  f"{report['pages']:,} pages; {len(now_code)} code domains ({len(report['new_domains'])} new); "
+                  f"{report['new_seeds']:,} new seeds", highlight=False)
+    return report
+
+
+def write_recalled(out: Path, last_round: int, threshold: float, quiet: bool) -> Stats:
+    """``out/recalled/<shard>.jsonl``: the last round's positive pages, each URL once, with ``recall_round``."""
+    dest = out / "recalled"
+    marker = dest / "_done.json"
+    if marker.exists() and json.loads(marker.read_text()).get("round") == last_round:
+        return Stats()
+    scored = round_dir(out, last_round) / "scored"
+    st = Stats()
+    current: Path | None = None
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if current is not None:
+            name = strip_record_suffix(str(current.relative_to(scored)))
+            st.add("records_out", write_records(dest / f"{name}.jsonl", batch))
+
+    for f, rec in iter_unique_pages(scored, st):
+        if f != current:
+            flush()
+            current, batch = f, []
+        if rec[SCORE_FIELD] >= threshold:
+            rec[ROUND_FIELD] = last_round
+            batch.append(rec)
+    flush()
+    atomic_write_json(marker, {"round": last_round, **st.to_dict()})
+    if not quiet:
+        console.print(f"recalled: {st.counters['records_out']:,} pages written to {dest}")
+    return st
+
+
+def fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def render_rounds(reports: list[dict[str, Any]]) -> None:
+    t = Table(title="recall rounds", title_justify="left")
+    for c in ("round", "train pos/neg", "held-out P", "held-out R", "recalled pages", "code domains", "new domains",
+              "new seeds", "seconds"):
+        t.add_column(c, justify="right")
+    for r in reports:
+        c = r["classifier"]
+        t.add_row(str(r["round"]), f"{c['train_positives']:,}/{c['train_negatives']:,}",
+                  fmt(c["heldout"]["precision"]), fmt(c["heldout"]["recall"]), f"{r['recalled_pages']:,}",
+                  str(len(r["code_domains"])), ", ".join(r["new_domains"]) or "-", f"{r['new_seeds']:,}",
+                  f"{r['seconds']['total']:.1f}")
+    console.print(t)

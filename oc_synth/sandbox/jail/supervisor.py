@@ -1,0 +1,203 @@
+"""Run one program (its build and run steps) in the jail and report what happened. Stdlib only.
+
+Process tree per program (namespaces mode)::
+
+    zygote (root, in the view)                 unshare(NEWPID|NEWIPC), fork, setns back
+      └─ init (root, pid 1 of a new PID ns)    per step: fork, wait with the step's timeout, kill -1, reap
+           └─ step (slot uid, pid 2)           setsid, rlimits, drop_to(uid), close fds, exec / run Python
+
+When init exits the kernel kills whatever is left in the namespace, so nothing a program starts (daemons, fork
+bombs) outlives it, and a program cannot see or signal any process outside its namespace.
+The step's stdout, stderr and report (fd 3) are memfds owned by the zygote; their size is capped by RLIMIT_FSIZE.
+"""
+
+import json
+import os
+import select
+import shutil
+import signal
+import tempfile
+import time
+
+import isolation
+
+WORK_DIR = "/tmp"
+SETUP_FAILED_EXIT = 125  # the step died before the program started; the reason is on stderr
+
+
+class Streams:
+    """stdout, stderr, report and result memfds, created once per zygote and rewound for every step."""
+
+    def __init__(self):
+        self.out = os.memfd_create("stdout", 0)
+        self.err = os.memfd_create("stderr", 0)
+        self.report = os.memfd_create("report", 0)
+        self.result = os.memfd_create("result", 0)
+
+    def rewind(self, *fds):
+        for fd in fds:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+
+    @staticmethod
+    def tail(fd: int, n: int) -> str:
+        size = os.fstat(fd).st_size
+        start = max(0, size - n)
+        data = os.pread(fd, size - start, start)
+        return data.decode("utf-8", "replace")
+
+    @staticmethod
+    def whole(fd: int, cap: int = 1 << 20) -> str:
+        return os.pread(fd, cap, 0).decode("utf-8", "replace")
+
+
+def _write_sources(workdir: str, files: dict, uid: int | None, gid: int | None) -> None:
+    for name, text in files.items():
+        path = os.path.join(workdir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        if uid is not None:
+            os.chown(path, uid, gid)
+
+
+def _clear_dir(path: str) -> None:
+    for name in os.listdir(path):
+        p = os.path.join(path, name)
+        if os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+
+
+def _start_step(step: dict, ctx: dict, streams: Streams, workdir: str) -> None:
+    """In the forked step process: isolate, then exec or run Python. Never returns."""
+    try:
+        os.setsid()
+        devnull = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(streams.out, 1)
+        os.dup2(streams.err, 2)
+        os.dup2(streams.report, 3)
+        os.chdir(workdir)
+        isolation.apply_rlimits(step["limits"])
+        if ctx["drop"]:
+            isolation.drop_to(ctx["uid"], ctx["gid"])
+        os.closerange(4, 1 << 16)
+        env = dict(os.environ)
+        env.update(step.get("env") or {})
+        if step.get("python"):
+            import pyexec
+
+            pyexec.run_program(step["python"], workdir, env)  # never returns
+        os.execve(step["argv"][0], step["argv"], env)
+    except BaseException as e:  # noqa: BLE001 - anything here is the sandbox's failure, not the program's
+        try:
+            os.write(2, f"[sandbox] step setup failed: {type(e).__name__}: {e}\n".encode())
+            os.write(3, b"setup_failed\n")
+        finally:
+            os._exit(SETUP_FAILED_EXIT)
+
+
+def _wait_with_timeout(pid: int, timeout_s: float) -> tuple[int, bool, object]:
+    """Wait for ``pid``; SIGKILL it at the deadline. Returns (wait status, timed_out, rusage)."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        ready, _, _ = select.select([pidfd], [], [], timeout_s)
+    finally:
+        os.close(pidfd)
+    timed_out = not ready
+    if timed_out:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _, status, rusage = os.wait4(pid, 0)
+    return status, timed_out, rusage
+
+
+def _kill_leftovers(ctx: dict, step_pid: int) -> None:
+    """Namespaces mode: init kills every other process of its namespace. Rlimits mode: the step's process group."""
+    while True:
+        try:
+            if ctx["pid_namespace"]:
+                os.kill(-1, signal.SIGKILL)
+            else:
+                os.killpg(step_pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+def _run_steps(steps: list, ctx: dict, streams: Streams, workdir: str, tail_bytes: int) -> list:
+    results = []
+    for step in steps:
+        streams.rewind(streams.out, streams.err, streams.report)
+        t0 = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            _start_step(step, ctx, streams, workdir)
+        status, timed_out, rusage = _wait_with_timeout(pid, step["timeout_s"])
+        runtime = time.monotonic() - t0
+        _kill_leftovers(ctx, pid)
+        res = {
+            "name": step["name"],
+            "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+            "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+            "timed_out": timed_out,
+            "runtime_s": round(runtime, 4),
+            "cpu_s": round(rusage.ru_utime + rusage.ru_stime, 4),
+            "max_rss_kb": rusage.ru_maxrss,
+            "stdout_tail": Streams.tail(streams.out, tail_bytes),
+            "stderr_tail": Streams.tail(streams.err, tail_bytes),
+            "report": Streams.whole(streams.report, 1 << 16).splitlines()[-64:],
+        }
+        results.append(res)
+        if timed_out or res["exit_code"] != 0:
+            break
+    return results
+
+
+def run_request(req: dict, ctx: dict, streams: Streams) -> dict:
+    """Run every step of ``req`` in a fresh PID namespace; returns {"steps": [...]} or {"error": ...}."""
+    if ctx["pid_namespace"]:
+        workdir = WORK_DIR
+        _clear_dir(workdir)
+    else:
+        workdir = tempfile.mkdtemp(prefix="oc-sandbox-")
+    try:
+        _write_sources(workdir, req["files"], ctx["uid"] if ctx["drop"] else None, ctx["gid"])
+        streams.rewind(streams.result)
+        if ctx["pid_namespace"]:
+            isolation.unshare(isolation.CLONE_NEWPID | isolation.CLONE_NEWIPC)
+        try:
+            init = os.fork()
+        finally:
+            if ctx["pid_namespace"]:  # children of the zygote's *next* fork must go to the next new namespace
+                isolation.setns(ctx["pidns_fd"], isolation.CLONE_NEWPID)
+        if init == 0:
+            code = 0
+            try:
+                steps = _run_steps(req["steps"], ctx, streams, workdir, req.get("tail_bytes", 4096))
+                os.write(streams.result, json.dumps({"steps": steps}).encode())
+            except BaseException as e:  # noqa: BLE001
+                os.write(streams.result, json.dumps({"error": f"{type(e).__name__}: {e}"}).encode())
+                code = 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(init, 0)
+        raw = Streams.whole(streams.result, 1 << 24)
+        if not raw:
+            return {"error": f"sandbox init died (wait status {status})"}
+        return json.loads(raw)
+    finally:
+        if ctx["pid_namespace"]:
+            _clear_dir(workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
