@@ -1,10 +1,17 @@
-"""``oc-megatron``: the model side (Megatron-Core plugin)."""
+"""``oc-megatron``: the model side (Megatron-Core plugin).
+
+Import-safe: nothing heavy runs at import (checkpoint saving and preprocess workers start processes that re-import
+this module).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import List, Optional
+
 import typer
 
-from oc_common.cli import common_options, run_app, version_callback
+from oc_common.cli import UserError, common_options, run_app, version_callback
 from oc_megatron.convert.cli import app as convert_app
 
 app = typer.Typer(name="oc-megatron", help="OpenCoder models on Megatron-Core: preprocess, train (pretrain / anneal / "
@@ -20,6 +27,77 @@ def _main(
     log_level: str = typer.Option("INFO", "--log-level", envvar="OC_LOG_LEVEL", help="DEBUG, INFO, WARNING, ERROR."),
 ) -> None:
     common_options(log_level)
+
+
+@app.command()
+def preprocess(
+    input_path: Path = typer.Argument(..., metavar="IN", help="JSONL/Parquet file, or a directory searched "
+                                      "recursively for them (hidden and _-prefixed entries skipped)."),
+    out_prefix: Path = typer.Argument(..., metavar="OUT_PREFIX", help="Writes OUT_PREFIX.bin and OUT_PREFIX.idx "
+                                      "(a Megatron indexed dataset) and OUT_PREFIX.stats.json."),
+    tokenizer: Path = typer.Option(..., "--tokenizer", help="Hugging Face tokenizer directory (with tokenizer.json)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Tokenizer processes."),
+    append_eod: bool = typer.Option(False, "--append-eod", help="End every document with the tokenizer's EOS/EOD "
+                                    "token (pretraining: separates documents packed into one sequence)."),
+    text_key: str = typer.Option("text", "--text-key", help="Record field holding the text."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Documents per task sent to a worker."),
+    keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep OUT_PREFIX.parts/ (per-input-file datasets) "
+                                    "after merging."),
+) -> None:
+    """Tokenize text records into a Megatron indexed dataset.
+
+    Resumable: each input file becomes a finished part before the next starts; rerun the same command after an
+    interruption and finished files are skipped. Prints tokens/s.
+    """
+    from oc_common.log import console
+    from oc_megatron.data.preprocess import preprocess as run
+
+    if not tokenizer.exists():
+        raise UserError(f"--tokenizer {tokenizer}: no such directory")
+    try:
+        stats = run(input_path, out_prefix, tokenizer, workers=workers, append_eod=append_eod, text_key=text_key,
+                    batch_size=batch_size, keep_parts=keep_parts)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    console.print(f"{out_prefix}.bin/.idx: {stats.documents:,} documents, {stats.tokens:,} tokens "
+                  f"({stats.empty_documents:,} empty, {stats.bad_records:,} bad records skipped); "
+                  f"{stats.tokens_per_second:,.0f} tokens/s over {stats.seconds:.1f} s"
+                  + (f"; {stats.files_skipped_done} of {stats.files} files already done" if stats.files_skipped_done
+                     else ""))
+    for err in stats.errors[:5]:
+        console.print(f"  skipped {err}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(
+    config: Path = typer.Argument(..., metavar="CONFIG.yaml", help="Training recipe, e.g. examples/pretrain_tiny.yaml."),
+    overrides: Optional[List[str]] = typer.Argument(None, metavar="[KEY=VALUE]...", help="Dotted overrides, e.g. "
+                                                    "parallel.tensor=2 optimizer.lr=1e-4 train.iters=100."),
+) -> None:
+    """Pretrain (or continue) an OpenCoder model with Megatron-Core.
+
+    Run directly for one process, or under `torchrun --nproc-per-node N` / `srun` (one task per GPU) for N ranks:
+    data parallel size = ranks / (tensor x pipeline). Resumes automatically from the run's latest checkpoint.
+    SIGTERM / SIGUSR1 save a checkpoint and exit with code 124 (slurm/pretrain.sbatch requeues on it).
+    """
+    import sys
+
+    from oc_megatron.config import load_train_config
+    from oc_megatron.training.loop import Preempted, run_training
+    from oc_megatron.training.preemption import PREEMPTED_EXIT_CODE
+
+    cfg = load_train_config(config, overrides or [])
+    try:
+        run_training(cfg)
+    except Preempted as e:
+        from oc_common.log import console
+
+        console.print(str(e))
+        sys.exit(PREEMPTED_EXIT_CODE)
+    finally:
+        from oc_megatron.training.distributed import destroy
+
+        destroy()
 
 
 main = run_app(app)

@@ -20,4 +20,7 @@ oc-synth curate transform "$OUT/dedup" "$OUT/transform"
 step "4. filter: RefineCode heuristic rules"
 oc-synth curate filter "$OUT/transform" "$OUT/filtered" --dropped "$OUT/dropped/filter"
 
-printf '\nDone. Curated records: %s/filtered/  (drops with reasons under %s/dropped/)\n' "$OUT" "$OUT"
+step "5. sample: downsample over-represented languages (Java, HTML)"
+oc-synth curate sample "$OUT/filtered" "$OUT/sampled" --dropped "$OUT/dropped/sample"
+
+printf '\nDone. Curated records: %s/sampled/  (drops with reasons under %s/dropped/)\n' "$OUT" "$OUT"

@@ -1,0 +1,9 @@
+"""Checkpoint conversion between Megatron-Core torch_dist checkpoints and Hugging Face ``LlamaForCausalLM``.
+
+* ``llama_mapping``: the declarative tensor table (names, shapes, grouped-QKV and gate/up fusion rules).
+* ``hf``: HF model directories: config translation, streaming safetensors read/write with an index, tokenizer files.
+* ``megatron_ckpt``: torch_dist checkpoints: per-layer loads (any saved TP/PP) and a streaming save.
+* ``to_hf`` / ``from_hf``: the two directions; ``cli``: ``oc-megatron convert to-hf | from-hf``.
+
+Submodules import torch / Megatron-Core lazily where they can, so importing this package is cheap.
+"""

@@ -8,11 +8,17 @@ it still assumes a CUDA device in a few dozen places (measured on 0.16.1 and 0.1
 * ``torch.cuda.current_stream()`` / ``Stream`` / ``Event`` / ``synchronize()`` around communication;
 * the model-parallel RNG tracker forks ``torch.cuda`` RNG states in every attention forward;
 * ``param.type() == "torch.cuda.FloatTensor"`` checks in the optimizers;
+* distributed-optimizer resume with torch's Adam (no Apex/TE) loses or shares Adam's per-parameter ``step``;
 * 0.19.x imports ``triton`` unconditionally (one MoE kernel module reached from ``import megatron.core``).
 
 ``apply_cpu_shims()`` patches exactly these, only when CUDA is absent, and is idempotent. It must run before the
-first Megatron-Core model, optimizer or pipeline schedule is built (for the triton stub: before ``import
-megatron.core``). On a CUDA machine it does nothing, so the GPU code path is Megatron-Core unmodified.
+first Megatron-Core model, optimizer or pipeline schedule is built. On a CUDA machine it does nothing, so the GPU
+code path is Megatron-Core unmodified. It changes torch process-wide (a pushed TorchFunctionMode, patched
+``torch.cuda`` functions): call it in training / conversion processes, not in a process that runs unrelated torch
+code (e.g. a pytest session: spawn a worker).
+
+``make_megatron_importable()`` only registers the triton stub (when triton is missing); ``import oc_megatron``
+runs it, so Megatron-Core imports made after importing this package always work.
 
 Everything here redirects "the CUDA device" to the CPU; nothing changes numerics. Each patch says why it exists.
 Other modules (training loop, checkpoint conversion) import this module and call ``apply_cpu_shims()``; they must not
@@ -27,17 +33,16 @@ import sys
 import types
 from typing import Any
 
-import torch
-from torch.overrides import TorchFunctionMode
-
-__all__ = ["apply_cpu_shims", "cpu_shims_active", "cuda_available"]
+__all__ = ["apply_cpu_shims", "cpu_shims_active", "cuda_available", "make_megatron_importable"]
 
 _ACTIVE = False
-_MODE: "_CudaDeviceToCpu | None" = None
+_MODE = None
 
 
 def cuda_available() -> bool:
     """True when torch sees a usable CUDA device (then no shim is applied)."""
+    import torch
+
     return torch.cuda.is_available()
 
 
@@ -54,6 +59,8 @@ def cpu_shims_active() -> bool:
 
 
 def _is_cuda_device(device: Any) -> bool:
+    import torch
+
     if isinstance(device, int) and not isinstance(device, bool):
         return True  # a bare index means a CUDA ordinal (that is what torch.cuda.current_device() returns)
     if isinstance(device, str):
@@ -70,21 +77,27 @@ _CUDA_TYPE_NAMES = {
 }
 
 
-class _CudaDeviceToCpu(TorchFunctionMode):
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: A002 - torch's signature
-        kwargs = kwargs or {}
-        if "device" in kwargs and _is_cuda_device(kwargs["device"]):
-            kwargs = {**kwargs, "device": "cpu"}
-        if func is torch.Tensor.cuda:
-            # `.cuda()` on a CPU tensor: stay on the CPU (used for loss reductions and p2p shape exchange).
-            return args[0]
-        if func is torch.Tensor.to and len(args) > 1 and _is_cuda_device(args[1]):
-            args = (args[0], "cpu", *args[2:])
-        if func is torch.Tensor.type and len(args) == 1 and not kwargs:
-            # The optimizers accept only 'torch.cuda.{Float,Half,BFloat16}Tensor' parameters; report the CUDA name.
-            name = func(*args)
-            return _CUDA_TYPE_NAMES.get(name, name)
-        return func(*args, **kwargs)
+def _cuda_device_to_cpu_mode():
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    class CudaDeviceToCpu(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: A002 - torch's signature
+            kwargs = kwargs or {}
+            if "device" in kwargs and _is_cuda_device(kwargs["device"]):
+                kwargs = {**kwargs, "device": "cpu"}
+            if func is torch.Tensor.cuda:
+                # `.cuda()` on a CPU tensor: stay on the CPU (used for loss reductions and p2p shape exchange).
+                return args[0]
+            if func is torch.Tensor.to and len(args) > 1 and _is_cuda_device(args[1]):
+                args = (args[0], "cpu", *args[2:])
+            if func is torch.Tensor.type and len(args) == 1 and not kwargs:
+                # The optimizers accept only 'torch.cuda.{Float,Half,BFloat16}Tensor' parameters: report that name.
+                name = func(*args)
+                return _CUDA_TYPE_NAMES.get(name, name)
+            return func(*args, **kwargs)
+
+    return CudaDeviceToCpu()
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -146,6 +159,8 @@ _NULL_STREAM = _NullStream()
 
 
 def _patch_cuda_runtime() -> None:
+    import torch
+
     cuda = torch.cuda
     # current_device(): many call sites pass it as `device=`; index 0 is then mapped to the CPU by the mode above.
     cuda.current_device = lambda: 0
@@ -169,6 +184,7 @@ def _patch_cuda_runtime() -> None:
 
 def _patch_megatron_rng() -> None:
     """Megatron's tracker calls private helpers that reach `torch.cuda.default_generators` directly."""
+    import torch
     from megatron.core.tensor_parallel import random as mrandom
 
     mrandom._get_cuda_rng_state = lambda *args, **kwargs: torch.get_rng_state()
@@ -176,7 +192,39 @@ def _patch_megatron_rng() -> None:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# 4. triton: Megatron-Core 0.19 imports megatron/core/transformer/moe/ops/paged_stash.py (triton kernels for MoE
+# 4. Distributed-optimizer resume without Apex/TE (always the case on a CPU): torch's Adam keeps a per-parameter
+# `step` tensor, which Megatron saves in param_groups and, on load, restores into every parameter's state as *one
+# shared tensor*. `load_parameter_state_from_fully_reshardable` then copies every state key from the checkpoint,
+# including 'step', which the checkpoint's per-parameter tensors never contain (KeyError: 'step'). Keep the
+# restored step, give each parameter its own copy (Adam increments it in place: a shared tensor would advance once
+# per parameter per iteration and break bias correction), and copy the other states as Megatron does.
+
+
+def _patch_distributed_optimizer_step() -> None:
+    from megatron.core.optimizer.distrib_optimizer import DistributedOptimizer
+
+    original = DistributedOptimizer._set_main_param_and_optimizer_states
+    if getattr(original, "_oc_cpu_shim", False):
+        return
+
+    def set_states(self, model_param, tensors):
+        group_index, group_order = self.model_param_group_index_map[model_param]
+        main_param = self.optimizer.param_groups[group_index]["params"][group_order]
+        state = self.optimizer.state[main_param]
+        if "step" in tensors or "step" not in state:
+            return original(self, model_param, tensors)
+        step = state.pop("step")
+        try:
+            original(self, model_param, tensors)
+        finally:
+            state["step"] = step.detach().clone()
+
+    set_states._oc_cpu_shim = True  # type: ignore[attr-defined]
+    DistributedOptimizer._set_main_param_and_optimizer_states = set_states
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# 5. triton: Megatron-Core 0.19 imports megatron/core/transformer/moe/ops/paged_stash.py (triton kernels for MoE
 # paged stashing) from `import megatron.core`. Triton imports fine without a GPU when installed, but CPU torch does
 # not install it. Registering a stub for that single module (never for `triton` itself, which would break
 # torch._inductor) lets Megatron import; the kernels are CUDA-only and are never called by dense models.
@@ -184,8 +232,19 @@ def _patch_megatron_rng() -> None:
 _PAGED_STASH = "megatron.core.transformer.moe.ops.paged_stash"
 
 
-def _stub_triton_kernels() -> None:
-    if importlib.util.find_spec("triton") is not None or _PAGED_STASH in sys.modules:
+def _triton_installed() -> bool:
+    try:
+        return importlib.util.find_spec("triton") is not None
+    except (ValueError, ImportError):  # e.g. sys.modules["triton"] is None
+        return False
+
+
+def make_megatron_importable() -> None:
+    """Let ``import megatron.core`` succeed without triton (Megatron-Core 0.19). Cheap; changes nothing else.
+
+    Runs when ``oc_megatron`` is imported, so it precedes every Megatron-Core import made through this package.
+    """
+    if _PAGED_STASH in sys.modules or _triton_installed():
         return
     stub = types.ModuleType(_PAGED_STASH)
     stub.__doc__ = "oc_megatron CPU stub: triton is not installed; MoE paged-stash kernels are unavailable."
@@ -211,10 +270,11 @@ def apply_cpu_shims() -> bool:
         return False
     if _ACTIVE:
         return True
-    _stub_triton_kernels()
+    make_megatron_importable()
     _patch_cuda_runtime()
     _patch_megatron_rng()
-    _MODE = _CudaDeviceToCpu()
+    _patch_distributed_optimizer_step()
+    _MODE = _cuda_device_to_cpu_mode()
     _MODE.__enter__()  # stays pushed for the life of the process
     _ACTIVE = True
     return True

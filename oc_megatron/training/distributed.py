@@ -5,7 +5,8 @@
   ``MASTER_PORT`` come from the sbatch script (``slurm/pretrain.sbatch`` exports them).
 * Neither: a world of one on localhost with a free port (``oc-megatron train`` on a laptop).
 
-The backend is NCCL with CUDA, gloo without (Megatron-Core's collectives all run on gloo in torch >= 2.4).
+The backend is NCCL with CUDA, gloo without (Megatron-Core's collectives all run on gloo in torch >= 2.4);
+``OC_DIST_BACKEND`` overrides it.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def init_distributed(timeout_minutes: float = 30.0) -> DistEnv:
 
     apply_cpu_shims()
     cuda = torch.cuda.is_available()
-    backend = "nccl" if cuda else "gloo"
+    # OC_DIST_BACKEND overrides the choice (e.g. gloo on a GPU box for debugging collectives).
+    backend = os.environ.get("OC_DIST_BACKEND") or ("nccl" if cuda else "gloo")
     if torch.distributed.is_initialized():
         rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
         return DistEnv(rank, world, int(os.environ.get("LOCAL_RANK", 0)), torch.distributed.get_backend(), "external")

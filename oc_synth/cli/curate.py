@@ -61,9 +61,14 @@ def filter_(
     inp: Path = opt.in_arg(),
     out: Path = opt.out_arg(),
     config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False,
-                                          help="Rules YAML (thresholds per family/language); default: the shipped "
-                                               "RefineCode rules, oc_synth/curate/rules.yaml."),
-    overrides: Optional[List[str]] = opt.Overrides,
+                                          help="Rules YAML merged over the shipped RefineCode rules "
+                                               "(oc_synth/curate/rules.yaml): a full edited copy, or only your "
+                                               "changes."),
+    overrides: Optional[List[str]] = typer.Option(None, "--set", "-s",
+                                                  help="Override a rules key, e.g. "
+                                                       "-s rules.python.qsc_codepython_frac_lines_print.gt=0.5, "
+                                                       "-s rules.code.qsc_code_frac_chars_comments=null (rule off), "
+                                                       "-s seed=7 (repeatable)."),
     signals: bool = typer.Option(False, "--signals", help="Keep every qsc_* signal on each output record, plus keep "
                                                           "and drop_reasons."),
     dropped: Optional[Path] = opt.Dropped,
@@ -72,8 +77,49 @@ def filter_(
     quiet: bool = opt.Quiet,
 ) -> None:
     """Apply OpenCoder's RefineCode heuristic rules (text, general code, data/shell/sql/html variants, and the
-    Python/C/C++/C#/Go/Java/JavaScript/HTML rules). A rule that fires drops the file."""
+    Python/C/C++/C#/Go/Java/JavaScript/HTML rules). A rule that fires drops the file; its drop reason is the rule's
+    qsc_* signal name (error:<signal> when a signal fails or runs past its time budget). See docs/filter.md."""
     from oc_synth.curate.filter import run_filter
 
     run_filter(inp, out, config=config, overrides=overrides or [], signals=signals, dropped=dropped,
                executor=executor, overwrite=overwrite, quiet=quiet)
+
+
+@app.command()
+def sample(
+    inp: Path = opt.in_arg(),
+    out: Path = opt.out_arg(),
+    config: Optional[Path] = opt.ConfigPath,
+    overrides: Optional[List[str]] = typer.Option(None, "--set", "-s", help="e.g. -s keep_fraction.Java=0.5 "
+                                                  "-s seed=1 (repeatable)."),
+    dropped: Optional[Path] = opt.Dropped,
+    executor: str = opt.Executor,
+    overwrite: bool = opt.Overwrite,
+    quiet: bool = opt.Quiet,
+) -> None:
+    """Downsample over-represented languages (RefineCode: Java 450 -> 200 GB, HTML 470 -> 64 GB by default).
+
+    Each record is kept with its language's probability, decided by a stable hash of its id and the seed."""
+    from oc_synth.curate.select import run_sample
+
+    run_sample(inp, out, config=config, overrides=overrides or [], dropped=dropped, executor=executor,
+               overwrite=overwrite, quiet=quiet)
+
+
+@app.command("select-algorithmic")
+def select_algorithmic(
+    inp: Path = opt.in_arg(),
+    out: Path = opt.out_arg(),
+    config: Optional[Path] = opt.ConfigPath,
+    overrides: Optional[List[str]] = typer.Option(None, "--set", "-s", help="e.g. -s 'keywords=[leetcode, "
+                                                  "def solution]' -s case_sensitive=true (repeatable)."),
+    executor: str = opt.Executor,
+    overwrite: bool = opt.Overwrite,
+    quiet: bool = opt.Quiet,
+) -> None:
+    """The annealing corpus's algorithmic part: curated files matching keywords such as "leetcode",
+    "def solution", "class Solution". Adds `algorithmic_keyword`; counts matches per keyword."""
+    from oc_synth.curate.select import run_select_algorithmic
+
+    run_select_algorithmic(inp, out, config=config, overrides=overrides or [], executor=executor,
+                           overwrite=overwrite, quiet=quiet)

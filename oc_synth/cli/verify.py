@@ -1,8 +1,60 @@
-"""`oc-synth ... verify`: placeholder until its issue lands (owned by the verify work)."""
+"""``oc-synth verify IN OUT``: run every record's code and tests in the sandbox, keep the ones that pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
+from oc_synth.cli import options as opt
 
-def verify() -> None:
-    """Not implemented yet."""
-    raise typer.Exit(1)
+
+def verify(
+    inp: Path = opt.in_arg("Input JSONL/Parquet file or directory of shards; each record has id, language "
+                           "(default python), code, and tests (run after the code, in the same program)."),
+    out: Path = opt.out_arg("Output directory (one shard per input shard; reruns resume). Records gain verdict, "
+                            "passed, verdict_detail, stderr_tail, runtime_s."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1,
+                                          help="Programs run in parallel, one sandbox slot (and uid) each "
+                                               "[default: 2]."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", "-t", min=0.001,
+                                            help="Wall-clock seconds a program may run (compile steps have "
+                                                 "build_timeout_s) [default: 10]."),
+    keep_all: bool = typer.Option(False, "--all", help="Write every record with its verdict; by default only "
+                                                      "passing ones are kept."),
+    memory_mb: Optional[int] = typer.Option(None, "--memory-mb", min=64,
+                                            help="Address-space limit of each program process [default: 1024]."),
+    isolation: Optional[str] = typer.Option(None, "--isolation",
+                                            help="auto (default): full sandbox when root, else rlimits only "
+                                                 "(with a warning); namespaces: require the full sandbox; "
+                                                 "rlimits: limits and a timeout only."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False,
+                                          help="YAML file of sandbox settings (keys of SandboxConfig, see "
+                                               "docs/sandbox.md); options given here win."),
+    overrides: Optional[List[str]] = opt.Overrides,
+    dropped: Optional[Path] = opt.Dropped,
+    overwrite: bool = opt.Overwrite,
+    quiet: bool = opt.Quiet,
+) -> None:
+    """Execution-verified filtering: each sample's code and tests run in a sandbox (no network, its own /tmp, CPU,
+    memory, file and process limits, an unprivileged uid, a timeout, no host files or environment).
+
+    A sample passes only if its tests exercise its code (for Python: they reference a name the code defines and at
+    least one assert ran). Verdicts: passed, failed, timeout, error, no_tests. Languages: Python, C, C++,
+    JavaScript, Java, Rust, shell (where the toolchain is installed).
+    """
+    from oc_common.cli import UserError
+    from oc_common.config import load_config, validate_config
+    from oc_synth.sandbox.config import SandboxConfig
+    from oc_synth.sandbox.runner import SandboxError
+    from oc_synth.sandbox.stage import run_verify
+
+    flags = {"workers": workers, "timeout_s": timeout, "memory_mb": memory_mb, "isolation": isolation}
+    data = load_config(config, overrides or [])
+    data.update({k: v for k, v in flags.items() if v is not None})
+    cfg = validate_config(data, SandboxConfig, str(config) if config else "command-line options")
+    try:
+        run_verify(inp, out, cfg, keep_all=keep_all, dropped=dropped, overwrite=overwrite, quiet=quiet)
+    except SandboxError as e:
+        raise UserError(str(e)) from None

@@ -23,12 +23,15 @@ from nemo_curator.stages.text.filters.fasttext import FastTextQualityFilter
 
 from oc_common.cli import UserError
 from oc_common.fileio import atomic_write_json
+from oc_common.log import get_logger
 from oc_synth.recall.config import NEGATIVE_LABEL, POSITIVE_LABEL, FastTextConfig
 from oc_synth.recall.tokenize import BpePretokenizer
 
 MODEL_FILE = "model.bin"
 TOKENIZER_FILE = "tokenizer.json"
 META_FILE = "classifier.json"
+
+log = get_logger(__name__)
 
 
 class ModelError(UserError):
@@ -76,10 +79,11 @@ def label_probability(model, line: str, label: str) -> float:  # noqa: ANN001
     """P(label | line) from a fastText classifier of any number of labels, clipped to [0, 1].
 
     k=-1 asks for every label: 1 - P(top label) (NeMo Curator's quality filter) is only right for two labels.
-    fastText smooths probabilities by 1e-5, hence the clip.
+    The binding's own ``f.predict`` is called because the wrappers are broken under NumPy 2: ``predict(str)`` raises
+    (``np.array(copy=False)``) and ``predict(list, k>1)`` of fasttext-wheel 0.9.2 repeats the top probability for
+    every label. fastText smooths probabilities by 1e-5, hence the clip.
     """
-    labels, probs = model.predict([line], k=-1)
-    for lab, p in zip(labels[0], probs[0]):
+    for p, lab in model.f.predict(line, -1, 0.0, "replace"):
         if lab == label:
             return min(1.0, max(0.0, float(p)))
     return 0.0
@@ -156,7 +160,8 @@ class FastTextPageClassifier(FastTextQualityFilter):
     def to_line(self, text: str) -> str:
         if self._pretokenize is not None:
             return self._pretokenize(text)
-        return text[: self._files.max_chars].replace("\n", " ").replace("__label__", " ")
+        # fastText reads one line: every whitespace run (a newline ends the line) becomes one space
+        return " ".join(text[: self._files.max_chars].split()).replace("__label__", " ")
 
     def score_document(self, text: str) -> float:
         if not isinstance(text, str):  # a record an earlier stage rejected (no text): no score
@@ -185,12 +190,31 @@ def write_training_file(path: Path, examples: list[tuple[str, str]], pretokenize
     return n
 
 
+def warn_if_unreliable_fasttext() -> None:
+    """fasttext 0.9.3 (the sdist NeMo Curator's text_cpu extra pins) trained non-deterministically here: the same
+    file and seed gave different models from the third call on in one process, and NaN where 0.9.2 converged.
+    fasttext-wheel 0.9.2 (prebuilt, the same ``fasttext`` module) was deterministic; see docs/recall.md."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("fasttext")
+    except PackageNotFoundError:
+        return
+    if v.startswith("0.9.3"):
+        log.warning("fasttext %s trains non-deterministically (and may diverge); install fasttext-wheel==0.9.2", v)
+
+
 def train_fasttext(train_file: Path, cfg: FastTextConfig):  # noqa: ANN201
     import fasttext
 
-    return fasttext.train_supervised(
-        input=str(train_file), dim=cfg.dim, lr=cfg.lr, wordNgrams=cfg.word_ngrams, minCount=cfg.min_count,
-        epoch=cfg.epoch, bucket=cfg.bucket, loss=cfg.loss, thread=cfg.thread, seed=cfg.seed, verbose=0)
+    warn_if_unreliable_fasttext()
+
+    try:
+        return fasttext.train_supervised(
+            input=str(train_file), dim=cfg.dim, lr=cfg.lr, wordNgrams=cfg.word_ngrams, minCount=cfg.min_count,
+            epoch=cfg.epoch, bucket=cfg.bucket, loss=cfg.loss, thread=cfg.thread, seed=cfg.seed, verbose=0)
+    except RuntimeError as e:  # "Encountered NaN." when the learning rate is too high for the data
+        raise UserError(f"fastText training failed ({e}); with NaN, lower fasttext.lr (now {cfg.lr})") from None
 
 
 def binary_metrics(scores_pos: list[float], scores_neg: list[float], threshold: float) -> dict[str, Any]:
@@ -204,6 +228,10 @@ def binary_metrics(scores_pos: list[float], scores_neg: list[float], threshold: 
     f1 = 2 * precision * recall / (precision + recall) if precision and recall else None
     return {"threshold": threshold, "positives": len(scores_pos), "negatives": len(scores_neg), "tp": tp, "fp": fp,
             "fn": fn, "tn": tn, "precision": precision, "recall": recall, "f1": f1}
+
+
+def format_metric(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 def save_classifier(out: Path, model, pretokenize: BpePretokenizer, meta: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN001

@@ -47,8 +47,11 @@ class TrainConfig(StrictModel):
     negatives_per_positive: float = Field(1.0, gt=0, description="negatives sampled from the web corpus per positive")
     max_negatives: int | None = Field(None, ge=1)
     holdout_fraction: float = Field(0.1, ge=0, lt=1, description="share of pages held out for precision/recall")
-    exclude_code_domains: bool = Field(True, description="never sample negatives from domains an earlier round "
-                                                         "marked code-related")
+    negatives_exclude: Literal["annotated", "domains", "none"] = Field(
+        "annotated", description="pages never sampled as negatives, from the previous round: `annotated` = pages "
+                                 "matching a URL pattern inside a code-related domain, `domains` = every page of a "
+                                 "code-related domain (their non-code pages, e.g. user profiles, then never teach the "
+                                 "classifier anything), `none`")
     seed: int = 0
 
 

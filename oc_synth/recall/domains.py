@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from rich.table import Table
 
-from oc_common.fileio import atomic_write_json
+from oc_common.fileio import atomic_write_text
 from oc_common.log import console
 from oc_common.records import RecordError, iter_file_records, list_record_files
 from oc_common.stats import Stats
@@ -31,34 +31,45 @@ class DomainStats:
     code_related: bool = False
 
 
-def iter_unique_pages(scored: Path, stats: Stats,
-                      score_field: str = SCORE_FIELD) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """``(shard file, record)`` for each scored page whose URL was not seen before, in a fixed order."""
-    seen: set[int] = set()
-    for f in list_record_files(scored):
-        for _, rec in iter_file_records(f):
+class UniquePages:
+    """Reads scored shards, yielding each URL's first occurrence; read the shards in ``list_record_files`` order
+    so that every pass over the same output picks the same occurrence."""
+
+    def __init__(self, stats: Stats, score_field: str = SCORE_FIELD):
+        self.stats = stats
+        self.score_field = score_field
+        self.seen: set[int] = set()
+
+    def read(self, shard: Path) -> Iterator[dict[str, Any]]:
+        for _, rec in iter_file_records(shard):
             if isinstance(rec, RecordError):
-                stats.add_to("skipped", "bad_record")
+                self.stats.add_to("skipped", "bad_record")
                 continue
-            url, score = rec.get("url"), rec.get(score_field)
+            url, score = rec.get("url"), rec.get(self.score_field)
             if not isinstance(url, str) or not isinstance(score, (int, float)):
-                stats.add_to("skipped", "not_scored")
+                self.stats.add_to("skipped", "not_scored")
                 continue
             h = stable_key(url)
-            if h in seen:
-                stats.add_to("skipped", "duplicate_url")
+            if h in self.seen:
+                self.stats.add_to("skipped", "duplicate_url")
                 continue
-            seen.add(h)
+            self.seen.add(h)
             if not rec.get(DOMAIN_FIELD):
                 rec[DOMAIN_FIELD] = url_domain(url)
-            yield f, rec
+            yield rec
+
+
+def iter_unique_pages(scored: Path, stats: Stats, score_field: str = SCORE_FIELD) -> Iterator[dict[str, Any]]:
+    pages = UniquePages(stats, score_field)
+    for shard in list_record_files(scored):
+        yield from pages.read(shard)
 
 
 def domain_table(scored: Path, *, score_threshold: float, domain_threshold: float, min_pages: int = 1,
                  score_field: str = SCORE_FIELD, stats: Stats | None = None) -> dict[str, DomainStats]:
     stats = stats if stats is not None else Stats()
     table: dict[str, DomainStats] = {}
-    for _, rec in iter_unique_pages(scored, stats, score_field):
+    for rec in iter_unique_pages(scored, stats, score_field):
         d = table.setdefault(rec[DOMAIN_FIELD], DomainStats())
         d.pages += 1
         d.positives += rec[score_field] >= score_threshold
@@ -75,8 +86,8 @@ def domain_table(scored: Path, *, score_threshold: float, domain_threshold: floa
 
 
 def write_domains(path: Path, table: dict[str, DomainStats]) -> None:
-    """domains.json: domain -> {pages, positives, positive_fraction, code_related} (most code-related first)."""
-    atomic_write_json(path, {k: asdict(v) for k, v in table.items()})
+    """domains.json: domain -> {pages, positives, positive_fraction, code_related}, most code-related first."""
+    atomic_write_text(path, json.dumps({k: asdict(v) for k, v in table.items()}, indent=1, ensure_ascii=False) + "\n")
 
 
 def read_domains(path: Path) -> dict[str, DomainStats]:

@@ -26,20 +26,25 @@ from typing import Any
 
 from rich.table import Table
 
-from oc_common.cli import UserError
 from oc_common.fileio import atomic_write_json
 from oc_common.log import console, get_logger
 from oc_common.records import list_record_files, strip_record_suffix, write_records
-from oc_common.stats import Stats, render_stats
+from oc_common.stats import Stats
 from oc_synth.pipeline.runner import prepare_output
-from oc_synth.recall.classifier import META_FILE, ClassifierFiles
+from oc_synth.recall.classifier import META_FILE, ClassifierFiles, format_metric
 from oc_synth.recall.config import SCORE_FIELD, RecallConfig
-from oc_synth.recall.domains import code_domains, domain_table, iter_unique_pages, read_domains, render_domains, \
-    write_domains
+from oc_synth.recall.domains import (
+    UniquePages,
+    code_domains,
+    domain_table,
+    read_domains,
+    render_domains,
+    write_domains,
+)
 from oc_synth.recall.scoring import run_score
 from oc_synth.recall.tokenize import BpePretokenizer
 from oc_synth.recall.training import seed_url_keys, train_classifier
-from oc_synth.recall.urls import UrlPattern, collect_pattern_seeds, load_url_patterns
+from oc_synth.recall.urls import NegativeExclusion, UrlPattern, collect_pattern_seeds, load_url_patterns
 
 log = get_logger(__name__)
 
@@ -102,13 +107,11 @@ def run_round(k: int, seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, p
         meta = json.loads((clf_dir / META_FILE).read_text())
     else:
         console.print(f"[bold]round {k}[/]: training on {len(seed_paths)} seed source(s)"
-                      + (f", negatives outside {len(prev_code)} code domains" if prev_code else ""))
+                      + (f"; no negatives from what round {k - 1} found to be code" if prev_code else ""))
         tok = BpePretokenizer.load(tok_path, cfg.tokenizer.max_chars) if tok_path.exists() else None
-        exclude = prev_code if cfg.train.exclude_code_domains else set()
-        meta, train_stats = train_classifier(seed_paths, corpus, clf_dir, cfg, tokenizer=tok,
-                                             exclude_domains=exclude, tokenizer_out=tok_path)
-        if not quiet:
-            render_stats(f"round {k}: training", train_stats, console)
+        exclude = NegativeExclusion(frozenset(prev_code), tuple(patterns), cfg.train.negatives_exclude)
+        meta, _ = train_classifier(seed_paths, corpus, clf_dir, cfg, tokenizer=tok, exclude=exclude,
+                                   tokenizer_out=tok_path)
     timings["train"] = round(time.perf_counter() - t, 3)
 
     # 2. score the corpus in a NeMo Curator pipeline (resumes per shard)
@@ -153,10 +156,11 @@ def run_round(k: int, seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, p
     }
     atomic_write_json(rd / REPORT, report)
     h = report["classifier"]["heldout"]
-    console.print(f"[bold]round {k}[/]: held-out precision {fmt(h['precision'])} recall {fmt(h['recall'])} "
-                  f"({h['positives']} pos / {h['negatives']} neg); recalled {report['recalled_pages']:,} of "
-                  f"{report['pages']:,} pages; {len(now_code)} code domains ({len(report['new_domains'])} new); "
-                  f"{report['new_seeds']:,} new seeds", highlight=False)
+    console.print(f"[bold]round {k}[/]: held-out precision {format_metric(h['precision'])}, recall "
+                  f"{format_metric(h['recall'])} ({h['positives']} pos / {h['negatives']} neg); recalled "
+                  f"{report['recalled_pages']:,} of {report['pages']:,} pages; {len(now_code)} code domains "
+                  f"(new: {', '.join(report['new_domains']) or 'none'}); {report['new_seeds']:,} new seeds",
+                  highlight=False)
     return report
 
 
@@ -168,41 +172,27 @@ def write_recalled(out: Path, last_round: int, threshold: float, quiet: bool) ->
         return Stats()
     scored = round_dir(out, last_round) / "scored"
     st = Stats()
-    current: Path | None = None
-    batch: list[dict[str, Any]] = []
-
-    def flush() -> None:
-        if current is not None:
-            name = strip_record_suffix(str(current.relative_to(scored)))
-            st.add("records_out", write_records(dest / f"{name}.jsonl", batch))
-
-    for f, rec in iter_unique_pages(scored, st):
-        if f != current:
-            flush()
-            current, batch = f, []
-        if rec[SCORE_FIELD] >= threshold:
-            rec[ROUND_FIELD] = last_round
-            batch.append(rec)
-    flush()
+    pages = UniquePages(st)
+    for shard in list_record_files(scored):  # one output shard per scored shard
+        kept = [{**rec, ROUND_FIELD: last_round} for rec in pages.read(shard) if rec[SCORE_FIELD] >= threshold]
+        name = strip_record_suffix(str(shard.relative_to(scored)))
+        st.add("records_out", write_records(dest / f"{name}.jsonl", kept))
     atomic_write_json(marker, {"round": last_round, **st.to_dict()})
     if not quiet:
         console.print(f"recalled: {st.counters['records_out']:,} pages written to {dest}")
     return st
 
 
-def fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
-
-
 def render_rounds(reports: list[dict[str, Any]]) -> None:
     t = Table(title="recall rounds", title_justify="left")
-    for c in ("round", "train pos/neg", "held-out P", "held-out R", "recalled pages", "code domains", "new domains",
-              "new seeds", "seconds"):
+    for c in ("round", "train pos/neg", "held-out P", "held-out R", "recalled", "code domains", "new", "new seeds",
+              "seconds"):
         t.add_column(c, justify="right")
     for r in reports:
         c = r["classifier"]
         t.add_row(str(r["round"]), f"{c['train_positives']:,}/{c['train_negatives']:,}",
-                  fmt(c["heldout"]["precision"]), fmt(c["heldout"]["recall"]), f"{r['recalled_pages']:,}",
-                  str(len(r["code_domains"])), ", ".join(r["new_domains"]) or "-", f"{r['new_seeds']:,}",
+                  format_metric(c["heldout"]["precision"]), format_metric(c["heldout"]["recall"]),
+                  f"{r['recalled_pages']:,}",
+                  str(len(r["code_domains"])), str(len(r["new_domains"])), f"{r['new_seeds']:,}",
                   f"{r['seconds']['total']:.1f}")
     console.print(t)

@@ -2,8 +2,9 @@
 
 - Positives: every usable seed page (text required, URL optional), de-duplicated by URL (or by text without one).
 - Negatives: a uniform sample of the corpus's usable pages, ``negatives_per_positive`` per positive, never a seed
-  URL and (``exclude_code_domains``) never a page of a domain an earlier round marked code-related. The sample is a
-  bottom-k by a salted hash of the URL: the same pages whatever the shard order, in one streaming pass.
+  URL and never what the previous round found to be code (``negatives_exclude``: by default the pages matching a URL
+  pattern inside a code-related domain). The sample is a bottom-k by a salted hash of the URL: the same pages
+  whatever the shard order, in one streaming pass.
 - Held-out: a hash of each page's key puts ``holdout_fraction`` of both classes aside for precision/recall.
 """
 
@@ -19,7 +20,7 @@ from typing import Any, Iterable, Sequence
 
 from oc_common.cli import UserError
 from oc_common.log import get_logger
-from oc_common.records import iter_file_records, list_record_files, RecordError
+from oc_common.records import RecordError, iter_file_records, list_record_files
 from oc_common.stats import Stats
 from oc_synth.recall.classifier import (
     binary_metrics,
@@ -29,8 +30,9 @@ from oc_synth.recall.classifier import (
     write_training_file,
 )
 from oc_synth.recall.config import NEGATIVE_LABEL, POSITIVE_LABEL, RecallConfig
-from oc_synth.recall.pages import page_problem, stable_key, url_domain
+from oc_synth.recall.pages import page_problem, stable_key
 from oc_synth.recall.tokenize import BpePretokenizer
+from oc_synth.recall.urls import NegativeExclusion
 
 log = get_logger(__name__)
 
@@ -78,7 +80,7 @@ def iter_pages(paths: Iterable[Path], stats: Stats, prefix: str, require_url: bo
 
 
 def collect_training_set(seeds: Sequence[Path], corpus: Path, cfg: RecallConfig,
-                         exclude_domains: set[str] = frozenset()) -> TrainingSet:
+                         exclude: NegativeExclusion = NegativeExclusion()) -> TrainingSet:
     ts = TrainingSet()
     max_chars = cfg.tokenizer.max_chars
     ts.positives = [p for _, p in iter_pages(seeds, ts.stats, "positives", False, max_chars)]
@@ -94,8 +96,9 @@ def collect_training_set(seeds: Sequence[Path], corpus: Path, cfg: RecallConfig,
         if page.key in seed_keys:
             ts.stats.add_to("corpus_not_negative", "seed_url")
             continue
-        if exclude_domains and url_domain(page.key) in exclude_domains:
-            ts.stats.add_to("corpus_not_negative", "code_domain")
+        reason = exclude.reason(page.key)
+        if reason:
+            ts.stats.add_to("corpus_not_negative", reason)
             continue
         rank = stable_key(page.key, SAMPLE_SALT + cfg.train.seed)
         if len(heap) < want:
@@ -105,7 +108,7 @@ def collect_training_set(seeds: Sequence[Path], corpus: Path, cfg: RecallConfig,
     ts.negatives = [Page(k, t) for _, k, t in sorted(heap, reverse=True)]
     if not ts.negatives:
         raise UserError(f"{corpus}: no usable negative pages (pages need `url` and `text`, and must not all be "
-                        "seeds or in code-related domains)")
+                        "seeds or excluded as code)")
     if len(ts.negatives) < want:
         log.warning("only %d negative pages available for %d positives", len(ts.negatives), len(ts.positives))
     ts.stats.add("positives", len(ts.positives))
@@ -118,7 +121,7 @@ def is_heldout(page: Page, fraction: float, seed: int) -> bool:
 
 
 def train_classifier(seeds: Sequence[Path], corpus: Path, out: Path, cfg: RecallConfig,
-                     tokenizer: BpePretokenizer | None = None, exclude_domains: set[str] = frozenset(),
+                     tokenizer: BpePretokenizer | None = None, exclude: NegativeExclusion = NegativeExclusion(),
                      tokenizer_out: Path | None = None) -> tuple[dict[str, Any], Stats]:
     """Collect, split, (train a tokenizer,) train fastText, measure on the held-out pages, save to ``out``.
 
@@ -126,7 +129,7 @@ def train_classifier(seeds: Sequence[Path], corpus: Path, out: Path, cfg: Recall
     tokenizer is trained on the training split and also saved to ``tokenizer_out`` (if given).
     """
     t0 = time.perf_counter()
-    ts = collect_training_set(seeds, corpus, cfg, exclude_domains)
+    ts = collect_training_set(seeds, corpus, cfg, exclude)
     st = ts.stats
     frac, seed = cfg.train.holdout_fraction, cfg.train.seed
     train_ex: list[tuple[str, Page]] = []
@@ -164,16 +167,16 @@ def train_classifier(seeds: Sequence[Path], corpus: Path, out: Path, cfg: Recall
     metrics = binary_metrics(scores(held[POSITIVE_LABEL]), scores(held[NEGATIVE_LABEL]), cfg.score_threshold)
     st.add("heldout_positives", metrics["positives"])
     st.add("heldout_negatives", metrics["negatives"])
+    st.add("seconds", round(time.perf_counter() - t0, 3))
     meta = save_classifier(out, model, tokenizer, {
         "train_positives": sum(lab == POSITIVE_LABEL for lab, _ in train_ex),
         "train_negatives": sum(lab == NEGATIVE_LABEL for lab, _ in train_ex),
         "heldout": metrics,
         "fasttext": cfg.fasttext.model_dump(),
         "train": cfg.train.model_dump(),
-        "excluded_domains": sorted(exclude_domains),
-        "seconds": round(time.perf_counter() - t0, 3),
+        "negatives_excluded": exclude.describe(),
+        "stats": st.to_dict(),
     })
-    st.add("seconds", meta["seconds"])
     return meta, st
 
 

@@ -83,6 +83,29 @@ def match_pattern(url: str, patterns: list[UrlPattern]) -> UrlPattern | None:
     return next((p for p in patterns if p.matches(*hp)), None)
 
 
+@dataclass(frozen=True)
+class NegativeExclusion:
+    """Which corpus pages may not be sampled as negatives: what the previous round found to be code."""
+
+    code_domains: frozenset[str] = frozenset()
+    patterns: tuple[UrlPattern, ...] = ()
+    mode: str = "annotated"  # see TrainConfig.negatives_exclude
+
+    def reason(self, url: str) -> str | None:
+        if self.mode == "none" or not self.code_domains:
+            return None
+        hp = url_host_path(url)
+        if hp is None or hp[0] not in self.code_domains:
+            return None
+        if self.mode == "domains":
+            return "code_domain"
+        return "annotated_code_url" if any(p.matches(*hp) for p in self.patterns) else None
+
+    def describe(self) -> dict:
+        return {"mode": self.mode, "code_domains": sorted(self.code_domains),
+                "url_patterns": [p.text for p in self.patterns]}
+
+
 def collect_pattern_seeds(scored: Path, code_domains: set[str], patterns: list[UrlPattern], out_file: Path, *,
                           score_threshold: float, score_field: str = SCORE_FIELD,
                           known_seeds: set[int] = frozenset()) -> Stats:
@@ -92,7 +115,7 @@ def collect_pattern_seeds(scored: Path, code_domains: set[str], patterns: list[U
     st = Stats()
     t0 = time.perf_counter()
     with atomic_open(out_file, "w") as f:
-        for _, rec in iter_unique_pages(scored, st, score_field):
+        for rec in iter_unique_pages(scored, st, score_field):
             if not patterns or rec["domain"] not in code_domains:
                 continue
             pat = match_pattern(rec["url"], patterns)

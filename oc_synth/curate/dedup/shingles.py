@@ -56,6 +56,11 @@ def mix64(z: np.ndarray) -> np.ndarray:
     return z
 
 
+def words(text: str) -> list[bytes]:
+    """A text's words (UTF-8 bytes), as ``WORD_RE`` cuts them."""
+    return text.encode("utf-8", "surrogatepass").translate(_TO_SPACE).split()
+
+
 def unit_hashes(texts: Sequence[str], settings: MinHashSettings) -> tuple[np.ndarray, np.ndarray]:
     """All documents' units (word hashes or code points) as one flat uint64 array, plus each document's length."""
     if settings.lowercase:
@@ -66,9 +71,9 @@ def unit_hashes(texts: Sequence[str], settings: MinHashSettings) -> tuple[np.nda
         return flat, lengths
     from rensa import RMinHash
 
-    words = [t.encode("utf-8", "surrogatepass").translate(_TO_SPACE).split() for t in texts]
-    lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
-    hashed = RMinHash.hash_token_sets(words)
+    cut = [words(t) for t in texts]
+    lengths = np.fromiter((len(w) for w in cut), dtype=np.int64, count=len(cut))
+    hashed = RMinHash.hash_token_sets(cut)
     flat = np.fromiter(chain.from_iterable(hashed), dtype=np.uint64, count=int(lengths.sum()))
     return flat, lengths
 
@@ -104,6 +109,11 @@ def shingle_sets(texts: Sequence[str], settings: MinHashSettings) -> list[set[in
     flat, lengths = unit_hashes(texts, settings)
     sh, offsets = shingle_hashes(flat, lengths, settings.ngram)
     return [set(sh[offsets[i] : offsets[i + 1]].tolist()) for i in range(len(texts))]
+
+
+def has_shingles(text: str, settings: MinHashSettings) -> bool:
+    """Whether a document takes part in fuzzy dedup (without computing its shingles)."""
+    return bool(text) if settings.shingle == "char" else WORD_RE.search(text) is not None
 
 
 def jaccard(a: set[int], b: set[int]) -> float:

@@ -11,7 +11,14 @@ from collections import Counter
 
 from oc_synth.curate.signals.document import Document, per_document
 from oc_synth.curate.signals.python import python_natural_text
-from oc_synth.curate.signals.registry import PRECISION, SignalValue, flag, fraction, quality_signal
+from oc_synth.curate.signals.registry import (
+    PRECISION,
+    SignalValue,
+    flag,
+    frac_code_lines_with,
+    fraction,
+    quality_signal,
+)
 from oc_synth.curate.signals.text import HEX_WORD
 from oc_synth.curate.signals.text_normalization import raw_words
 
@@ -107,7 +114,7 @@ def frac_lines_prompt_comments(doc: Document) -> SignalValue:
 
 @quality_signal("qsc_code_frac_lines_assert")
 def frac_lines_assert(doc: Document) -> SignalValue:
-    return fraction(sum("assert" in line.lower() for line in doc.code_lines), len(doc.code_lines))
+    return frac_code_lines_with(doc, "assert", ignore_case=True)
 
 
 # --- strings ---------------------------------------------------------------------------------------------------------
@@ -132,7 +139,8 @@ def frac_chars_long_word_length(doc: Document) -> SignalValue:
     """Characters of words longer than 20 characters inside strings (URLs excepted) over characters of code."""
     if not doc.code_text:
         return None
-    long_words = (w for s in string_literals(doc) for w in s.split() if len(w) > LONG_WORDS and not URL_IN_WORD.search(w))
+    long_words = (w for s in string_literals(doc) for w in s.split()
+                  if len(w) > LONG_WORDS and not URL_IN_WORD.search(w))
     return round(sum(map(len, long_words)) / len(doc.code_text), PRECISION)
 
 

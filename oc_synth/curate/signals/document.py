@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from functools import cached_property, lru_cache, wraps
+from collections.abc import Callable, Mapping
+from functools import cache, cached_property, wraps
 from itertools import accumulate
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import pygments
 from pygments.lexer import Lexer
@@ -54,7 +55,7 @@ def non_blank_lines(text: str) -> list[str]:
     return [line for line in split_lines(text) if line.strip()]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lexer(lang: str) -> Lexer | None:
     try:
         return get_lexer_by_name(lang)
@@ -113,12 +114,12 @@ def _split_perl_by_lines(lines: list[str]) -> tuple[str, str]:
     return "".join(code), "".join(comments)
 
 
-def per_document(fn: Callable[["Document"], T]) -> Callable[["Document"], T]:
+def per_document(fn: Callable[[Document], T]) -> Callable[[Document], T]:
     """Cache ``fn(doc)`` on the document: for derived views only some signals need (parse trees, regex matches)."""
     key = f"{fn.__module__}.{fn.__qualname__}"
 
     @wraps(fn)
-    def cached(doc: "Document") -> T:
+    def cached(doc: Document) -> T:
         memo = doc.memo
         if key not in memo:
             memo[key] = fn(doc)
@@ -145,7 +146,7 @@ class Document:
         self.memo: dict[str, Any] = {}
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any], text_field: str = "text") -> "Document":
+    def from_record(cls, record: Mapping[str, Any], text_field: str = "text") -> Document:
         text = record.get(text_field)
         size = record.get("size_bytes")
         return cls("" if text is None else str(text), language=record.get("language"),
@@ -189,7 +190,7 @@ class Document:
         key = f"ngrams:{n}"
         if key not in self.memo:
             words = self.words
-            self.memo[key] = list(zip(*(words[i:] for i in range(n))))
+            self.memo[key] = list(zip(*(words[i:] for i in range(n)), strict=False))  # ragged on purpose
         return self.memo[key]
 
     def ngram_counts(self, n: int) -> Counter:
@@ -220,3 +221,8 @@ class Document:
     @cached_property
     def comment_lines(self) -> list[str]:
         return non_blank_lines(self.comment_text)
+
+    def count_code_lines_with(self, *needles: str, ignore_case: bool = False) -> int:
+        """Code lines containing any of ``needles`` (lowercase needles when ``ignore_case``)."""
+        lines = (line.lower() for line in self.code_lines) if ignore_case else self.code_lines
+        return sum(any(n in line for n in needles) for line in lines)

@@ -11,7 +11,7 @@ import tokenize
 from dataclasses import dataclass
 
 from oc_synth.curate.signals.document import Document, per_document
-from oc_synth.curate.signals.registry import SignalValue, flag, fraction, quality_signal
+from oc_synth.curate.signals.registry import SignalValue, flag, frac_code_lines_with, fraction, quality_signal
 
 SIMPLE_RETURN = re.compile(r"^\s*return(\s+.+)?\s*$", re.MULTILINE)
 _DOCSTRING_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef)
@@ -86,10 +86,6 @@ def _named_targets(statement: ast.stmt) -> int:
     return 0
 
 
-def _lines_containing(doc: Document, word: str) -> int:
-    return sum(word in line.lower() for line in doc.code_lines)
-
-
 @quality_signal("qsc_codepython_cate_ast")
 def cate_ast(doc: Document) -> SignalValue:
     return flag(python_tree(doc) is not None)
@@ -109,12 +105,12 @@ def cate_var_zero(doc: Document) -> SignalValue:
 
 @quality_signal("qsc_codepython_frac_lines_pass")
 def frac_lines_pass(doc: Document) -> SignalValue:
-    return fraction(_lines_containing(doc, "pass"), len(doc.code_lines)) or 0.0
+    return frac_code_lines_with(doc, "pass", ignore_case=True) or 0.0
 
 
 @quality_signal("qsc_codepython_frac_lines_import")
 def frac_lines_import(doc: Document) -> SignalValue:
-    return fraction(_lines_containing(doc, "import"), len(doc.code_lines)) or 0.0
+    return frac_code_lines_with(doc, "import", ignore_case=True) or 0.0
 
 
 @quality_signal("qsc_codepython_frac_lines_simplefunc")
@@ -130,10 +126,10 @@ def score_lines_no_logic(doc: Document) -> SignalValue:
     if structure is None:
         return None
     declarations = (structure.functions + structure.classes + structure.class_attributes
-                    + _lines_containing(doc, "import") + len(SIMPLE_RETURN.findall(doc.code_text)))
+                    + doc.count_code_lines_with("import", ignore_case=True) + len(SIMPLE_RETURN.findall(doc.code_text)))
     return fraction(declarations, len(doc.code_lines))
 
 
 @quality_signal("qsc_codepython_frac_lines_print")
 def frac_lines_print(doc: Document) -> SignalValue:
-    return fraction(sum("print" in line for line in doc.code_lines), len(doc.code_lines))
+    return frac_code_lines_with(doc, "print")

@@ -7,8 +7,8 @@ fires on None). The family is the second part of the name: ``doc`` (text files),
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from oc_synth.curate.signals.document import Document
 
@@ -52,14 +52,6 @@ def flag(value: bool) -> float:
     return 1.0 if value else 0.0
 
 
-def families_for(doc_type: str, program_lang: str) -> tuple[str, ...]:
-    """Signal families computed for a document: text files get ``doc``; code and data files get ``code`` plus their
-    language's family."""
-    if doc_type == "text":
-        return ("doc",)
-    return ("code", f"code{program_lang}")
-
-
-def signal_names_for(doc_type: str, program_lang: str) -> list[str]:
-    families = set(families_for(doc_type, program_lang))
-    return [name for name, sig in SIGNALS.items() if sig.family in families]
+def frac_code_lines_with(doc: Document, *needles: str, ignore_case: bool = False) -> SignalValue:
+    """Code lines containing any of ``needles``, over code lines (None without code lines)."""
+    return fraction(doc.count_code_lines_with(*needles, ignore_case=ignore_case), len(doc.code_lines))

@@ -1,11 +1,12 @@
 """Word tokenization exactly as RefineCode's reference computes it, so that signal values compare one to one.
 
 The reference (OpenCoder-llm/opc_data_filtering) splits words with NLTK's ``wordpunct_tokenize`` (runs of word
-characters, or runs of other non-space characters) after a normalization that, per character:
-drops ASCII control characters (keeping backspace, tab, newline, VT, FF, CR and ESC) and maps thin/zero-width spaces to a space,
-folds full-width punctuation to ASCII, replaces ASCII punctuation with a space, lowercases, and finally applies
-Unicode NFKC. Doing the first three steps in one ``str.translate`` and tokenizing the whole text at once gives the same
-words as the reference's line-by-line pass (no token can span a newline) at a fraction of the cost.
+characters, or runs of other non-space characters; NLTK 3.9, which matches with ``re``) after a normalization that,
+per character, drops ASCII control characters (keeping backspace, tab, newline, VT, FF, CR and ESC), maps thin and
+zero-width spaces to a space, folds full-width punctuation to ASCII, replaces ASCII punctuation with a space,
+lowercases, and finally applies Unicode NFKC. Doing the first steps in one ``str.translate`` and tokenizing the
+whole text at once gives the same words as the reference's line-by-line pass (no token can span a newline) at a
+fraction of the cost.
 """
 
 from __future__ import annotations

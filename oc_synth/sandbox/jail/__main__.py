@@ -7,21 +7,21 @@ Protocol on fd 0 (requests) / fd 1 (replies), frames from ``protocol``:
 End of input ends the zygote.
 """
 
+import ast  # noqa: F401 - pyexec's imports, warm in every fork (a program importing them pays nothing)
 import os
+import socket
 import sys
+import traceback  # noqa: F401
 
 import isolation
 import protocol
 import pyexec  # noqa: F401 - imported before the view hides this directory
 import supervisor
 
-# pyexec's own imports, warm in every fork; a program that imports them pays nothing.
-import ast  # noqa: F401,E402
-import traceback  # noqa: F401,E402
-
 
 def _setup(spec: dict) -> dict:
-    ctx = {"uid": spec["uid"], "gid": spec["gid"], "pid_namespace": False, "drop": False, "pidns_fd": None}
+    ctx = {"uid": spec["uid"], "gid": spec["gid"], "pid_namespace": False, "drop": False, "pidns_fd": None,
+           "spec": spec}
     try:  # be the first victim of any out-of-memory kill, not the host's work (raising it needs no privilege)
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("1000")
@@ -31,11 +31,8 @@ def _setup(spec: dict) -> dict:
         ctx["pidns_fd"] = os.open("/proc/self/ns/pid", os.O_RDONLY)
         isolation.enter_view(spec)
         isolation.unshare(isolation.CLONE_NEWUTS)
-        import socket
-
         socket.sethostname(spec.get("hostname", "sandbox"))
         ctx.update(pid_namespace=True, drop=True)
-    isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)
     jail_dir = sys.path[0]
     sys.path[:] = [p for p in sys.path if p != jail_dir] or [""]
     sys.path.insert(0, "")  # replaced by the work dir in every program, like a script's own directory

@@ -35,7 +35,6 @@ MS_PRIVATE = 0x40000
 MNT_DETACH = 0x2
 
 PR_SET_NO_NEW_PRIVS = 38
-PR_SET_CHILD_SUBREAPER = 36
 
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "s390x": 217}
 
@@ -142,10 +141,8 @@ def enter_view(spec: dict) -> None:
             os.symlink(target, root + path)
     for path, text in spec.get("files", {}).items():
         _write_file(root + path, text)
-    tmp = spec["tmp"]
     os.makedirs(root + "/tmp", exist_ok=True)
-    mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
-          f"size={tmp['size_mb']}m,nr_inodes={tmp['inodes']},mode=0700,uid={spec['uid']},gid={spec['gid']}")
+    mount_work_tmpfs(spec, root + "/tmp")
     if spec.get("proc"):
         # Mounted in the host PID namespace with hidepid: a program sees only its own uid's processes.
         os.makedirs(root + "/proc", exist_ok=True)
@@ -156,6 +153,16 @@ def enter_view(spec: dict) -> None:
     umount("/.old_root", MNT_DETACH)
     os.rmdir("/.old_root")
     mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def mount_work_tmpfs(spec: dict, target: str = "/tmp", replace: bool = False) -> None:
+    """The slot's work dir: a size- and inode-limited tmpfs owned by the slot uid. ``replace`` swaps in a fresh one
+    (the old one, whatever a program left in it, is detached and freed)."""
+    if replace:
+        umount(target, MNT_DETACH)
+    tmp = spec["tmp"]
+    mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV,
+          f"size={tmp['size_mb']}m,nr_inodes={tmp['inodes']},mode=0700,uid={spec['uid']},gid={spec['gid']}")
 
 
 def apply_rlimits(limits: dict) -> None:

@@ -61,18 +61,6 @@ def _write_sources(workdir: str, files: dict, uid: int | None, gid: int | None) 
             os.chown(path, uid, gid)
 
 
-def _clear_dir(path: str) -> None:
-    for name in os.listdir(path):
-        p = os.path.join(path, name)
-        if os.path.isdir(p) and not os.path.islink(p):
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            try:
-                os.unlink(p)
-            except OSError:
-                pass
-
-
 def _start_step(step: dict, ctx: dict, streams: Streams, workdir: str) -> None:
     """In the forked step process: isolate, then exec or run Python. Never returns."""
     try:
@@ -88,6 +76,8 @@ def _start_step(step: dict, ctx: dict, streams: Streams, workdir: str) -> None:
             isolation.drop_to(ctx["uid"], ctx["gid"])
         os.closerange(4, 1 << 16)
         env = dict(os.environ)
+        if not ctx["pid_namespace"]:  # rlimits mode: the per-program temp dir stands in for the private /tmp
+            env.update(HOME=workdir, TMPDIR=workdir)
         env.update(step.get("env") or {})
         if step.get("python"):
             import pyexec
@@ -120,14 +110,18 @@ def _wait_with_timeout(pid: int, timeout_s: float) -> tuple[int, bool, object]:
 
 
 def _kill_leftovers(ctx: dict, step_pid: int) -> None:
-    """Namespaces mode: init kills every other process of its namespace. Rlimits mode: the step's process group."""
+    """Namespaces mode: init kills every other process of its namespace and reaps them all. Rlimits mode: only the
+    step's process group can be reached (a process that left it with setsid survives: not contained)."""
+    if not ctx["pid_namespace"]:
+        try:
+            os.killpg(step_pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return
     while True:
         try:
-            if ctx["pid_namespace"]:
-                os.kill(-1, signal.SIGKILL)
-            else:
-                os.killpg(step_pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
             pass
         try:
             os.waitpid(-1, 0)
@@ -164,11 +158,25 @@ def _run_steps(steps: list, ctx: dict, streams: Streams, workdir: str, tail_byte
     return results
 
 
+def _serve_as_init(req: dict, ctx: dict, streams: Streams, workdir: str) -> None:
+    code = 0
+    try:
+        steps = _run_steps(req["steps"], ctx, streams, workdir, req.get("tail_bytes", 4096))
+        os.write(streams.result, json.dumps({"steps": steps}).encode())
+    except BaseException as e:  # noqa: BLE001
+        try:
+            os.write(streams.result, json.dumps({"error": f"{type(e).__name__}: {e}"}).encode())
+        finally:
+            code = 1
+    finally:
+        os._exit(code)
+
+
 def run_request(req: dict, ctx: dict, streams: Streams) -> dict:
     """Run every step of ``req`` in a fresh PID namespace; returns {"steps": [...]} or {"error": ...}."""
-    if ctx["pid_namespace"]:
+    if ctx["pid_namespace"]:  # a fresh tmpfs: nothing of the previous program (files, trees, full inodes) remains
         workdir = WORK_DIR
-        _clear_dir(workdir)
+        isolation.mount_work_tmpfs(ctx["spec"], workdir, replace=True)
     else:
         workdir = tempfile.mkdtemp(prefix="oc-sandbox-")
     try:
@@ -176,28 +184,16 @@ def run_request(req: dict, ctx: dict, streams: Streams) -> dict:
         streams.rewind(streams.result)
         if ctx["pid_namespace"]:
             isolation.unshare(isolation.CLONE_NEWPID | isolation.CLONE_NEWIPC)
-        try:
-            init = os.fork()
-        finally:
-            if ctx["pid_namespace"]:  # children of the zygote's *next* fork must go to the next new namespace
-                isolation.setns(ctx["pidns_fd"], isolation.CLONE_NEWPID)
+        init = os.fork()
         if init == 0:
-            code = 0
-            try:
-                steps = _run_steps(req["steps"], ctx, streams, workdir, req.get("tail_bytes", 4096))
-                os.write(streams.result, json.dumps({"steps": steps}).encode())
-            except BaseException as e:  # noqa: BLE001
-                os.write(streams.result, json.dumps({"error": f"{type(e).__name__}: {e}"}).encode())
-                code = 1
-            finally:
-                os._exit(code)
+            _serve_as_init(req, ctx, streams, workdir)  # never returns
+        if ctx["pid_namespace"]:  # the zygote's *next* fork must go to the next new namespace, not this one
+            isolation.setns(ctx["pidns_fd"], isolation.CLONE_NEWPID)
         _, status = os.waitpid(init, 0)
         raw = Streams.whole(streams.result, 1 << 24)
         if not raw:
             return {"error": f"sandbox init died (wait status {status})"}
         return json.loads(raw)
     finally:
-        if ctx["pid_namespace"]:
-            _clear_dir(workdir)
-        else:
+        if not ctx["pid_namespace"]:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -20,17 +20,18 @@ log = get_logger(__name__)
 
 
 def load_hf_model(model: str, *, dtype: str = "auto", device: str = "cpu", trust_remote_code: bool = False,
-                  chat_template: str | None = None) -> tuple[Any, Any]:
+                  chat_template: str | None = None, local_files_only: bool = False) -> tuple[Any, Any]:
     """Return ``(model, tokenizer)``, in eval mode on ``device``.
 
     ``dtype="auto"`` means float32 on CPU (bf16 matmuls are slow on most CPUs) and the checkpoint's dtype elsewhere.
     ``chat_template`` (a Jinja string or a path to a file holding one) replaces the tokenizer's template.
+    ``local_files_only`` never asks the hub (a wrong name fails at once instead of after the hub's retries).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(model)
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "local_files_only": local_files_only}
     if path.suffix == ".gguf":
         if not path.is_file():
             raise BackendError(f"{path}: GGUF file not found")
@@ -71,11 +72,12 @@ class HFBackend(Backend):
     name = "hf"
 
     def __init__(self, model: str, *, dtype: str = "auto", device: str = "cpu", trust_remote_code: bool = False,
-                 chat_template: str | None = None):
+                 chat_template: str | None = None, local_files_only: bool = False):
         super().__init__(model)
         self.device = device
         self.lm, self.tokenizer = load_hf_model(model, dtype=dtype, device=device,
-                                                trust_remote_code=trust_remote_code, chat_template=chat_template)
+                                                trust_remote_code=trust_remote_code, chat_template=chat_template,
+                                                local_files_only=local_files_only)
 
     def check_request(self, request: GenerationRequest) -> None:
         super().check_request(request)

@@ -1,0 +1,231 @@
+"""Fuzzy dedup throughput and peak memory on real source files: our engine next to datasketch's MinHashLSH.
+
+Same parameters for every engine (the OpenCoder preset unless --preset says otherwise): word 5-gram shingles cut
+by the same word definition, 2,048 permutations, LSH 16 bands x 128 rows. Each (size, engine) runs in a fresh
+process, so peak RSS is that run's own. What is timed, for every engine: read the JSONL corpus, shingle, sign, LSH,
+group candidates into clusters. Ours also writes the deduplicated corpus (its whole `curate dedup --mode fuzzy`).
+
+    python benchmarks/dedup_throughput.py                       # 10k and 100k files, cpu vs datasketch
+    python benchmarks/dedup_throughput.py --sizes 2000 --engines cpu,datasketch
+    python benchmarks/dedup_throughput.py --engines cpu,gpu --out results.json   # on a GPU machine
+
+The corpus: source files found under --roots (default: this Python's stdlib and site-packages, /usr/include,
+/usr/lib, /usr/share), sampled with a fixed seed, as JSONL records (text, id = path). Real trees contain real
+duplicates (vendored copies, empty __init__.py files), so the engines' duplicate counts are comparable too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+CODE_SUFFIXES = {".py", ".pyi", ".c", ".h", ".cc", ".cpp", ".hpp", ".cu", ".cuh", ".js", ".ts", ".go", ".rs", ".java",
+                 ".rb", ".pl", ".pm", ".sh", ".lua", ".php", ".cs", ".scala", ".kt", ".swift", ".m", ".f90"}
+MAX_BYTES = 1 << 20
+
+
+def default_roots() -> list[str]:
+    paths = sysconfig.get_paths()
+    roots = [paths["stdlib"], paths["purelib"], "/usr/include", "/usr/lib", "/usr/share"]
+    return sorted({r for r in roots if os.path.isdir(r)})
+
+
+def find_sources(roots: list[str]) -> list[str]:
+    found = set()
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in filenames:
+                if os.path.splitext(name)[1] in CODE_SUFFIXES:
+                    path = os.path.realpath(os.path.join(dirpath, name))
+                    if os.path.isfile(path) and os.path.getsize(path) <= MAX_BYTES:
+                        found.add(path)
+    return sorted(found)
+
+
+def write_corpus(paths: list[str], n: int, seed: int, directory: Path, shard_size: int = 10_000) -> int:
+    """``n`` readable UTF-8 files as JSONL shards; returns how many were written."""
+    rng = random.Random(seed)
+    order = paths[:]
+    rng.shuffle(order)
+    directory.mkdir(parents=True, exist_ok=True)
+    written, batch, shards = 0, [], 0
+
+    def flush() -> None:
+        nonlocal shards
+        (directory / f"part-{shards:05d}.jsonl").write_text("\n".join(batch) + "\n")
+        batch.clear()
+        shards += 1
+
+    for path in order:
+        if written == n:
+            break
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        batch.append(json.dumps({"id": path, "text": text, "stars": rng.randrange(100),
+                                 "commit_time": f"2024-01-{rng.randrange(1, 29):02d}T00:00:00Z"}))
+        if len(batch) == shard_size:
+            flush()
+        written += 1
+    if batch:
+        flush()
+    return written
+
+
+# ---- one measured run per process -------------------------------------------------------------------------------
+
+def run_ours(corpus: Path, work: Path, engine: str, preset: str) -> dict:
+    from oc_synth.curate.dedup.settings import build_settings
+    from oc_synth.curate.dedup.workflow import run_dedup
+
+    summary = run_dedup(corpus, work / "out", build_settings(mode="fuzzy", engine=engine, preset=preset), quiet=True)
+    return {"removed": summary["clusters"].get("fuzzy_removed", 0), "records": summary["records"],
+            "signature_docs_per_s": summary["index_docs_per_s"], "engine_detail": summary["engine"],
+            "seconds_by_pass": summary["seconds"]}
+
+
+def run_datasketch(corpus: Path, preset: str) -> dict:
+    """datasketch's MinHash + MinHashLSH with the same shingles, permutations and bands x rows."""
+    import numpy as np
+    from datasketch import MinHash, MinHashLSH
+
+    from oc_common.records import iter_records
+    from oc_synth.curate.dedup.clusters import Components
+    from oc_synth.curate.dedup.settings import build_settings
+    from oc_synth.curate.dedup.shingles import words
+
+    mh = build_settings(preset=preset).minhash
+    if mh.shingle != "word":
+        raise SystemExit("the datasketch baseline implements word shingles only")
+    lsh = MinHashLSH(num_perm=mh.num_perm, params=(mh.bands, mh.rows))
+    template = MinHash(num_perm=mh.num_perm, seed=mh.seed)  # permutations drawn once, copied per document
+    t0 = time.perf_counter()
+    u, v, n = [], [], 0
+    for i, rec in enumerate(iter_records(corpus)):
+        w = words(rec["text"])
+        if not w:
+            continue
+        shingles = {b" ".join(w[k:k + mh.ngram]) for k in range(max(1, len(w) - mh.ngram + 1))}
+        m = template.copy()
+        m.update_batch(list(shingles))
+        for j in lsh.query(m):
+            u.append(i)
+            v.append(j)
+        lsh.insert(i, m)
+        n = i + 1
+    comp = Components(n)
+    comp.union(np.array(u, np.int64), np.array(v, np.int64))
+    labels = comp.labels()
+    removed = int(n - len(np.unique(labels)))
+    return {"removed": removed, "records": n, "signature_docs_per_s": round(n / (time.perf_counter() - t0), 1),
+            "engine_detail": "datasketch MinHash + MinHashLSH (in-memory)"}
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children: on a shared box, docs per CPU-second
+    compares engines fairly when wall time does not."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def measure(args: argparse.Namespace) -> None:
+    # imports (NeMo Curator's alone take seconds) are not part of the measurement
+    import datasketch  # noqa: F401
+
+    import oc_synth.curate.dedup.workflow  # noqa: F401
+
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
+    if args.engine == "datasketch":
+        result = run_datasketch(Path(args.corpus), args.preset)
+    else:
+        result = run_ours(Path(args.corpus), Path(args.work), args.engine, args.preset)
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    n = result["records"]
+    result.update(seconds=round(seconds, 2), cpu_seconds=round(cpu, 2), docs_per_s=round(n / seconds, 1),
+                  docs_per_cpu_s=round(n / cpu, 1), peak_rss_mib=round(peak / 1024, 1))
+    Path(args.result).write_text(json.dumps(result))
+
+
+# ---- driver -----------------------------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100000", help="corpus sizes (files), comma separated")
+    parser.add_argument("--engines", default="cpu,datasketch", help="cpu, datasketch and/or gpu, comma separated")
+    parser.add_argument("--preset", default="opencoder", help="opencoder (word 5-grams, 16x128) or nemo")
+    parser.add_argument("--roots", nargs="*", default=None, help="where to look for source files")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the file sample")
+    parser.add_argument("--out", default=None, help="also write the results as JSON here")
+    parser.add_argument("--keep", action="store_true", help="keep the generated corpora (printed path)")
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)  # child process mode
+    parser.add_argument("--engine", help=argparse.SUPPRESS)
+    parser.add_argument("--corpus", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        measure(args)
+        return
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    engines = args.engines.split(",")
+    t0 = time.perf_counter()
+    paths = find_sources(args.roots or default_roots())
+    print(f"{len(paths):,} candidate source files under {', '.join(args.roots or default_roots())} "
+          f"({time.perf_counter() - t0:.1f} s)", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="dedup_bench_"))
+    results = []
+    for size in sizes:
+        corpus = tmp / f"corpus_{size}"
+        n = write_corpus(paths, size, args.seed, corpus)
+        mb = sum(p.stat().st_size for p in corpus.iterdir()) / 2**20
+        print(f"\n== {n:,} files ({mb:,.0f} MB of JSONL)", flush=True)
+        if n < size:
+            print(f"   only {n:,} readable files found; pass --roots with more code to reach {size:,}")
+        for engine in engines:
+            result_path = tmp / f"result_{size}_{engine}.json"
+            cmd = [sys.executable, __file__, "--measure", "--engine", engine, "--corpus", str(corpus), "--work",
+                   str(tmp / f"work_{size}_{engine}"), "--result", str(result_path), "--preset", args.preset]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                print(f"   {engine}: FAILED\n{proc.stderr[-3000:]}")
+                results.append({"files": n, "engine": engine, "error": proc.stderr[-3000:]})
+                continue
+            r = {"files": n, "engine": engine, **json.loads(result_path.read_text())}
+            results.append(r)
+            print(f"   {engine:<11} {r['docs_per_s']:>8,.0f} docs/s wall  {r['docs_per_cpu_s']:>8,.0f} docs/CPU-s  "
+                  f"signature pass {r['signature_docs_per_s'] or 0:>7,.0f} docs/s  "
+                  f"peak RSS {r['peak_rss_mib']:>7,.0f} MiB  "
+                  f"{r['seconds']:>7.1f} s  "
+                  f"removed {r['removed']:,}", flush=True)
+        base = next((r for r in results if r["files"] == n and r["engine"] == "datasketch" and "error" not in r), None)
+        ours = next((r for r in results if r["files"] == n and r["engine"] == "cpu" and "error" not in r), None)
+        if base and ours:
+            print(f"   cpu vs datasketch: {ours['docs_per_s'] / base['docs_per_s']:.1f}x docs/s (wall), "
+                  f"{ours['docs_per_cpu_s'] / base['docs_per_cpu_s']:.1f}x docs per CPU-second, "
+                  f"{ours['peak_rss_mib'] / base['peak_rss_mib']:.2f}x peak RSS")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"preset": args.preset, "results": results}, indent=2) + "\n")
+    if args.keep:
+        print(f"\ncorpora and outputs kept in {tmp}")
+    else:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""HF ``LlamaForCausalLM`` -> Megatron-Core torch_dist checkpoint (``oc-megatron convert from-hf``).
+
+Everything that can be wrong with the input is checked before anything is written: the config (a plain Llama we
+can represent), every tensor (present, right shape, readable: a truncated shard fails here), the parallel layout
+and the tokenizer's vocabulary. The checkpoint is then written tensor by tensor straight from the HF shards
+(see ``megatron_ckpt.save_streaming``) into a hidden staging directory that is renamed into place at the end.
+
+Output (the trainer's layout, loadable with ``init_from`` / ``load_checkpoint`` at any TP / PP)::
+
+    CKPT_DIR/iter_0000000/                      torch_dist checkpoint; train_state holds the model config
+    CKPT_DIR/latest_checkpointed_iteration.txt  0
+    CKPT_DIR/hf_assets/                         tokenizer files, generation_config.json and the source
+                                                config.json, so that to-hf reproduces them
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from oc_common.fileio import atomic_write_text
+from oc_common.log import get_logger
+from oc_megatron.convert import llama_mapping as lm
+from oc_megatron.convert.errors import ConversionError
+from oc_megatron.convert.hf import (
+    DTYPES,
+    HFModelDir,
+    check_tokenizer_fits,
+    copy_tokenizer_files,
+    dtype_name,
+    model_config_from_hf,
+    read_tokenizer,
+)
+from oc_megatron.convert.layout import check_parallel_layout
+from oc_megatron.convert.staging import check_output_dir, staged_output_dir
+
+log = get_logger(__name__)
+
+HF_ASSETS = "hf_assets"
+SOURCE_CONFIG = "source_config.json"
+
+
+@dataclass(frozen=True)
+class FromHFResult:
+    checkpoint: Path
+    model: object  # ModelConfig
+    dtype: str
+    tensors: int
+    seconds: float
+
+
+def check_hf_tensors(hf: HFModelDir, dims: lm.Dims, num_layers: int) -> None:
+    expected = lm.hf_tensor_shapes(dims, num_layers)
+    present = hf.tensors
+    ignored = re.compile(lm.IGNORED_HF_TENSORS)
+    missing = [n for n in expected if n not in present]
+    unexpected = [n for n in present if n not in expected and not ignored.fullmatch(n)]
+    wrong = [f"{n} has shape {list(present[n].shape)}, config.json implies {list(s)}"
+             for n, s in expected.items() if n in present and present[n].shape != s]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} tensors missing (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} tensors a Llama model does not have (e.g. {', '.join(unexpected[:3])})")
+    if wrong:
+        problems.append("; ".join(wrong[:3]) + (" (vocab_size / padding mismatch?)" if any(
+            "embed_tokens" in w or "lm_head" in w for w in wrong) else ""))
+    if problems:
+        raise ConversionError(f"{hf.path}: " + "; ".join(problems))
+
+
+def from_hf(hf_dir: str | Path, ckpt_dir: str | Path, *, tp: int = 1, pp: int = 1, preset: str | None = None,
+            dtype: str = "auto", force: bool = False) -> FromHFResult:
+    """Convert a HF Llama model directory into a torch_dist checkpoint for a TP x PP layout (see module doc)."""
+    from oc_megatron.convert.megatron_ckpt import save_streaming, single_process_group
+    from oc_megatron.training.checkpoint import LATEST_FILE, TrainState, iteration_dir
+
+    start = time.perf_counter()
+    ckpt_dir = Path(ckpt_dir)
+    check_output_dir(ckpt_dir.absolute(), force)
+    hf = HFModelDir(hf_dir)
+    model = model_config_from_hf(hf.config, str(hf.path / "config.json"), preset)
+    check_parallel_layout(model, tp, pp)
+    dims = lm.Dims.of(model)
+    check_hf_tensors(hf, dims, model.num_layers)
+    if dtype == "auto":
+        out_dtype = hf.tensors[lm.FIRST[0].hf].dtype
+    elif dtype in DTYPES:
+        out_dtype = DTYPES[dtype]
+    else:
+        raise ConversionError(f"--dtype {dtype!r}: expected auto, {', '.join(DTYPES)}")
+    tok_dir = hf.tokenizer_dir()
+    if tok_dir is not None:
+        check_tokenizer_fits(read_tokenizer(tok_dir), model.vocab_size)
+    else:
+        log.warning("%s has no tokenizer files; to-hf will need --tokenizer", hf.path)
+
+    def produce(mapping: lm.Mapping, layer: int | None) -> torch.Tensor:
+        names = mapping.hf_shapes(dims, layer)
+        return mapping.to_megatron({n: hf.read(n) for n in names}, dims, layer)
+
+    train_state = TrainState(iteration=0, consumed_samples=0, model=model.model_dump(),
+                             layout={"tensor": tp, "pipeline": pp, "virtual_pipeline": 1, "data": 1})
+    log.info("from-hf %s -> %s: %d layers, %s, TP %d x PP %d", hf.path, ckpt_dir, model.num_layers,
+             dtype_name(out_dtype), tp, pp)
+    with staged_output_dir(ckpt_dir, force) as tmp:
+        it_dir = iteration_dir(tmp, 0)
+        it_dir.mkdir()
+        with single_process_group(model_parallel=True):
+            save_streaming(it_dir, model, out_dtype, produce, train_state.__dict__.copy())
+        atomic_write_text(tmp / LATEST_FILE, "0\n")
+        assets = tmp / HF_ASSETS
+        assets.mkdir()
+        shutil.copyfile(hf.path / "config.json", assets / SOURCE_CONFIG)
+        if (hf.path / "generation_config.json").is_file():
+            shutil.copyfile(hf.path / "generation_config.json", assets / "generation_config.json")
+        if tok_dir is not None:
+            copy_tokenizer_files(tok_dir, assets)
+    seconds = time.perf_counter() - start
+    n = len(lm.hf_tensor_shapes(dims, model.num_layers))
+    log.info("wrote %s (%d HF tensors) in %.1f s", ckpt_dir, n, seconds)
+    return FromHFResult(ckpt_dir, model, dtype_name(out_dtype), n, seconds)

@@ -1,0 +1,70 @@
+"""Logits of both sides, for checking a conversion: a Megatron-Core model at any TP / PP, and a HF directory.
+
+Used by the conversion tests and ``benchmarks/convert.py``; a conversion is right when both give the same logits
+for the same tokens (fp32: bitwise at TP 1 with the local spec, ~1e-6 at TP 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+@torch.no_grad()
+def megatron_logits(chunks: list[torch.nn.Module], tokens: torch.Tensor) -> torch.Tensor | None:
+    """Full-vocabulary logits [batch, seq, vocab] of GPTModel ``chunks`` (this rank's, one per virtual stage).
+
+    Runs Megatron-Core's own pipeline schedule (forward only), so it works at any TP / PP / VPP; every rank of the
+    model-parallel group must call it. Returns the logits on the last pipeline stage (gathered over TP ranks), None
+    on the other stages.
+    """
+    from megatron.core import parallel_state as ps
+    from megatron.core.pipeline_parallel import get_forward_backward_func
+    from megatron.core.tensor_parallel import gather_from_tensor_model_parallel_region
+
+    batch, seq = tokens.shape
+    mask = torch.triu(torch.ones(1, 1, seq, seq, dtype=torch.bool), diagonal=1)  # True = masked (causal)
+    positions = torch.arange(seq).unsqueeze(0).expand(batch, seq)
+
+    def forward_step(data_iterator, model):  # noqa: ANN001 - Megatron's schedule signature
+        # Stages after the first ignore the tokens (their input arrives from the previous stage).
+        return model(tokens, positions, mask), lambda output, non_loss_data=False: output
+
+    for chunk in chunks:
+        chunk.eval()
+    outputs = get_forward_backward_func()(
+        forward_step_func=forward_step, data_iterator=[None] * len(chunks) if len(chunks) > 1 else None,
+        model=chunks if len(chunks) > 1 else chunks[0], num_microbatches=1, seq_length=seq,
+        micro_batch_size=batch, forward_only=True, collect_non_loss_data=True,
+    )
+    if not ps.is_pipeline_last_stage(ignore_virtual=True):
+        return None
+    return gather_from_tensor_model_parallel_region(outputs[0]).float()
+
+
+def load_megatron_model(ckpt: str | Path, tensor_parallel: int = 1, pipeline_parallel: int = 1,
+                        dtype: str = "fp32") -> list[torch.nn.Module]:
+    """This rank's GPTModel chunks with the weights of a checkpoint (parallel state must be initialised to match)."""
+    from megatron.core.tensor_parallel import model_parallel_cuda_manual_seed
+
+    from oc_megatron.models.opencoder import ModelConfig, build_model, transformer_config
+    from oc_megatron.training.checkpoint import load_checkpoint, read_train_state
+
+    # Attention forks the model-parallel RNG tracker (for dropout, which is 0 here): it must exist.
+    model_parallel_cuda_manual_seed(0)
+    model = ModelConfig.model_validate(read_train_state(ckpt).model)
+    tconfig = transformer_config(model, tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel,
+                                 precision=dtype)
+    chunks = build_model(model, tconfig, spec="local", initialize=False)
+    load_checkpoint(ckpt, chunks)
+    return chunks
+
+
+@torch.no_grad()
+def hf_logits(hf_dir: str | Path, tokens: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Logits of a HF model directory loaded with ``AutoModelForCausalLM`` (eager attention, CPU)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=dtype, attn_implementation="eager").eval()
+    return model(tokens).logits.float()

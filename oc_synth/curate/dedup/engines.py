@@ -1,0 +1,138 @@
+"""The engines behind ``--engine``: one interface, two implementations, one output.
+
+An engine does passes 1 and 2's engine-specific part: it indexes the shards and labels records with their exact
+and near-duplicate clusters. Everything after that (keep rule, decisions, removal, output format) is shared code.
+
+- ``cpu``: SHA-256 groups and rensa MinHash + banded LSH + connected components in numpy (this package).
+- ``gpu``: NeMo Curator's exact-duplicate identification and fuzzy dedup workflow on cuDF/RAPIDS
+  (``curator_gpu.py``).
+
+Labels are positions into the ``IndexData`` arrays: records with the same label are one cluster; ``-1`` marks a
+record that takes no part (no text; for fuzzy: no shingles, or removed as an exact duplicate first).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from oc_common.cli import UserError
+from oc_common.log import console, get_logger
+from oc_common.stats import Stats
+from oc_synth.curate.dedup.clusters import Components, bucket_edges, bucket_pairs, group_equal
+from oc_synth.curate.dedup.index import IndexData, run_index
+from oc_synth.curate.dedup.settings import DedupSettings
+from oc_synth.pipeline.runner import Shard
+
+log = get_logger(__name__)
+
+
+class Engine(Protocol):
+    name: str
+
+    def describe(self) -> str:
+        """What computes the signatures, for the summary and the run's fingerprint."""
+
+    def index(self, shards: Sequence[Shard], work: Path, settings: DedupSettings, executor: str,
+              quiet: bool) -> int:
+        """Pass 1: write ``work/index/<shard>.parquet`` (and any engine intermediates); returns the number of
+        records indexed by this call."""
+
+    def exact_labels(self, data: IndexData, work: Path) -> np.ndarray:
+        """Cluster label per record for identical content."""
+
+    def fuzzy_labels(self, data: IndexData, candidates: np.ndarray, work: Path, settings: DedupSettings,
+                     stats: Stats, quiet: bool) -> np.ndarray:
+        """Cluster label per record among ``candidates`` (bool mask) for near-identical content."""
+
+
+def exact_labels_from_hashes(data: IndexData) -> np.ndarray:
+    labels = np.full(len(data), -1, np.int64)
+    pos = np.nonzero(data.has_text)[0]
+    labels[pos] = pos[group_equal(data.sha256[pos])]
+    return labels
+
+
+class CpuEngine:
+    name = "cpu"
+
+    def describe(self) -> str:
+        from oc_synth.curate.dedup.minhash import engine_version
+
+        return f"CPU: SHA-256 + {engine_version()}, banded LSH, numpy connected components"
+
+    def index(self, shards: Sequence[Shard], work: Path, settings: DedupSettings, executor: str,
+              quiet: bool) -> int:
+        return run_index(shards, work / "index", settings, compute_bands=settings.fuzzy, executor=executor, quiet=quiet)
+
+    def exact_labels(self, data: IndexData, work: Path) -> np.ndarray:
+        return exact_labels_from_hashes(data)
+
+    def fuzzy_labels(self, data: IndexData, candidates: np.ndarray, work: Path, settings: DedupSettings,
+                     stats: Stats, quiet: bool) -> np.ndarray:
+        mh = settings.minhash
+        pos = np.nonzero(candidates)[0]
+        comp = Components(len(pos))
+        pairs_u, pairs_v = [], []
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, disable=quiet, transient=True) as progress:
+            bar = progress.add_task("dedup: LSH bands", total=mh.bands)
+            for b in range(mh.bands):
+                keys = data.band(b)[pos]
+                if mh.jaccard_check is None:
+                    u, v = bucket_edges(keys)
+                    comp.union(u, v)
+                    stats.add("candidate_edges", len(u))
+                else:
+                    u, v = bucket_pairs(keys)
+                    pairs_u.append(np.minimum(u, v))
+                    pairs_v.append(np.maximum(u, v))
+                progress.advance(bar)
+        if mh.jaccard_check is not None and pairs_u:
+            from oc_synth.curate.dedup.jaccard import verify_pairs
+
+            pairs = np.unique(np.stack([np.concatenate(pairs_u), np.concatenate(pairs_v)], axis=1), axis=0)
+            ok = verify_pairs(data, pos[pairs[:, 0]], pos[pairs[:, 1]], mh)
+            stats.add("candidate_pairs", len(pairs))
+            stats.add("candidate_pairs_below_jaccard", int((~ok).sum()))
+            comp.union(pairs[ok, 0], pairs[ok, 1])
+        labels = np.full(len(data), -1, np.int64)
+        labels[pos] = pos[comp.labels()]
+        return labels
+
+
+def gpu_status() -> tuple[bool, str]:
+    """Whether the GPU engine can run here, and why not."""
+    try:
+        import cudf  # noqa: F401
+    except Exception as e:  # noqa: BLE001 - ImportError, or CUDA driver errors raised at import
+        return False, f"cuDF is not importable ({e})"
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return False, "no CUDA device visible"
+    except ImportError:
+        pass
+    return True, "cuDF and a CUDA device are available"
+
+
+def resolve_engine(settings: DedupSettings) -> tuple[Engine, str]:
+    """The engine to run and a sentence saying why it was chosen."""
+    ok, why = gpu_status()
+    if settings.engine == "cpu" or (settings.engine == "auto" and not ok):
+        reason = "requested" if settings.engine == "cpu" else f"auto: {why}"
+        return CpuEngine(), reason
+    if not ok:
+        raise UserError(f"--engine gpu: {why}. Install the GPU extra from NVIDIA's index (pip install "
+                        "--extra-index-url https://pypi.nvidia.com 'nemo-curator[deduplication_cuda12]') or run in "
+                        "NVIDIA's NeMo Curator container; --engine cpu runs the same dedup on CPUs.")
+    if settings.fuzzy and settings.minhash.jaccard_check is not None:
+        raise UserError("--jaccard-check: NeMo Curator's GPU fuzzy workflow has no candidate check; use --engine cpu "
+                        "for a checked run")
+    from oc_synth.curate.dedup.curator_gpu import GpuEngine
+
+    return GpuEngine(), "requested" if settings.engine == "gpu" else f"auto: {why}"

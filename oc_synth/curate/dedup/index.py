@@ -1,0 +1,267 @@
+"""Pass 1: one small index file per input shard, the only place the text is read for grouping.
+
+``WORK/index/<shard>.parquet`` holds one row per record (in the order ``ShardReader`` yields them):
+
+=============  ==========================================================================================
+``row``        position in the shard; with the shard's number it makes the record's ``doc`` number
+``id``         the record's ``id`` as text (null when missing)
+``stars``      float, NaN when missing or unusable (see keep_rule)
+``commit_time``  epoch seconds, NaN when missing or unusable
+``sha256``     32-byte SHA-256 of the UTF-8 text (null when the record has no text)
+``shingled``   the text has at least one shingle (fuzzy runs only)
+``b00``...     one uint64 key per LSH band (CPU fuzzy runs only): 8 bytes x bands instead of an 8 KB signature
+=============  ==========================================================================================
+
+The file is written atomically and is the shard's done-marker: a rerun indexes only the shards without one.
+Its Parquet metadata carries the shard's counters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from nemo_curator.pipeline import Pipeline
+from nemo_curator.stages.base import ProcessingStage
+from nemo_curator.tasks import DocumentBatch, FileGroupTask
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from oc_common.fileio import atomic_write_bytes
+from oc_common.log import console
+from oc_common.stats import Stats
+from oc_synth.curate.dedup.keep_rule import commit_epoch, id_text, stars_value
+from oc_synth.curate.dedup.minhash import band_keys_parallel
+from oc_synth.curate.dedup.settings import DedupSettings
+from oc_synth.curate.dedup.shingles import has_shingles
+from oc_synth.pipeline.executors import make_executor
+from oc_synth.pipeline.runner import Shard
+from oc_synth.pipeline.stages import ShardReader, records_from_frame
+
+TEXT = "text"
+STATS_KEY = b"oc_dedup_stats"
+ROW_BITS = 32  # doc = shard_number << 32 | row: 4 billion records per shard, 2 billion shards
+
+
+def band_column(b: int) -> str:
+    return f"b{b:02d}"
+
+
+def index_path(index_dir: Path, shard: str) -> Path:
+    return Path(index_dir) / f"{shard}.parquet"
+
+
+def index_table(records: Sequence[dict[str, Any]], settings: DedupSettings, compute_bands: bool,
+                pool: Executor | None = None) -> tuple[pa.Table, Stats]:
+    """The index rows of one shard's records (see the module docstring)."""
+    st = Stats()
+    n = len(records)
+    ids, stars, times, digests, texts, has_text = [], np.full(n, np.nan), np.full(n, np.nan), [], [], np.zeros(n, bool)
+    for i, rec in enumerate(records):
+        ident = id_text(rec.get("id"))
+        if ident is None:
+            st.add("missing_id")
+        ids.append(ident)
+        stars[i] = _usable(rec.get("stars"), stars_value, "stars", st)
+        times[i] = _usable(rec.get("commit_time"), commit_epoch, "commit_time", st)
+        text = rec.get(TEXT)
+        if isinstance(text, str):
+            has_text[i] = True
+            digests.append(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
+            texts.append(text)
+            st.add("chars", len(text))
+        else:
+            st.add("no_text")
+            digests.append(None)
+    st.add("records", n)
+    columns: dict[str, Any] = {
+        "row": pa.array(np.arange(n, dtype=np.int64)),
+        "id": pa.array(ids, type=pa.string()),
+        "stars": pa.array(stars),
+        "commit_time": pa.array(times),
+        "sha256": pa.array(digests, type=pa.binary(32)),
+    }
+    if settings.fuzzy:
+        mh = settings.minhash
+        shingled = np.zeros(n, bool)
+        text_rows = np.nonzero(has_text)[0]
+        if compute_bands:
+            keys = np.zeros((n, mh.bands), np.uint64)
+            if len(text_rows):
+                keys[text_rows], shingled[text_rows] = band_keys_parallel(texts, mh, pool, settings.workers)
+            for b in range(mh.bands):
+                columns[band_column(b)] = pa.array(keys[:, b])
+        else:
+            shingled[text_rows] = [has_shingles(t, mh) for t in texts]
+        st.add("no_shingles", int(has_text.sum() - shingled.sum()))
+        columns["shingled"] = pa.array(shingled)
+    return pa.table(columns), st
+
+
+def _usable(raw: Any, parse, field_name: str, st: Stats) -> float:  # noqa: ANN001
+    """The parsed value, or NaN counted as ``missing_<field>`` / ``unusable_<field>``."""
+    if raw is None:
+        st.add(f"missing_{field_name}")
+        return np.nan
+    value = parse(raw)
+    if value is None:
+        st.add(f"unusable_{field_name}")
+        return np.nan
+    return value
+
+
+def write_index(path: Path, table: pa.Table, shard: str, shard_number: int, st: Stats) -> None:
+    meta = {STATS_KEY: json.dumps({"shard": shard, "shard_number": shard_number, **st.to_dict()}).encode()}
+    buf = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(meta), buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_index_stats(path: Path) -> dict[str, Any]:
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta[STATS_KEY])
+
+
+@dataclass
+class DedupIndexStage(ProcessingStage[DocumentBatch, FileGroupTask]):
+    """Indexes one shard (``batch.dataset_name``) and writes ``index_dir/<shard>.parquet``.
+
+    ``compute_bands``: the CPU engine's band keys (the GPU engine computes signatures in NeMo Curator instead).
+    ``settings`` is the DedupSettings as a dict (stages travel to Ray workers; plain data pickles everywhere).
+    With ``workers > 1`` the band keys of a shard are computed by a process pool of that size.
+    """
+
+    index_dir: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    numbers: dict[str, int] = field(default_factory=dict)  # shard name -> shard number
+    compute_bands: bool = True
+    name: str = "dedup_index"
+
+    def inputs(self) -> tuple[list[str], list[str]]:
+        return ["data"], []
+
+    def outputs(self) -> tuple[list[str], list[str]]:
+        return ["data"], []
+
+    def setup(self, worker_metadata=None) -> None:  # noqa: ANN001 - Curator's signature
+        self._settings = DedupSettings.model_validate(self.settings)
+        self._pool = None
+        if self._settings.workers > 1 and self.compute_bands:
+            # spawn: forking a process that already runs Arrow/rensa thread pools can deadlock
+            self._pool = ProcessPoolExecutor(self._settings.workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def teardown(self) -> None:
+        if getattr(self, "_pool", None) is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def process(self, batch: DocumentBatch) -> FileGroupTask:
+        if not hasattr(self, "_settings"):  # called without setup() (unit use)
+            self.setup()
+        table, st = index_table(records_from_frame(batch.to_pandas()), self._settings, self.compute_bands, self._pool)
+        path = index_path(Path(self.index_dir), batch.dataset_name)
+        write_index(path, table, batch.dataset_name, self.numbers[batch.dataset_name], st)
+        # a small task (the index path), so an executor that collects results never holds the text
+        return FileGroupTask(dataset_name=batch.dataset_name, data=[str(path)], _metadata={})
+
+
+def shard_numbers(shards: Sequence[Shard]) -> dict[str, int]:
+    """Shard name -> its number (position in the sorted input listing), the high half of a record's doc number."""
+    return {s.name: i for i, s in enumerate(shards)}
+
+
+def shard_tasks(shards: Sequence[Shard]) -> list[FileGroupTask]:
+    return [FileGroupTask(dataset_name=s.name, data=list(s.files), reader_config={"shard": s.name, **s.config})
+            for s in shards]
+
+
+def run_index(shards: Sequence[Shard], index_dir: Path, settings: DedupSettings, *, compute_bands: bool,
+              executor: str = "local", quiet: bool = False) -> int:
+    """Index every shard without an index file; returns how many records were indexed now (0 when resuming past
+    this pass)."""
+    pending = [s for s in shards if not index_path(index_dir, s.name).exists()]
+    if not pending:
+        return 0
+    stage = DedupIndexStage(index_dir=str(index_dir), settings=settings.model_dump(mode="json"),
+                            numbers=shard_numbers(shards), compute_bands=compute_bands)
+    pipe = Pipeline(name="dedup_index", stages=[ShardReader(), stage])
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=quiet or executor != "local", transient=True) as progress:
+        bar = progress.add_task("dedup: indexing shards", total=len(pending))
+        pipe.run(make_executor(executor, on_task_done=lambda _t: progress.advance(bar)),
+                 initial_tasks=shard_tasks(pending))
+    return sum(read_index_stats(index_path(index_dir, s.name))["counters"].get("records", 0) for s in pending)
+
+
+
+@dataclass
+class IndexData:
+    """Every shard's index rows, concatenated in shard order (position ``i`` is one record everywhere)."""
+
+    shard_names: list[str]
+    shard: np.ndarray  # shard number per record
+    row: np.ndarray
+    ids: np.ndarray  # object: str or None
+    stars: np.ndarray
+    times: np.ndarray
+    sha256: np.ndarray  # S32; meaningful where has_text
+    has_text: np.ndarray
+    shingled: np.ndarray | None  # fuzzy runs
+    paths: list[Path]  # index file per shard
+    sources: list[Path]  # input file per shard
+    stats: Stats
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    @property
+    def docs(self) -> np.ndarray:
+        return (self.shard.astype(np.int64) << np.int64(ROW_BITS)) | self.row.astype(np.int64)
+
+    def band(self, b: int) -> np.ndarray:
+        """One band's keys for every record (read on demand: one column per file, one band in memory at a time)."""
+        return np.concatenate([pq.read_table(p, columns=[band_column(b)]).column(0).to_numpy() for p in self.paths])
+
+
+def load_index(index_dir: Path, shards: Sequence[Shard], fuzzy: bool) -> IndexData:
+    paths = [index_path(index_dir, s.name) for s in shards]
+    cols = ["row", "id", "stars", "commit_time", "sha256"] + (["shingled"] if fuzzy else [])
+    tables, shard_no, stats = [], [], Stats()
+    for i, p in enumerate(paths):
+        t = pq.read_table(p, columns=cols)
+        meta = read_index_stats(p)
+        if meta.get("shard_number") != i or meta.get("shard") != shards[i].name:
+            raise RuntimeError(f"{p}: index of shard {meta.get('shard')!r} #{meta.get('shard_number')}, expected "
+                               f"{shards[i].name!r} #{i}; the input changed since indexing (rerun with --overwrite)")
+        stats.merge(Stats.from_dict(meta))
+        tables.append(t)
+        shard_no.append(np.full(t.num_rows, i, np.int64))
+    t = pa.concat_tables(tables) if tables else None
+    if t is None or t.num_rows == 0:
+        empty = np.zeros(0)
+        return IndexData([s.name for s in shards], empty.astype(np.int64), empty.astype(np.int64),
+                         empty.astype(object), empty, empty, np.zeros(0, "S32"), empty.astype(bool),
+                         empty.astype(bool) if fuzzy else None, paths, [Path(s.files[0]) for s in shards], stats)
+    sha = t.column("sha256").to_pylist()
+    return IndexData(
+        shard_names=[s.name for s in shards],
+        shard=np.concatenate(shard_no),
+        row=t.column("row").to_numpy(),
+        ids=np.array(t.column("id").to_pylist(), dtype=object),
+        stars=t.column("stars").to_numpy(),
+        times=t.column("commit_time").to_numpy(),
+        sha256=np.array([d or b"" for d in sha], dtype="S32"),
+        has_text=np.array([d is not None for d in sha], dtype=bool),
+        shingled=t.column("shingled").to_numpy(zero_copy_only=False) if fuzzy else None,
+        paths=paths,
+        sources=[Path(s.files[0]) for s in shards],
+        stats=stats,
+    )

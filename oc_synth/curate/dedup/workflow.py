@@ -1,0 +1,178 @@
+"""``oc-synth curate dedup``: exact and/or fuzzy dedup of a sharded corpus, in three passes.
+
+1. index (engine-specific, sharded, resumable): keep-rule fields, SHA-256 and, on CPU, LSH band keys per record
+   -> ``OUT/_dedup/index/``. The only pass that computes signatures; the text is streamed once for it.
+2. decide (global, in memory: ~150 bytes per record): clusters -> survivors -> ``OUT/_dedup/decisions/``.
+3. remove (``run_sharded``, resumable): kept records -> ``OUT/<shard>``, removed ones -> ``--dropped``.
+
+A rerun with the same options resumes (indexed shards and written output shards are skipped); other options are
+refused unless ``--overwrite``. ``OUT/stats.json`` gets a ``dedup`` section with the summary printed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import resource
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from rich.table import Table
+
+from oc_common.cli import UserError
+from oc_common.fileio import atomic_write_json
+from oc_common.log import console, get_logger
+from oc_common.stats import Stats
+from oc_synth.curate.dedup.decisions import decide, write_decisions, write_removed_ids
+from oc_synth.curate.dedup.engines import resolve_engine
+from oc_synth.curate.dedup.index import load_index
+from oc_synth.curate.dedup.removal import DedupRemovalStage
+from oc_synth.curate.dedup.settings import DedupSettings
+from oc_synth.pipeline.runner import Shard, plan_shards, prepare_output, run_sharded
+
+log = get_logger(__name__)
+COMMAND = "curate dedup"
+WORK_DIR = "_dedup"  # leading underscore: never read back as records by the next stage
+OUTPUT_SUFFIXES = {"jsonl": ".jsonl", "jsonl.gz": ".jsonl.gz", "parquet": ".parquet"}
+
+
+def check_shard_names(shards: Sequence[Shard]) -> None:
+    """Mixed JSONL/Parquet input is fine, but two files that differ only by suffix would write the same output."""
+    seen = Counter(s.name for s in shards)
+    clashes = [n for n, c in seen.items() if c > 1]
+    if clashes:
+        files = [s.files[0] for s in shards if s.name == clashes[0]]
+        raise UserError(f"input files {' and '.join(files)} would both be written as shard {clashes[0]!r}; rename one")
+
+
+def input_fingerprint(shards: Sequence[Shard]) -> str:
+    """Names and sizes of the input files: a resumed run must see the very same shards (record numbers depend on
+    shard order and row)."""
+    listing = [(s.name, Path(s.files[0]).stat().st_size) for s in shards]
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
+
+
+def peak_rss_bytes() -> dict[str, int]:
+    """Peak resident memory of this process and of its largest child process (signature workers); Linux reports
+    KiB."""
+    return {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "largest_child": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """Pass 3 reopens OUT, which the runner reports as "resuming"; on a first run that line would mislead."""
+    logger = logging.getLogger(f"oc.{name}")
+    old = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
+
+
+def run_dedup(inp: Path, out: Path, settings: DedupSettings, *, dropped: Path | None = None,
+              removed_ids: Path | None = None, executor: str = "local", output_format: str = "jsonl",
+              overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """Run the three passes; returns the summary (also written to ``OUT/stats.json`` under ``dedup``)."""
+    inp, out = Path(inp), Path(out)
+    if output_format not in OUTPUT_SUFFIXES:
+        raise UserError(f"--output-format: {output_format!r} is not one of {', '.join(OUTPUT_SUFFIXES)}")
+    shards = plan_shards(inp)
+    check_shard_names(shards)
+    engine, why = resolve_engine(settings)
+    options = {"input": str(inp.resolve()), "input_files": input_fingerprint(shards),
+               # --workers changes speed, not output: a resume may use another value
+               "settings": settings.model_dump(mode="json", exclude={"workers"}), "engine": engine.describe(),
+               "dropped": dropped is not None, "output_format": output_format}
+    prepare_output(out, COMMAND, options, overwrite, [dropped] if dropped else [])
+    work = out / WORK_DIR
+    log.info("dedup engine: %s (%s)", engine.describe(), why)
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    indexed = engine.index(shards, work, settings, executor, quiet)
+    timings["index_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    data = load_index(work / "index", shards, settings.fuzzy)
+    group_stats = Stats()
+    fuzzy_fn = None
+    if settings.fuzzy:
+        def fuzzy_fn(candidates):  # noqa: ANN001, ANN202
+            return engine.fuzzy_labels(data, candidates, work, settings, group_stats, quiet)
+    cols = decide(data, engine.exact_labels(data, work) if settings.exact else None, fuzzy_fn, group_stats)
+    write_decisions(data, cols, work / "decisions")
+    if removed_ids is not None:
+        group_stats.add("removed_ids_written", write_removed_ids(data, cols, removed_ids))
+    timings["decide_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    with quiet_logger("oc_synth.pipeline.runner"):
+        totals = run_sharded(command=COMMAND, inp=inp, out=out, shards=shards, options=options, dropped=dropped,
+                             stages=[DedupRemovalStage(decisions_dir=str(work / "decisions"))], executor=executor,
+                             output_suffix=OUTPUT_SUFFIXES[output_format], title="dedup: records", quiet=quiet)
+    timings["remove_s"] = time.perf_counter() - t0
+
+    summary = build_summary(settings, engine.describe(), why, data.stats, group_stats, totals, timings, indexed)
+    stats_path = out / "stats.json"
+    stats_json = json.loads(stats_path.read_text()) if stats_path.exists() else {}
+    atomic_write_json(stats_path, {**stats_json, "dedup": summary})
+    if not quiet:
+        render_summary(summary)
+    return summary
+
+
+def build_summary(settings: DedupSettings, engine: str, why: str, index_stats: Stats, group_stats: Stats,
+                  totals: Stats, timings: dict[str, float], indexed: int) -> dict[str, Any]:
+    records = int(index_stats.counters.get("records", 0))
+    mh = settings.minhash
+    params = {"mode": settings.mode}
+    if settings.fuzzy:
+        params.update(shingle=f"{mh.shingle} {mh.ngram}-grams{' (lowercased)' if mh.lowercase else ''}",
+                      permutations=mh.num_perm, lsh=f"{mh.bands} bands x {mh.rows} rows",
+                      lsh_threshold=round(mh.threshold(), 4), seed=mh.seed, jaccard_check=mh.jaccard_check)
+    return {
+        "engine": engine,
+        "engine_choice": why,
+        "parameters": params,
+        "records": records,
+        "records_kept": int(totals.counters.get("records_out", 0)),
+        "index": dict(sorted(index_stats.counters.items())),
+        "clusters": dict(sorted(group_stats.counters.items())),
+        "seconds": {k: round(v, 3) for k, v in timings.items()},
+        "records_indexed_now": indexed,
+        "index_docs_per_s": round(indexed / timings["index_s"], 1) if indexed and timings["index_s"] > 0 else None,
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
+
+
+def render_summary(summary: dict[str, Any]) -> None:
+    t = Table(title="dedup summary", title_justify="left")
+    t.add_column("item")
+    t.add_column("value", justify="right")
+    t.add_row("engine", summary["engine"])
+    t.add_row("engine choice", summary["engine_choice"])
+    for k, v in summary["parameters"].items():
+        if v is not None:
+            t.add_row(k.replace("_", " "), str(v))
+    t.add_row("records", f"{summary['records']:,}")
+    t.add_row("records kept", f"{summary['records_kept']:,}")
+    for k, v in summary["clusters"].items():
+        t.add_row(k.replace("_", " "), f"{v:,}")
+    for k in ("no_text", "no_shingles", "missing_id", "missing_stars", "unusable_stars", "missing_commit_time",
+              "unusable_commit_time"):
+        if summary["index"].get(k):
+            t.add_row(k.replace("_", " "), f"{summary['index'][k]:,}")
+    for k, v in summary["seconds"].items():
+        t.add_row(f"time {k[:-2]}", f"{v:.2f} s")
+    if summary["index_docs_per_s"]:
+        t.add_row("index throughput", f"{summary['index_docs_per_s']:,.0f} docs/s")
+    rss = summary["peak_rss_bytes"]
+    t.add_row("peak RSS", f"{rss['main'] / 2**20:,.0f} MiB (largest child process "
+                          f"{rss['largest_child'] / 2**20:,.0f} MiB)")
+    console.print(t)

@@ -1,0 +1,124 @@
+"""``oc-synth curate filter``: OpenCoder's RefineCode heuristic rules as NeMo Curator filters and a pipeline stage.
+
+Two ways in:
+
+- ``RefineCodeFilterStage``: the stage ``run_filter`` runs. Per record it builds one ``Document`` (tokenized once),
+  picks the rule profile from the record's ``doc_type`` and ``language``, computes the profile's signals within a time
+  budget and applies every rule; each rule that fires adds its signal name to ``drop_reasons``.
+- ``RefineCodeRule``: one rule as a NeMo Curator ``DocumentFilter``, for use in Curator's own ``ScoreFilter``.
+  It sees only the text, so it tokenizes per rule (slower; what the benchmark's baseline measures), and its
+  language and doc type are fixed when it is built (``refinecode_filters("python")``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nemo_curator.stages.text.filters.doc_filter import DocumentFilter
+from nemo_curator.tasks import DocumentBatch
+
+from oc_common.stats import Stats
+from oc_synth.curate.signals import SIGNALS, Document
+from oc_synth.curate.signals.registry import SignalValue
+from oc_synth.curate.signals.rules import FilterConfig, Rule, RuleSet, RuleSpec, load_filter_config, stable_uniform
+from oc_synth.curate.signals.scoring import DocumentScorer
+from oc_synth.pipeline.stages import RecordStage, batch_stats, reject
+
+PROFILE_LANGUAGE = {"python": "Python", "c": "C", "cpp": "C++", "csharp": "C#", "go": "Go", "java": "Java",
+                    "javascript": "JavaScript", "html": "HTML", "shell": "Shell", "sql": "SQL"}
+
+
+class RefineCodeRule(DocumentFilter):
+    """One RefineCode rule as a NeMo Curator filter: the score is the ``qsc_*`` signal of the text; the document is
+    kept unless the rule drops it. For a sampled rule the score is ``[value, coin]``, the coin a stable hash of the
+    text (a filter never sees the record id)."""
+
+    def __init__(self, signal: str, spec: RuleSpec | dict[str, Any], *, language: str | None = None,
+                 doc_type: str = "code", seed: int = 0):
+        super().__init__()
+        if signal not in SIGNALS:
+            raise ValueError(f"unknown signal {signal!r}")
+        self.rule = Rule(signal, spec if isinstance(spec, RuleSpec) else RuleSpec.model_validate(spec))
+        self.language, self.doc_type, self.seed = language, doc_type, seed
+        self._name = signal
+
+    def score_document(self, text: str) -> SignalValue | list[SignalValue]:
+        value = SIGNALS[self.rule.signal].compute(Document(text, language=self.language, doc_type=self.doc_type))
+        if self.rule.sampled:
+            return [value, stable_uniform(self.seed, self.rule.signal, text)]
+        return value
+
+    def keep_document(self, score: SignalValue | list[SignalValue]) -> bool:
+        value, coin = (score[0], score[1]) if isinstance(score, (list, tuple)) else (score, 0.0)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return True
+        return not (self.rule.fires(value) and coin < self.rule.spec.drop_probability)
+
+
+def refinecode_filters(profile: str, config: FilterConfig | None = None) -> list[RefineCodeRule]:
+    """The rules of one profile (``text``, ``code``, ``data``, ``python``, ...) as Curator filters."""
+    config = config or load_filter_config()
+    resolved = RuleSet(config).profiles[profile]
+    doc_type = {"text": "text", "data": "data"}.get(profile, "code")
+    return [RefineCodeRule(rule.signal, rule.spec, language=PROFILE_LANGUAGE.get(profile), doc_type=doc_type,
+                           seed=config.seed) for rule in resolved.rules]
+
+
+@dataclass
+class RefineCodeFilterStage(RecordStage):
+    """Applies the whole rule set to each record with one shared Document. ``keep_signals`` (``--signals``) writes
+    every signal of the record's profile on it, and scores rejected records too."""
+
+    name: str = "refinecode_filter"
+    config: FilterConfig | None = None
+    keep_signals: bool = False
+    _seconds: Counter = field(default_factory=Counter, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.process_rejected = self.process_rejected or self.keep_signals
+
+    def setup_record_stage(self) -> None:
+        self._scorer = DocumentScorer(RuleSet(self.config or load_filter_config()), all_signals=self.keep_signals)
+
+    def process(self, batch: DocumentBatch) -> DocumentBatch:
+        if not getattr(self, "_ready", False):
+            self.setup_record_stage()
+            self._ready = True
+        self._seconds = Counter()
+        with self._scorer:
+            out = super().process(batch)
+        st = batch_stats(out)
+        for signal, seconds in self._seconds.items():
+            st.add_to("signal_seconds", signal, round(seconds, 4))
+        return out
+
+    def process_record(self, record: dict[str, Any], stats: Stats) -> dict[str, Any]:
+        verdict = self._scorer.score(record)
+        stats.add_to("filter_profile", verdict.profile or "(none)")
+        for rule in verdict.spared_by_sampling:
+            stats.add_to("spared_by_sampling", rule)
+        self._seconds.update(verdict.seconds)
+        if self.keep_signals:
+            record.update(verdict.values)
+        for reason in verdict.drop_reasons:
+            reject(record, reason)
+        return record
+
+
+def run_filter(inp: Path, out: Path, *, config: Path | None = None, overrides: Iterable[str] = (),
+               signals: bool = False, dropped: Path | None = None, executor: str = "local", overwrite: bool = False,
+               quiet: bool = False) -> Stats:
+    """Filter IN into OUT with the shipped RefineCode rules (or ``config`` merged over them, plus ``overrides``)."""
+    from oc_synth.pipeline.runner import run_sharded
+
+    rules = load_filter_config(config, overrides)  # fails here, naming the key, before any work starts
+    stage = RefineCodeFilterStage(config=rules, keep_signals=signals)
+    return run_sharded(command="curate filter", inp=inp, out=out, stages=[stage],
+                       options={"rules": rules.model_dump(mode="json"), "signals": signals},
+                       dropped=dropped, annotate=signals or dropped is not None, executor=executor,
+                       overwrite=overwrite, quiet=quiet)

@@ -1,0 +1,118 @@
+"""Selection stages after filtering: language downsampling (RefineCode's last step) and the algorithmic corpus.
+
+- ``sample``: OpenCoder downsampled over-represented languages (Java ~450 GB -> 200 GB, HTML ~470 GB -> 64 GB,
+  OPENCODER.md §1). Each record is kept with its language's probability, decided by a stable hash of its id and a
+  seed, so a rerun (or another worker) makes the same decision for the same record.
+- ``select-algorithmic``: the annealing corpus's "algorithmic" part (OPENCODER.md §3): curated files that match
+  keywords such as "leetcode", "def solution", "class Solution".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from oc_common.config import StrictModel, load_config
+from oc_common.stats import Stats
+from oc_synth.pipeline.runner import run_sharded
+from oc_synth.pipeline.stages import RecordStage, reject
+
+
+def stable_unit_interval(key: str, seed: int) -> float:
+    """A deterministic number in [0, 1) for ``key``: same key and seed, same number, on any machine."""
+    digest = hashlib.blake2b(f"{seed}\0{key}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+# ------------------------------------------------------------------------------------------------------ sampling
+class SampleConfig(StrictModel):
+    # Our defaults from the paper's sizes (v3): Java 450 -> 200 GB, HTML 470 -> 64 GB. Other languages are kept.
+    keep_fraction: dict[str, float] = Field(default_factory=lambda: {"Java": 200 / 450, "HTML": 64 / 470})
+    seed: int = 0
+    language_field: str = "language"
+    id_field: str = "id"
+
+    @field_validator("keep_fraction")
+    @classmethod
+    def _fractions_in_range(cls, v: dict[str, float]) -> dict[str, float]:
+        for lang, frac in v.items():
+            if not 0.0 <= frac <= 1.0:
+                raise ValueError(f"{lang}: keep fraction must be within [0, 1], got {frac}")
+        return v
+
+
+@dataclass
+class LanguageDownsample(RecordStage):
+    config: dict[str, Any] = field(default_factory=dict)
+    name: str = "language_downsample"
+
+    def setup_record_stage(self) -> None:
+        self._cfg = SampleConfig.model_validate(self.config)
+
+    def process_record(self, record: dict[str, Any], stats: Stats) -> dict[str, Any]:
+        cfg = self._cfg
+        frac = cfg.keep_fraction.get(str(record.get(cfg.language_field)))
+        if frac is not None and stable_unit_interval(str(record.get(cfg.id_field)), cfg.seed) >= frac:
+            reject(record, f"downsampled:{record.get(cfg.language_field)}")
+        return record
+
+
+def run_sample(inp: Path, out: Path, *, config: Path | None = None, overrides: list[str] = (),
+               dropped: Path | None = None, executor: str = "local", overwrite: bool = False,
+               quiet: bool = False) -> Stats:
+    cfg = load_config(config, overrides, SampleConfig)
+    return run_sharded(command="curate sample", inp=inp, out=out, stages=[LanguageDownsample(config=cfg.model_dump())],
+                       options=cfg.model_dump(), dropped=dropped, executor=executor, overwrite=overwrite,
+                       quiet=quiet)
+
+
+# -------------------------------------------------------------------------------------------- algorithmic corpus
+class AlgorithmicConfig(StrictModel):
+    # OPENCODER.md §3 names "leetcode", "def solution", "class Solution"; the rest of the list is ours.
+    keywords: list[str] = Field(default_factory=lambda: [
+        "leetcode", "def solution", "class Solution", "codeforces", "atcoder", "hackerrank", "codechef",
+        "competitive programming", "time complexity", "dynamic programming"])
+    case_sensitive: bool = False
+    text_field: str = "text"
+
+
+@dataclass
+class AlgorithmicKeywordSelect(RecordStage):
+    config: dict[str, Any] = field(default_factory=dict)
+    name: str = "algorithmic_keyword_select"
+
+    def setup_record_stage(self) -> None:
+        self._cfg = AlgorithmicConfig.model_validate(self.config)
+        flags = 0 if self._cfg.case_sensitive else re.IGNORECASE
+        # one alternation: a single pass over the text finds the first keyword, whatever the list's length
+        self._pattern = re.compile("|".join(re.escape(k) for k in self._cfg.keywords), flags)
+        self._canonical = {(k if self._cfg.case_sensitive else k.lower()): k for k in self._cfg.keywords}
+
+    def process_record(self, record: dict[str, Any], stats: Stats) -> dict[str, Any]:
+        text = record.get(self._cfg.text_field)
+        m = self._pattern.search(text) if isinstance(text, str) else None
+        if m is None:
+            reject(record, "no_algorithmic_keyword")
+            return record
+        hit = m.group(0) if self._cfg.case_sensitive else m.group(0).lower()
+        keyword = self._canonical.get(hit, hit)
+        record["algorithmic_keyword"] = keyword
+        stats.add_to("matched_keyword", keyword)
+        return record
+
+
+def run_select_algorithmic(inp: Path, out: Path, *, config: Path | None = None, overrides: list[str] = (),
+                           executor: str = "local", overwrite: bool = False, quiet: bool = False) -> Stats:
+    cfg = load_config(config, overrides, AlgorithmicConfig)
+    if not cfg.keywords:
+        from oc_common.config import ConfigError
+
+        raise ConfigError("keywords: the list is empty; nothing could be selected")
+    return run_sharded(command="curate select-algorithmic", inp=inp, out=out,
+                       stages=[AlgorithmicKeywordSelect(config=cfg.model_dump())], options=cfg.model_dump(),
+                       executor=executor, overwrite=overwrite, quiet=quiet)

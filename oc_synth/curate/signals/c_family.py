@@ -1,0 +1,88 @@
+"""C and C++ signals (``qsc_codec_*``, ``qsc_codecpp_*``): regular expressions over the code (comments removed),
+shared by both languages as in the reference.
+"""
+
+from __future__ import annotations
+
+import re
+
+from oc_synth.curate.signals.document import Document, per_document
+from oc_synth.curate.signals.registry import SignalValue, flag, frac_code_lines_with, fraction, quality_signal
+
+# A declaration: words (types, qualifiers; each followed by optional '*'s and whitespace), the name, an argument list.
+# Same matches as the reference's pattern, written without its ambiguous whitespace so it cannot backtrack
+# exponentially over long runs of words.
+FUNCTION = re.compile(r"\b((?:[a-zA-Z_]\w*(?:\s*\*+)?\s+)+(?:\*?\s*[a-zA-Z_]\w*)\((?:[^)]*)\)\s*)")
+INCLUDE = re.compile(r"^\s*#\s*include\s+[\"<][^\">]+[\">]", re.MULTILINE)
+CLASS = re.compile(r"^\s*class\s+\w+\s*(:[^{]*)?\{", re.MULTILINE)
+SIMPLE_VARIABLE = re.compile(r"^\s*(?:unsigned\s+)?(?:int|float|double|char|bool|std::string|auto)\s+\w+\s*;",
+                             re.MULTILINE)
+SIMPLE_RETURN = re.compile(
+    r"^\s*return\s*(?:(\w+|\d+|\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|true|false|nullptr)\s*)?;\s*$", re.MULTILINE)
+VARIABLE = re.compile(
+    r"\b((?:\w+(?:\s+\w+)?)\s+"  # type, possibly two words (unsigned int, struct foo)
+    r"(?:(?:\*+)?\s*[\w\[\]]+\s*(?:=\s*[^;]*)?"  # name (pointer, array) and initializer
+    r"(?:,\s*(?:\*+)?\s*[\w\[\]]+\s*(?:=\s*[^;]*)?)*)"  # more names
+    r"\s*;)")
+MAIN = re.compile(r"\bmain\s*\([^)]*\)\s*\{")
+PREPROCESSOR = re.compile(r"#\s*(?:include|define|if|else|elif|endif|error|pragma|warning|undef|line)|struct|using")
+HEADER_EXTENSIONS = frozenset({"h", "hpp", "hxx", "hh", "h++"})
+BITS_STDCXX = "bits/stdc++.h"
+
+
+@per_document
+def c_function_count(doc: Document) -> int:
+    return len(FUNCTION.findall(doc.code_text))
+
+
+@quality_signal("qsc_codec_frac_lines_func_ratio", "qsc_codecpp_frac_lines_func_ratio")
+def frac_lines_func_ratio(doc: Document) -> SignalValue:
+    return fraction(c_function_count(doc), len(doc.code_lines))
+
+
+@quality_signal("qsc_codec_cate_bitsstdc", "qsc_codecpp_cate_bitsstdc")
+def cate_bitsstdc(doc: Document) -> SignalValue:
+    return flag(BITS_STDCXX in doc.code_text.strip().lower()[:200])
+
+
+@quality_signal("qsc_codec_nums_lines_main", "qsc_codecpp_nums_lines_main")
+def nums_lines_main(doc: Document) -> SignalValue:
+    """Definitions of main() (more than one: a file of concatenated programs)."""
+    return float(len(MAIN.findall(doc.code_text)))
+
+
+@quality_signal("qsc_codec_frac_lines_goto", "qsc_codecpp_frac_lines_goto")
+def frac_lines_goto(doc: Document) -> SignalValue:
+    return frac_code_lines_with(doc, "goto")
+
+
+@quality_signal("qsc_codec_cate_var_zero", "qsc_codecpp_cate_var_zero")
+def cate_var_zero(doc: Document) -> SignalValue:
+    return flag(VARIABLE.search(doc.code_text) is None)
+
+
+@quality_signal("qsc_codec_score_lines_no_logic", "qsc_codecpp_score_lines_no_logic")
+def score_lines_no_logic(doc: Document) -> SignalValue:
+    """Declarations without logic (functions, includes, classes, bare variables and returns) per code line."""
+    code = doc.code_text
+    declarations = (c_function_count(doc) + len(INCLUDE.findall(code)) + len(SIMPLE_VARIABLE.findall(code))
+                    + len(SIMPLE_RETURN.findall(code)) + len(CLASS.findall(code)))
+    return fraction(declarations, len(doc.code_lines))
+
+
+@quality_signal("qsc_codec_frac_lines_preprocessor_directives", "qsc_codecpp_frac_lines_preprocessor_directives")
+def frac_lines_preprocessor_directives(doc: Document) -> SignalValue:
+    """Code lines with a preprocessor directive (or `struct` / `using`); None for header files."""
+    if doc.ext in HEADER_EXTENSIONS:
+        return None
+    return fraction(sum(PREPROCESSOR.search(line) is not None for line in doc.code_lines), len(doc.code_lines))
+
+
+@quality_signal("qsc_codec_frac_lines_print")
+def c_frac_lines_print(doc: Document) -> SignalValue:
+    return frac_code_lines_with(doc, "printf")
+
+
+@quality_signal("qsc_codecpp_frac_lines_print")
+def cpp_frac_lines_print(doc: Document) -> SignalValue:
+    return frac_code_lines_with(doc, "cout", "printf")

@@ -1,0 +1,309 @@
+"""The host side of the sandbox: a pool of worker slots, each a set of warm zygotes (one per language), one uid.
+
+``Sandbox.run(program)`` checks the static rule, takes a free slot, sends the program to that slot's zygote for the
+program's language (started on first use: a system interpreter that enters the jail, see ``jail/``), and turns the
+reply into a ``RunResult`` with a verdict. ``imap`` / ``run_many`` keep every slot busy from a thread pool (the
+threads only wait on pipes; the programs run in the zygotes' processes).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import select
+import subprocess
+import tempfile
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Queue
+from typing import Callable, Iterable, Iterator, TypeVar
+
+from oc_common.log import get_logger
+from oc_synth.sandbox import checks
+from oc_synth.sandbox.cgroups import SlotCgroup, cgroup_name, create_slot_cgroup
+from oc_synth.sandbox.config import SandboxConfig, default_uid_base
+from oc_synth.sandbox.jail.protocol import read_frame, write_frame
+from oc_synth.sandbox.languages import Language, Program, Step, language, python_binds, top_level_symlinks, view_binds
+
+log = get_logger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+JAIL_DIR = Path(__file__).resolve().parent / "jail"
+SETUP_TIMEOUT_S = 60.0
+REPLY_SLACK_S = 15.0  # on top of the steps' own limits, before the host gives up on a zygote
+
+# The whole environment of a sandboxed program: nothing of the host's (its secrets live there).
+BASE_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+            "USER": "sandbox", "LOGNAME": "sandbox", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+            "OMP_NUM_THREADS": "1"}
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+DEV_LINKS = {"/dev/shm": "/tmp", "/dev/fd": "/proc/self/fd", "/dev/stdin": "/proc/self/fd/0",
+             "/dev/stdout": "/proc/self/fd/1", "/dev/stderr": "/proc/self/fd/2"}
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself cannot work here (not a verdict on a program). The message says what to fix."""
+
+
+@dataclass
+class RunResult:
+    verdict: str
+    detail: str
+    runtime_s: float
+    stderr_tail: str = ""
+    stdout_tail: str = ""
+    language: str = ""
+    id: str | None = None
+    steps: list[dict] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "passed"
+
+    def record_fields(self) -> dict:
+        """The fields ``oc-synth verify`` adds to a record."""
+        return {"verdict": self.verdict, "passed": self.passed, "verdict_detail": self.detail,
+                "stderr_tail": self.stderr_tail, "runtime_s": self.runtime_s}
+
+
+def choose_isolation(requested: str, euid: int) -> str:
+    if requested == "auto":
+        return "namespaces" if euid == 0 else "rlimits"
+    if requested == "namespaces" and euid != 0:
+        raise SandboxError("isolation=namespaces needs root (namespaces, mounts, per-slot uids); run as root or "
+                           "accept isolation=rlimits (no isolation, NOT safe for untrusted code)")
+    return requested
+
+
+RLIMITS_WARNING = ("sandbox: isolation=rlimits (not root, or asked for): programs run WITHOUT isolation (no network, "
+                   "mount or PID namespaces, no separate uid: host files and network are reachable); only rlimits, "
+                   "a timeout and a temp dir apply. Do not run untrusted code like this.")
+
+
+def _etc_files(uid: int, gid: int) -> dict[str, str]:
+    return {
+        "/etc/passwd": f"root:x:0:0:root:/root:/bin/sh\nsandbox:x:{uid}:{gid}:sandbox:/tmp:/bin/sh\n"
+                       "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        "/etc/group": f"root:x:0:\nsandbox:x:{gid}:\nnogroup:x:65534:\n",
+        "/etc/hosts": "127.0.0.1 localhost\n::1 localhost\n",
+        "/etc/nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
+    }
+
+
+def _tasks_of_uid(uid: int) -> int:
+    """Processes + threads owned by ``uid`` now (RLIMIT_NPROC counts them all)."""
+    n = 0
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if os.stat(f"/proc/{d}").st_uid == uid:
+                    n += len(os.listdir(f"/proc/{d}/task"))
+            except OSError:
+                pass
+    return n
+
+
+class _Zygote:
+    """One jail process: a system interpreter inside one slot's view for one language."""
+
+    def __init__(self, python: str, spec: dict, cgroup: SlotCgroup | None):
+        self._stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([python, "-I", "-S", str(JAIL_DIR)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self._stderr, env=BASE_ENV, close_fds=True,
+                                     cwd="/", start_new_session=True)  # a Ctrl-C is the host's to handle
+        if cgroup is not None:
+            cgroup.add(self.proc.pid)
+        reply = self.request(spec, SETUP_TIMEOUT_S)
+        if not reply or not reply.get("ready"):
+            why = (reply or {}).get("error") or f"it exited: {self.stderr_text()}"
+            self.close()
+            raise SandboxError(f"the sandbox could not start ({why})")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stderr_text(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read()[-2000:].decode("utf-8", "replace").strip()
+
+    def request(self, message: dict, timeout_s: float) -> dict | None:
+        """Send one message and wait for the reply; None (and the zygote killed) if it died or hung."""
+        try:
+            write_frame(self.proc.stdin.fileno(), message)
+            ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+            reply = read_frame(self.proc.stdout.fileno()) if ready else None
+        except (OSError, ValueError):
+            reply = None
+        if reply is None:
+            self.close()
+        return reply
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()  # end of input: the zygote leaves its loop
+                self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        self._stderr.close()
+
+
+class _Slot:
+    """A worker slot: one uid, one memory cgroup, a zygote per language (started on first use)."""
+
+    def __init__(self, index: int, uid: int, sandbox: "Sandbox"):
+        self.index, self.uid, self.sandbox = index, uid, sandbox
+        self.zygotes: dict[str, _Zygote] = {}
+        self.cgroup: SlotCgroup | None = None
+        self._cgroup_tried = False
+
+    def _spec(self, lang: Language) -> dict:
+        cfg = self.sandbox.config
+        binds = list(dict.fromkeys([*python_binds(cfg.python), *view_binds(lang, cfg.python), *cfg.extra_ro_paths]))
+        return {"isolation": self.sandbox.isolation, "uid": self.uid, "gid": self.uid, "binds": binds,
+                "devices": list(DEVICES), "symlinks": {**top_level_symlinks(), **DEV_LINKS},
+                "files": _etc_files(self.uid, self.uid), "proc": lang.needs_proc, "hostname": "sandbox",
+                "tmp": {"size_mb": cfg.tmpfs_mb, "inodes": cfg.tmpfs_inodes},
+                "preload": cfg.preload if lang.name == "python" else []}
+
+    def zygote(self, lang: Language) -> _Zygote:
+        z = self.zygotes.get(lang.name)
+        if z is not None and z.alive():
+            return z
+        if self.sandbox.isolation == "namespaces" and not self._cgroup_tried:
+            self._cgroup_tried = True
+            self.cgroup, why = create_slot_cgroup(cgroup_name(self.index),
+                                                  self.sandbox.config.slot_memory_mb << 20)
+            if self.cgroup is None:
+                self.sandbox.warn_once("cgroup", f"sandbox: no memory cgroup ({why}): a program that forks and "
+                                                 "allocates is bounded only by processes x memory_mb")
+        z = self.zygotes[lang.name] = _Zygote(self.sandbox.config.python, self._spec(lang), self.cgroup)
+        return z
+
+    def execute(self, program: Program, lang: Language) -> tuple[dict | None, bool]:
+        """Run ``program`` in this slot; returns (the jail's reply or None if the zygote died, OOM kill seen)."""
+        steps = [self.sandbox.step_request(s, lang) for s in program.steps]
+        request = {"files": program.files, "steps": steps, "tail_bytes": 4 * self.sandbox.config.stderr_tail_chars}
+        zygote = self.zygote(lang)
+        before = self.cgroup.oom_kills() if self.cgroup else 0
+        reply = zygote.request(request, sum(s["timeout_s"] for s in steps) + REPLY_SLACK_S)
+        if reply is not None:
+            for s, sent in zip(reply.get("steps", []), steps):
+                s["cpu_limit_s"] = sent["limits"]["cpu_s"]
+        oom = bool(self.cgroup) and self.cgroup.oom_kills() > before
+        return reply, oom
+
+    def close(self) -> None:
+        for z in self.zygotes.values():
+            z.close()
+        self.zygotes.clear()
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
+
+
+class Sandbox:
+    """A pool of ``config.workers`` sandbox slots. Use as a context manager (or call ``close``)."""
+
+    def __init__(self, config: SandboxConfig | None = None, **overrides):
+        self.config = config.model_copy(update=overrides) if config else SandboxConfig(**overrides)
+        self.isolation = choose_isolation(self.config.isolation, os.geteuid())
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+        if self.isolation == "rlimits":
+            self.warn_once("rlimits", RLIMITS_WARNING)
+        if not (os.path.isfile(self.config.python) and os.access(self.config.python, os.X_OK)):
+            raise SandboxError(f"{self.config.python}: no such interpreter; install Debian's python3 "
+                               "(apt-get install python3) or set python= to a system interpreter")
+        base = self.config.uid_base if self.config.uid_base is not None else default_uid_base()
+        uids = [base + i for i in range(self.config.workers)] if self.isolation == "namespaces" else \
+            [os.geteuid()] * self.config.workers
+        self._slots = [_Slot(i, uid, self) for i, uid in enumerate(uids)]
+        self._free: Queue[_Slot] = Queue()
+        for slot in self._slots:
+            self._free.put(slot)
+        self._nproc_base = 0 if self.isolation == "namespaces" else _tasks_of_uid(os.geteuid())
+
+    # -- public API ---------------------------------------------------------------------------------------------
+    def run(self, program: Program) -> RunResult:
+        """Run one program to a verdict (thread-safe: waits for a free slot)."""
+        static = checks.static_verdict(program)
+        if static is not None:
+            return RunResult(static.verdict, static.detail, 0.0, language=program.language, id=program.id)
+        lang = language(program.language)
+        slot = self._free.get()
+        try:
+            t0 = time.perf_counter()
+            reply, oom = slot.execute(program, lang)
+            wall = time.perf_counter() - t0
+        finally:
+            self._free.put(slot)
+        if reply is None or "error" in reply:
+            why = "the sandbox worker died" if reply is None else f"sandbox failure: {reply['error']}"
+            return RunResult("error", why, round(wall, 4), language=program.language, id=program.id)
+        steps = reply["steps"]
+        verdict = checks.classify(program, steps, oom_killed=oom)
+        last = steps[-1] if steps else {}
+        n = self.config.stderr_tail_chars
+        return RunResult(verdict.verdict, verdict.detail, round(sum(s["runtime_s"] for s in steps), 4),
+                         stderr_tail=last.get("stderr_tail", "")[-n:] if n else "",
+                         stdout_tail=last.get("stdout_tail", "")[-n:] if n else "",
+                         language=program.language, id=program.id, steps=steps)
+
+    def imap(self, programs: Iterable[Program]) -> Iterator[RunResult]:
+        """Results in input order, programs running ``workers`` at a time; streams (a bounded window in flight)."""
+        return self.ordered_map(self.run, programs)
+
+    def ordered_map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        """``map(fn, items)`` over ``workers`` threads, in order, with at most a few items per slot in flight (for
+        callers that wrap ``run``, e.g. to turn records into programs and results back into records)."""
+        window = 4 * len(self._slots)
+        with ThreadPoolExecutor(max_workers=len(self._slots), thread_name_prefix="sandbox") as pool:
+            pending: deque = deque()
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    def run_many(self, programs: Iterable[Program]) -> list[RunResult]:
+        return list(self.imap(programs))
+
+    def close(self) -> None:
+        for slot in self._slots:
+            slot.close()
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- helpers for slots ----------------------------------------------------------------------------------------
+    def step_request(self, step: Step, lang: Language) -> dict:
+        cfg = self.config
+        timeout = cfg.build_timeout_s if step.is_build else cfg.timeout_s
+        memory_mb = max(cfg.build_memory_mb if step.is_build else cfg.memory_mb, lang.min_address_space_mb)
+        limits = {"cpu_s": math.ceil(timeout) + 1, "address_space_bytes": memory_mb << 20,
+                  "file_size_bytes": cfg.file_size_mb << 20, "processes": self._nproc_base + cfg.processes,
+                  "open_files": cfg.open_files, "core_bytes": 0}
+        return {"name": step.name, "argv": list(step.argv), "python": step.python, "env": step.env,
+                "timeout_s": timeout, "limits": limits}
+
+    def warn_once(self, key: str, message: str) -> None:
+        with self._lock:
+            if key not in self._warned:
+                self._warned.add(key)
+                log.warning(message)  # without logging set up, Python's last-resort handler prints it

@@ -1,0 +1,77 @@
+"""``oc-synth verify`` as a sharded, resumable pipeline stage (imports NeMo Curator: kept out of the light API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oc_common.stats import Stats
+from oc_synth.pipeline.stages import (
+    KEEP,
+    RecordStage,
+    batch_stats,
+    ensure_keep_columns,
+    frame_from_records,
+    records_from_frame,
+    reject,
+)
+from oc_synth.sandbox.config import SandboxConfig
+from oc_synth.sandbox.runner import Sandbox
+from oc_synth.sandbox.verify import verify_one
+
+
+def count_verdict(stats: Stats, record: dict[str, Any]) -> None:
+    stats.add_to("verdict", record["verdict"])
+    if not record["passed"]:
+        stats.add_to(f"{record['verdict']}_because", record["verdict_detail"].split(":")[0][:80])
+    stats.add("runtime_s_total", float(record["runtime_s"]))
+
+
+@dataclass
+class VerifyStage(RecordStage):
+    """Runs a whole batch through one sandbox pool (records in parallel, not one by one). Non-passing records are
+    rejected with reason ``verify_<verdict>`` unless ``keep_all``."""
+
+    name: str = "sandbox_verify"
+    sandbox_config: dict = field(default_factory=dict)  # SandboxConfig fields (a dict travels to Ray workers)
+    keep_all: bool = False
+
+    def _sandbox(self) -> Sandbox:
+        if getattr(self, "_sb", None) is None:
+            self._sb = Sandbox(SandboxConfig(**self.sandbox_config))
+        return self._sb
+
+    def process(self, batch):  # noqa: ANN001, ANN201 - DocumentBatch in and out
+        from nemo_curator.tasks import DocumentBatch
+
+        st = batch_stats(batch)
+        records = records_from_frame(ensure_keep_columns(batch.to_pandas()))
+        todo = [i for i, r in enumerate(records) if r.get(KEEP, True)]
+        sb = self._sandbox()
+        for i, rec in zip(todo, sb.ordered_map(lambda r: verify_one(sb, r), [records[i] for i in todo])):
+            count_verdict(st, rec)
+            if not rec["passed"] and not self.keep_all:
+                reject(rec, f"verify_{rec['verdict']}")
+            records[i] = rec
+        return DocumentBatch(dataset_name=batch.dataset_name, data=ensure_keep_columns(frame_from_records(records)),
+                             _metadata=batch._metadata, _stage_perf=batch._stage_perf)
+
+    def teardown(self) -> None:
+        if getattr(self, "_sb", None) is not None:
+            self._sb.close()
+            self._sb = None
+
+
+def run_verify(inp: Path, out: Path, config: SandboxConfig, *, keep_all: bool = False, dropped: Path | None = None,
+               overwrite: bool = False, quiet: bool = False) -> Stats:
+    from oc_synth.pipeline.runner import run_sharded
+
+    # Results depend on these settings, not on the worker count: resuming with other --workers is fine.
+    options = {"keep_all": keep_all, **config.model_dump(exclude={"workers", "uid_base"})}
+    stage = VerifyStage(sandbox_config=config.model_dump(), keep_all=keep_all)
+    try:
+        return run_sharded(command="verify", inp=inp, out=out, stages=[stage], options=options, dropped=dropped,
+                           overwrite=overwrite, quiet=quiet, title="oc-synth verify")
+    finally:
+        stage.teardown()

@@ -1,0 +1,177 @@
+"""From the generation log to the output: dedup and decontamination over every sample, output and rejected shards,
+the funnel stats. Recomputed from the whole log on every (unranked) run, so totals and dedup are always global.
+
+Two streaming passes over the log: the first finds each sample's last copy (a torn chunk may have been redone) and
+collects the dedup texts of the samples still kept; the second writes each shard's kept and rejected records.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+from oc_common.fileio import atomic_open, atomic_write_json
+from oc_common.log import console, get_logger
+from oc_common.records import dumps_record
+from oc_common.stats import Stats
+from oc_synth.synth.store import GenerationStore, iter_log
+
+if TYPE_CHECKING:
+    from oc_synth.synth.pipeline import GenerateConfig
+
+log = get_logger(__name__)
+REJECTED = "_rejected"
+# The funnel, in order: a record's first drop reason says at which stage it left.
+FUNNEL = (("generated", ("seed:",)), ("parsed", ("parse:", "render:")), ("checked", ("check:",)),
+          ("passed", ("verify:",)), ("deduped", ("dedup:",)), ("decontaminated", ("decontam:",)))
+# Working fields of the log that the kept records do not carry.
+LOG_ONLY = ("keep", "drop_reasons", "drop_details", "raw", "samples")
+
+
+def finalize(cfg: "GenerateConfig", store: GenerationStore) -> Stats:
+    recipe = cfg.recipe
+    out = Path(cfg.out)
+    files = store.log_files()
+    # pass 1: the last copy of each sample, and the dedup texts of kept samples in log order
+    last: dict[tuple[str, Any], tuple[Path, int]] = {}
+    for paths in files.values():
+        for path in paths:
+            for line, rec in iter_log(path):
+                last[(rec.get("seed_id"), rec.get("sample"))] = (path, line)
+    decisions: dict[tuple[str, Any], tuple[str, str]] = {}
+    if cfg.dedup:
+        decisions = _dedup(files, last, recipe.dedup_field, recipe.spec.dedup)
+    decon = None
+    if cfg.decontaminate:
+        from oc_synth.synth.decontaminate import Decontaminator
+
+        decon = Decontaminator.build(mbpp=cfg.mbpp)
+    fields = recipe.spec.decontaminate or list(recipe.spec.output)
+    stats = Stats()
+    done_seeds: set[str] = set()
+    for shard, paths in sorted(files.items()):
+        with atomic_open(out / f"{shard}.jsonl") as kept_f, atomic_open(out / REJECTED / f"{shard}.jsonl") as rej_f:
+            for path in paths:
+                for line, rec in iter_log(path):
+                    key = (rec.get("seed_id"), rec.get("sample"))
+                    if last.get(key) != (path, line):
+                        continue  # superseded by a later copy
+                    done_seeds.add(rec.get("seed_id"))
+                    if rec.get("keep") and key in decisions:
+                        _reject(rec, *decisions[key])
+                    if rec.get("keep") and decon is not None:
+                        hit = decon.check_record(rec, fields)
+                        if hit is not None:
+                            _reject(rec, *hit)
+                    _count(stats, rec)
+                    if rec.get("keep"):
+                        kept_f.write(dumps_record({k: v for k, v in rec.items() if k not in LOG_ONLY}) + "\n")
+                    else:
+                        rej_f.write(dumps_record(rec) + "\n")
+    outstanding = _compact_failures(store, done_seeds)
+    stats.add("seeds", len(done_seeds) + outstanding)
+    stats.add("backend_failed", outstanding)
+    if decon is not None:
+        for name, n in decon.benchmarks().items():
+            stats.add_to("decontamination benchmarks", name, n)
+    atomic_write_json(out / "stats.json", {"command": "oc-synth generate", "recipe": recipe.name,
+                                           "model": cfg.model, "backend": cfg.backend, **stats.to_dict()})
+    return stats
+
+
+def _dedup(files: dict[str, list[Path]], last: dict, field: str, spec: Any) -> dict[tuple[str, Any], tuple[str, str]]:
+    from oc_synth.synth.dedup import find_duplicates
+
+    rows = []
+    for shard, paths in sorted(files.items()):
+        for path in paths:
+            for line, rec in iter_log(path):
+                key = (rec.get("seed_id"), rec.get("sample"))
+                if rec.get("keep") and last.get(key) == (path, line):
+                    order = (shard, (rec.get("provenance") or {}).get("seed_line") or 0, rec.get("sample") or 0)
+                    rows.append((order, key, str(rec.get(field) or "")))
+    rows.sort(key=lambda r: r[0])  # input order, whatever the log layout (ranks, resumes): the first one is kept
+    keys, texts = [r[1] for r in rows], [r[2] for r in rows]
+    decisions = {}
+    for key, dup in zip(keys, find_duplicates(texts, spec)):
+        if dup is not None:
+            kept_key = keys[dup[0]]
+            decisions[key] = (f"dedup:{dup[1]}", f"{dup[1]} duplicate of {kept_key[0]}-s{kept_key[1]} ({field})")
+    return decisions
+
+
+def _reject(rec: dict[str, Any], reason: str, detail: str) -> None:
+    rec["keep"] = False
+    rec.setdefault("drop_reasons", []).append(reason)
+    rec.setdefault("drop_details", []).append(detail)
+
+
+def _count(stats: Stats, rec: dict[str, Any]) -> None:
+    reasons = rec.get("drop_reasons") or []
+    first = reasons[0] if reasons else None
+    if first and first.startswith("seed:"):
+        stats.add("seeds_rejected")
+    else:
+        for stage, prefixes in FUNNEL:
+            if first and first.startswith(prefixes):
+                break
+            stats.add(stage)
+    if first:
+        stats.add_to("drop reasons", first)
+    if rec.get("verdict"):
+        stats.add_to("verdicts", rec["verdict"])
+    if rec.get("keep"):
+        stats.add("records_out")
+        if rec.get("language"):
+            stats.add_to("kept per language", rec["language"])
+
+
+def _compact_failures(store: GenerationStore, done: set[str]) -> int:
+    """Keep in _failed only the seeds still not done (last error each); return how many there are."""
+    outstanding: dict[str, dict[str, Any]] = {}
+    for shard, paths in store.log_files(store.failed).items():
+        pending: dict[str, dict[str, Any]] = {}
+        for path in paths:
+            for _, rec in iter_log(path):
+                if rec.get("seed_id") not in done:
+                    pending[rec["seed_id"]] = rec
+        for path in paths:
+            path.unlink()
+        if pending:
+            with atomic_open(store.failed / f"{shard}.jsonl") as f:
+                for rec in pending.values():
+                    f.write(dumps_record(rec) + "\n")
+        outstanding.update(pending)
+    return len(outstanding)
+
+
+def render_summary(title: str, stats: Stats, out: Path) -> None:
+    """The closing table: the funnel (how many records reached each stage), then why the others left."""
+    c = stats.counters
+    t = Table(title=title, title_justify="left")
+    for col, justify in (("stage", "left"), ("records", "right"), ("dropped here", "right")):
+        t.add_column(col, justify=justify)
+    t.add_row("seeds", f"{c.get('seeds', 0):,}", f"{c.get('seeds_rejected', 0):,} bad seeds, "
+                                                  f"{c.get('backend_failed', 0):,} backend failures")
+    prev = None
+    for stage, _ in FUNNEL:
+        n = c.get(stage, 0)
+        t.add_row(stage, f"{n:,}", "" if prev is None else f"{prev - n:,}")
+        prev = n
+    t.add_row("[bold]kept[/]", f"[bold]{c.get('records_out', 0):,}[/]", "")
+    console.print(t)
+    for group in ("drop reasons", "verdicts", "kept per language"):
+        counts: Counter = stats.groups.get(group, Counter())
+        if not counts:
+            continue
+        g = Table(title=group, title_justify="left")
+        g.add_column("key")
+        g.add_column("count", justify="right")
+        for key, n in counts.most_common(20):
+            g.add_row(str(key), f"{n:,}")
+        console.print(g)
+    console.print(f"[bold]oc-synth generate[/]: {c.get('records_out', 0):,} records in {out}; rejected ones with "
+                  f"reasons in {out / REJECTED}; stats in {out / 'stats.json'}")

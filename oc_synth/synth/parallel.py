@@ -1,0 +1,88 @@
+"""Data parallelism for offline generation: one worker process per GPU group, each with its own engine.
+
+``run_data_parallel(spec, world_size, tensor_parallel_size)`` starts ``world_size`` workers (``python -m
+oc_synth.synth.parallel SPEC.json RANK``). Worker r sees GPUs ``[r*tp, (r+1)*tp)`` of the visible ones through
+CUDA_VISIBLE_DEVICES, takes the seeds whose id hashes to r and appends to its own log files; the parent then
+finalizes over all ranks. A worker that dies costs only its unfinished seeds: a rerun resumes them. Without GPUs
+(CPU engines) the workers share the machine.
+
+On a Slurm cluster the same split runs as an array job instead (``--rank $SLURM_ARRAY_TASK_ID --world-size N``,
+see slurm/synth.sbatch), followed by one unranked run that finalizes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+from oc_common.cli import UserError
+from oc_common.log import get_logger
+
+log = get_logger(__name__)
+
+
+def visible_gpus() -> list[str]:
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g for g in env.split(",") if g.strip()]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def gpu_groups(world_size: int, tensor_parallel_size: int) -> list[str | None]:
+    gpus = visible_gpus()
+    if not gpus:
+        return [None] * world_size
+    need = world_size * tensor_parallel_size
+    if len(gpus) < need:
+        raise UserError(f"--data-parallel {world_size} x tensor parallel {tensor_parallel_size} needs {need} GPUs; "
+                        f"{len(gpus)} visible")
+    return [",".join(gpus[r * tensor_parallel_size : (r + 1) * tensor_parallel_size]) for r in range(world_size)]
+
+
+def run_data_parallel(spec: dict[str, Any], world_size: int, tensor_parallel_size: int = 1) -> list[int]:
+    """Run every rank to completion; returns their exit codes (0 = done)."""
+    groups = gpu_groups(world_size, tensor_parallel_size)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="oc-synth-dp-", delete=False) as f:
+        json.dump(spec, f)
+        spec_path = f.name
+    try:
+        procs = []
+        for rank, group in enumerate(groups):
+            env = dict(os.environ, OC_SYNTH_RANK=str(rank))
+            if group is not None:
+                env["CUDA_VISIBLE_DEVICES"] = group
+            procs.append(subprocess.Popen([sys.executable, "-m", "oc_synth.synth.parallel", spec_path, str(rank),
+                                           str(world_size)], env=env))
+        codes = [p.wait() for p in procs]
+    finally:
+        os.unlink(spec_path)
+    for rank, code in enumerate(codes):
+        if code != 0:
+            log.error("data-parallel rank %d exited with status %d; its unfinished seeds resume on the next run",
+                      rank, code)
+    return codes
+
+
+def _worker(spec_path: str, rank: int, world_size: int) -> int:
+    from oc_common.log import setup_logging
+    from oc_synth.synth.run import run_generate
+
+    setup_logging()
+    with open(spec_path) as f:
+        spec = json.load(f)
+    spec.update(rank=rank, world_size=world_size, quiet=True, overwrite=False)
+    result = run_generate(spec)
+    return 1 if result.aborted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))

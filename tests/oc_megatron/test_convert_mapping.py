@@ -1,0 +1,165 @@
+"""The conversion table against both modelling codes, the fusion rules, and our streaming safetensors I/O.
+
+* HF side: the table's names and shapes are exactly ``LlamaForCausalLM(config).state_dict()`` (GQA and MHA).
+* Megatron side: the table's keys and global shapes are exactly what a GPTModel's sharded state dict saves.
+* Fusion rules: the grouped QKV layout is checked against its definition (per query group: the group's query heads,
+  then its key head, then its value head), and both rules invert exactly.
+* Safetensors: files we stream are read back by the ``safetensors`` package; truncation is detected.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+import torch
+
+from oc_megatron.convert import llama_mapping as lm
+from oc_megatron.convert.errors import ConversionError
+from oc_megatron.convert.hf import (
+    INDEX_FILE,
+    SafetensorsShardWriter,
+    parse_size,
+    plan_shards,
+    read_safetensors_index,
+    read_tensor,
+)
+
+GQA = lm.Dims(vocab=320, hidden=64, heads=4, groups=2, head_dim=16, ffn=96)
+MHA = lm.Dims(vocab=320, hidden=48, heads=4, groups=4, head_dim=12, ffn=80)
+
+
+def _hf_config(d: lm.Dims, layers: int):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=d.vocab, hidden_size=d.hidden, intermediate_size=d.ffn, num_hidden_layers=layers,
+                       num_attention_heads=d.heads, num_key_value_heads=d.groups, tie_word_embeddings=False)
+
+
+@pytest.mark.parametrize("dims", [GQA, MHA], ids=["gqa", "mha"])
+def test_table_matches_transformers_llama(dims):
+    from transformers import LlamaForCausalLM
+
+    with torch.device("meta"):
+        model = LlamaForCausalLM(_hf_config(dims, 3))
+    theirs = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    ours = lm.hf_tensor_shapes(dims, 3)
+    assert ours == theirs
+
+
+def test_table_matches_megatron_sharded_state_dict():
+    from megatron.core.dist_checkpointing.mapping import ShardedTensor, apply_factories
+
+    from oc_megatron.convert.megatron_ckpt import LAYER_PLACEHOLDER, disk_key, single_process_group
+    from oc_megatron.models.opencoder import ModelConfig, build_model, transformer_config
+
+    model = ModelConfig.from_preset("tiny", num_layers=3)
+    with single_process_group(model_parallel=True):
+        with torch.device("meta"):
+            chunks = build_model(model, transformer_config(model, perform_initialization=False), spec="local",
+                                 initialize=False)
+        sharded = chunks[0].sharded_state_dict()
+        apply_factories(sharded)  # the SwiGLU factory: fc1 is saved as two pieces of one global tensor
+    saved: dict[str, tuple[int, ...]] = {}
+    for v in sharded.values():
+        for t in (v if isinstance(v, list) else [v]):
+            if isinstance(t, ShardedTensor):
+                saved[t.key] = tuple(t.global_shape)
+    dims = lm.Dims.of(model)
+    table = {}
+    for m in (*lm.FIRST, *lm.PER_LAYER, *lm.LAST):
+        shape = m.megatron_shape(dims)
+        table[disk_key(m.megatron)] = (model.num_layers, *shape) if LAYER_PLACEHOLDER in m.megatron else shape
+    assert table == saved
+
+
+@pytest.mark.parametrize("dims", [GQA, MHA], ids=["gqa", "mha"])
+def test_grouped_qkv_layout_and_inverse(dims):
+    qkv = lm.PER_LAYER[1]
+    assert isinstance(qkv, lm.GroupedQKV)
+    H, d = dims.hidden, dims.head_dim
+    hf = {qkv.q.format(i=0): torch.randn(dims.heads * d, H), qkv.k.format(i=0): torch.randn(dims.groups * d, H),
+          qkv.v.format(i=0): torch.randn(dims.groups * d, H)}
+    fused = qkv.to_megatron(hf, dims, 0)
+    q_per_group = dims.heads // dims.groups
+    rows = (q_per_group + 2) * d
+    q, k, v = hf.values()
+    for g in range(dims.groups):  # the definition, group by group
+        block = fused[g * rows:(g + 1) * rows]
+        assert torch.equal(block[:q_per_group * d], q[g * q_per_group * d:(g + 1) * q_per_group * d])
+        assert torch.equal(block[q_per_group * d:(q_per_group + 1) * d], k[g * d:(g + 1) * d])
+        assert torch.equal(block[(q_per_group + 1) * d:], v[g * d:(g + 1) * d])
+    back = qkv.to_hf(fused, dims, 0)
+    assert back.keys() == hf.keys() and all(torch.equal(back[n], hf[n]) for n in hf)
+
+
+def test_gated_mlp_is_gate_then_up_and_inverts():
+    fc1 = lm.PER_LAYER[4]
+    assert isinstance(fc1, lm.GatedMLP)
+    gate, up = torch.randn(GQA.ffn, GQA.hidden), torch.randn(GQA.ffn, GQA.hidden)
+    fused = fc1.to_megatron({fc1.gate.format(i=2): gate, fc1.up.format(i=2): up}, GQA, 2)
+    assert torch.equal(fused[:GQA.ffn], gate) and torch.equal(fused[GQA.ffn:], up)
+    back = fc1.to_hf(fused, GQA, 2)
+    assert torch.equal(back["model.layers.2.mlp.gate_proj.weight"], gate)
+    assert torch.equal(back["model.layers.2.mlp.up_proj.weight"], up)
+
+
+def test_parse_size():
+    assert parse_size("5GB") == 5 * 10**9
+    assert parse_size("2GiB") == 2 * 2**30
+    assert parse_size("500mb") == 500 * 10**6
+    assert parse_size("1024") == 1024
+    with pytest.raises(ConversionError, match="expected a size"):
+        parse_size("five gigs")
+
+
+def test_plan_shards_packs_in_order_and_isolates_big_tensors():
+    shapes = {"a": (10,), "b": (10,), "big": (100,), "c": (5,)}
+    shards = plan_shards(shapes, torch.float32, max_shard_bytes=80)
+    assert [s.names for s in shards] == [["a", "b"], ["big"], ["c"]]
+    assert [s.file for s in shards] == [f"model-0000{k}-of-00003.safetensors" for k in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_streamed_shards_read_back_with_safetensors(tmp_path, dtype):
+    from safetensors import safe_open
+
+    tensors = {"x.weight": torch.randn(7, 5).to(dtype), "y.weight": torch.randn(3).to(dtype),
+               "z.weight": torch.randn(4, 4, 2).to(dtype)}
+    shapes = {k: tuple(v.shape) for k, v in tensors.items()}
+    with SafetensorsShardWriter(tmp_path, shapes, dtype, max_shard_bytes=60) as w:
+        for name, t in tensors.items():
+            w.write(name, t)
+    index = json.loads((tmp_path / INDEX_FILE).read_text())
+    assert set(index["weight_map"]) == set(tensors)
+    assert index["metadata"]["total_size"] == sum(t.numel() * t.element_size() for t in tensors.values())
+    for name, file in index["weight_map"].items():
+        with safe_open(str(tmp_path / file), "pt") as f:
+            assert torch.equal(f.get_tensor(name), tensors[name])
+        ours = read_safetensors_index(tmp_path / file)[name]
+        assert torch.equal(read_tensor(ours), tensors[name])
+        raw = (tmp_path / file).read_bytes()
+        assert (8 + struct.unpack("<Q", raw[:8])[0]) % 8 == 0  # aligned data section
+
+
+def test_writer_refuses_out_of_order_and_wrong_shape(tmp_path):
+    with pytest.raises(RuntimeError, match="out of order"):
+        with SafetensorsShardWriter(tmp_path, {"a": (2,), "b": (2,)}, torch.float32, 10**6) as w:
+            w.write("b", torch.zeros(2))
+    with pytest.raises(RuntimeError, match="planned"):
+        with SafetensorsShardWriter(tmp_path, {"a": (2,)}, torch.float32, 10**6) as w:
+            w.write("a", torch.zeros(3))
+
+
+def test_truncated_safetensors_is_detected(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "m.safetensors"
+    save_file({"a": torch.randn(100), "b": torch.randn(100)}, str(path))
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ConversionError, match="truncated"):
+        read_safetensors_index(path)
+    path.write_bytes(b"\x01\x02")
+    with pytest.raises(ConversionError, match="truncated"):
+        read_safetensors_index(path)

@@ -1,0 +1,112 @@
+"""Seeds (files, Parquet, saved HF datasets, pydoc), the append-only log, dedup and decontamination."""
+
+import json
+
+import pytest
+
+from oc_common.records import write_records
+from oc_synth.synth.decontaminate import Decontaminator, Problem, load_humaneval, load_mbpp
+from oc_synth.synth.dedup import find_duplicates
+from oc_synth.synth.recipes.recipe import DedupSpec, SeedSpec
+from oc_synth.synth.seeds import BadSeed, Seed, plan_seed_shards, prepare_seeds
+from oc_synth.synth.store import GenerationStore, append_records, iter_log, repair_tail
+
+
+def prepared(path, spec, seen=None):
+    (shard,) = plan_seed_shards(path)
+    return list(prepare_seeds(shard, spec, set() if seen is None else seen))
+
+
+def test_seed_ids_validation_and_truncation(tmp_path):
+    p = tmp_path / "s.jsonl"
+    p.write_text("\n".join([json.dumps({"id": 7, "text": "x" * 50}), json.dumps({"text": "no id"}),
+                            json.dumps({"text": "no id"}), "[1]", json.dumps({"id": {"a": 1}, "text": "t"}),
+                            json.dumps({"id": "e", "text": ""}), json.dumps({"id": "m"})]) + "\n")
+    items = prepared(p, SeedSpec(require=["text"], truncate={"text": 10}))
+    assert isinstance(items[0], Seed) and items[0].id == "7" and items[0].record["text"] == "x" * 10
+    assert items[0].line == 1 and items[0].where.endswith("s.jsonl:1")
+    assert isinstance(items[1], Seed) and items[1].id.startswith("h")  # content hash: stable across runs
+    assert prepared(p, SeedSpec(require=["text"]))[1].id == items[1].id
+    assert [(b.id, b.reason) for b in items[2:] if isinstance(b, BadSeed)] == [
+        (f"{items[1].id}@s:3", "seed:duplicate_id"), ("s:4", "seed:malformed"), ("s:5", "seed:bad_id"),
+        ("e", "seed:empty"), ("m", "seed:empty")]
+
+
+def test_parquet_and_saved_hf_dataset_seeds(tmp_path):
+    import datasets
+
+    write_records(tmp_path / "pq" / "a.parquet", [{"id": "p1", "text": "one"}, {"id": "p2", "text": "two"}])
+    shards = plan_seed_shards(tmp_path / "pq")
+    assert [(s.name, s.size_hint) for s in shards] == [("a", 2)]
+    datasets.Dataset.from_list([{"id": "h1", "text": "hello"}]).save_to_disk(str(tmp_path / "hfds"))
+    (shard,) = plan_seed_shards(tmp_path / "hfds")
+    assert shard.name == "hf-hfds"
+    (seed,) = prepare_seeds(shard, SeedSpec(require=["text"]), set())
+    assert (seed.id, seed.record["text"]) == ("h1", "hello")
+
+
+def test_pydoc_enrichment_and_unimportable_packages(tmp_path):
+    p = tmp_path / "pk.jsonl"
+    write_records(p, [{"id": "c", "package": "collections", "symbol": "Counter"},
+                      {"id": "x", "package": "no_such_package_xyz"}, {"id": "y", "package": "json", "symbol": "nope"}])
+    good, missing, attr = prepared(p, SeedSpec(require=["package"], enrich="pydoc", api_doc_chars=500))
+    assert good.record["api_name"] == "collections.Counter" and "most_common" in good.record["api_doc"]
+    assert len(good.record["api_doc"]) <= 510
+    assert missing.reason == "seed:pydoc" and "cannot import 'no_such_package_xyz'" in missing.detail
+    assert attr.reason == "seed:pydoc" and "no attribute 'nope'" in attr.detail
+
+
+def test_log_appends_repair_a_torn_tail_and_know_done_seeds(tmp_path):
+    store = GenerationStore(tmp_path)
+    store.append("a", [{"seed_id": "s1", "sample": 0, "samples": 2}, {"seed_id": "s1", "sample": 1, "samples": 2},
+                       {"seed_id": "bad", "sample": None, "samples": 0}])
+    store.append("a", [{"seed_id": "s2", "sample": 0, "samples": 2}])  # s2 lost its second sample
+    path = store.log_path("a")
+    with open(path, "ab") as f:
+        f.write(b'{"seed_id": "s3", "sam')
+    assert store.done_seeds() == {"s1", "bad"}
+    assert [r["seed_id"] for _, r in iter_log(path)] == ["s1", "s1", "bad", "s2"]  # the torn line is skipped
+    assert repair_tail(path) == len(b'{"seed_id": "s3", "sam')
+    assert repair_tail(path) == 0
+    append_records(path, [{"seed_id": "s2", "sample": 1, "samples": 2}])
+    assert store.done_seeds() == {"s1", "bad", "s2"}
+    assert GenerationStore(tmp_path, rank=3).log_path("x/y").name == "y.rank00003.jsonl"
+    assert set(store.log_files()) == {"a"}
+
+
+def test_exact_and_near_duplicates_keep_the_first():
+    texts = [
+        "Write a function that returns the n-th Fibonacci number using memoization and explain its complexity.",
+        "write a function  that returns the N-th fibonacci number using memoization and explain its complexity.",
+        "Write a function that returns the n-th Fibonacci number using memoization, and explain its complexity!!",
+        "Implement a trie supporting insert, search and startsWith for lowercase words.",
+        "",
+        "",
+    ]
+    dups = find_duplicates(texts, DedupSpec())
+    assert dups == [None, (0, "exact"), (0, "near"), None, None, (4, "exact")]
+    assert find_duplicates(texts, DedupSpec(fuzzy=False))[2] is None
+    assert find_duplicates(texts, DedupSpec(exact=False))[1] == (0, "near")
+
+
+def test_decontamination_against_humaneval_and_mbpp(tmp_path):
+    he = load_humaneval()
+    assert len(he) == 164 and he[0].entry_point == "has_close_elements"
+    mbpp = tmp_path / "mbpp.jsonl"
+    mbpp.write_text(json.dumps({"task_id": 11, "text": "Write a python function to remove first and last occurrence "
+                                                       "of a given character from the string.",
+                                "code": "def remove_Occ(s,ch):\n    return s", "test_list": [
+                                    'assert remove_Occ("hello","l") == "heo"']}) + "\n")
+    d = Decontaminator(he + load_mbpp(mbpp))
+    assert d.benchmarks() == {"humaneval": 164, "mbpp": 1}
+    assert d.check("def has_close_elements(xs, t):\n    pass")[0] == "decontam:entry_point"
+    assert d.check("print(remove_Occ('a', 'b'))") == ("decontam:entry_point", "uses remove_Occ() of mbpp:11")
+    assert d.check("seen.add(x); words.sort()") is None  # methods are not the benchmark's functions
+    hit = d.check("Task: Write a python function to remove first and last occurrence of a given character.")
+    assert hit[0] == "decontam:ngram" and "mbpp:11" in hit[1]
+    assert d.check("Write a python function to remove the first occurrence of a given letter.") is None
+    assert Decontaminator([Problem("x", "1", "add", "")], ignore_names={"add"}).check("add(1, 2)") is None
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "no tests", "code": "", "test_list": []}\n')
+    with pytest.raises(Exception, match="entry point"):
+        load_mbpp(bad)
