@@ -188,7 +188,9 @@ def write_records(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
         import pyarrow.parquet as pq
 
         rows = list(records)
-        table = pa.Table.from_pylist(rows) if rows else pa.table({})
+        # union of all records' fields, in first-seen order (from_pylist would take the first record's keys only)
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        table = pa.table({k: [r.get(k) for r in rows] for k in columns}) if rows else pa.table({})
         buf = io.BytesIO()
         pq.write_table(table, buf)
         with atomic_open(path, "wb", encoding=None) as f:

@@ -70,7 +70,8 @@ def preprocess(
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def train(
-    config: Path = typer.Argument(..., metavar="CONFIG.yaml", help="Training recipe, e.g. examples/pretrain_tiny.yaml."),
+    config: Path = typer.Argument(..., metavar="CONFIG.yaml",
+                                  help="Training recipe, e.g. examples/pretrain_tiny.yaml."),
     overrides: Optional[List[str]] = typer.Argument(None, metavar="[KEY=VALUE]...", help="Dotted overrides, e.g. "
                                                     "parallel.tensor=2 optimizer.lr=1e-4 train.iters=100."),
 ) -> None:
@@ -81,7 +82,12 @@ def train(
     SIGTERM / SIGUSR1 save a checkpoint and exit with code 124 (slurm/pretrain.sbatch requeues on it).
     """
     import sys
+    import warnings
 
+    # Megatron-Core announces each fallback it takes without Transformer Engine / Apex (expected on CPU), and torch
+    # deprecation notices for collectives Megatron calls; keep the console for the training log.
+    warnings.filterwarnings("ignore", message=r".*(Transformer Engine|Apex).* not installed.*")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.distributed.*")
     from oc_megatron.config import load_train_config
     from oc_megatron.training.loop import Preempted, run_training
     from oc_megatron.training.preemption import PREEMPTED_EXIT_CODE

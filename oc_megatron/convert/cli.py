@@ -1,4 +1,4 @@
-"""``oc-megatron convert to-hf | from-hf``: thin wrappers over ``to_hf`` / ``from_hf`` (parse, call, print a summary)."""
+"""``oc-megatron convert to-hf | from-hf``: thin wrappers over ``to_hf`` / ``from_hf`` (parse, call, summarise)."""
 
 from __future__ import annotations
 

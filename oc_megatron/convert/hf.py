@@ -175,7 +175,7 @@ class HFModelDir:
             tensors = {}
             for name, f in weight_map.items():
                 if name not in per_file[f]:
-                    raise ConversionError(f"{self.path / f}: {INDEX_FILE} lists tensor {name} in it, but it is not there")
+                    raise ConversionError(f"{self.path / f}: {INDEX_FILE} lists {name} in it, but it is not there")
                 tensors[name] = per_file[f][name]
             return tensors
         single = self.path / SINGLE_FILE
@@ -213,6 +213,12 @@ def _rope(cfg: dict[str, Any]) -> tuple[float, str | None]:
     return float(cfg.get("rope_theta", 10000.0)), kind
 
 
+# The ModelConfig fields that define the architecture (the weights' shapes and the forward pass); seq_length and
+# init_method_std may differ between a checkpoint and a preset without changing what the weights mean.
+ARCHITECTURE_FIELDS = ("num_layers", "hidden_size", "num_attention_heads", "num_query_groups", "ffn_hidden_size",
+                       "vocab_size", "rotary_base", "norm_epsilon")
+
+
 def model_config_from_hf(cfg: dict[str, Any], source: str, preset: str | None = None):
     """Our ``ModelConfig`` for a HF Llama config; anything we cannot represent exactly is an error naming the key."""
     from oc_megatron.models.opencoder import PRESETS, ModelConfig
@@ -246,9 +252,8 @@ def model_config_from_hf(cfg: dict[str, Any], source: str, preset: str | None = 
         if preset not in PRESETS:
             raise ConversionError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
         expected = PRESETS[preset].model_dump()
-        arch_keys = ("num_layers", "hidden_size", "num_attention_heads", "num_query_groups", "ffn_hidden_size",
-                     "vocab_size", "rotary_base", "norm_epsilon")
-        diff = [f"{k}: HF {values[k]} vs preset {expected[k]}" for k in arch_keys if values[k] != expected[k]]
+        diff = [f"{k}: HF {values[k]} vs preset {expected[k]}" for k in ARCHITECTURE_FIELDS
+                if values[k] != expected[k]]
         if diff:
             raise ConversionError(f"{source} does not match --preset {preset}: " + "; ".join(diff))
         values["preset"] = preset
@@ -323,6 +328,9 @@ def read_tokenizer(path: Path) -> TokenizerSummary:
 
     if not path.is_dir():
         raise ConversionError(f"{path}: tokenizer directory not found")
+    if not (path / "tokenizer.json").is_file():  # e.g. a sentencepiece-only tokenizer.model: copied, not checked
+        log.warning("%s has no tokenizer.json: its vocabulary is not checked against the model", path)
+        return TokenizerSummary(path, 0, None, None)
     try:
         tok = load_tokenizer(path)
     except Exception as e:  # noqa: BLE001 - tokenizers raises plain Exceptions for unreadable files
@@ -392,7 +400,7 @@ def plan_shards(shapes: dict[str, tuple[int, ...]], dtype: torch.dtype, max_shar
 
 
 class SafetensorsShardWriter:
-    """Writes a sharded safetensors model, tensor by tensor, in the planned order, plus ``model.safetensors.index.json``.
+    """Writes a sharded safetensors model tensor by tensor, in the planned order, plus ``model.safetensors.index.json``.
 
     Memory: only the tensor being written. Usage: ``with SafetensorsShardWriter(...) as w: w.write(name, t)`` for every
     planned name in order; leaving the block without an exception checks that all were written and writes the index.

@@ -38,6 +38,15 @@ def disk_key(template: str) -> str:
     return template.replace(LAYER_PLACEHOLDER, "")
 
 
+def _first_failure(e: BaseException) -> BaseException:
+    """The original exception inside PyTorch's CheckpointException (a BaseException wrapping each rank's failure),
+    so that e.g. a ConversionError raised while producing a tensor reaches the CLI as itself."""
+    failures = getattr(e, "failures", None) or {}
+    for exc, _trace in failures.values():
+        return exc
+    return e
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Process group: dist_checkpointing needs torch.distributed, even for a world of one.
 
@@ -194,15 +203,6 @@ class CheckpointReader:
 # --------------------------------------------------------------------------------------------------------------------
 # Writing, tensor piece by tensor piece
 
-
-def _first_failure(e: BaseException) -> BaseException:
-    """The original exception inside PyTorch's CheckpointException (a BaseException wrapping each rank's failure),
-    so that e.g. a ConversionError raised while producing a tensor reaches the CLI as itself."""
-    failures = getattr(e, "failures", None) or {}
-    for exc, _trace in failures.values():
-        return exc
-    return e
-
 Producer = Callable[[lm.Mapping, "int | None"], torch.Tensor]
 
 
@@ -283,7 +283,7 @@ def save_streaming(path: Path, model, dtype: torch.dtype, produce: Producer,  # 
     # training run saves, at global offsets, with no memory behind it. CPU initialisation and the local spec keep
     # Megatron-Core from placing parameters on a GPU explicitly (which would bypass the meta device).
     tconfig = transformer_config(model, perform_initialization=False, use_cpu_initialization=True,
-                                 params_dtype=dtype, pipeline_dtype=dtype)
+                                 fused_kernels=False, params_dtype=dtype, pipeline_dtype=dtype)
     with torch.device("meta"):
         chunks = build_model(model, tconfig, spec="local", initialize=False)
     state = {"model": chunks[0].sharded_state_dict(), "train_state": train_state}

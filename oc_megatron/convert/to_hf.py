@@ -23,6 +23,7 @@ from oc_megatron.convert import llama_mapping as lm
 from oc_megatron.convert.errors import ConversionError
 from oc_megatron.convert.from_hf import HF_ASSETS, SOURCE_CONFIG
 from oc_megatron.convert.hf import (
+    ARCHITECTURE_FIELDS,
     DTYPES,
     SafetensorsShardWriter,
     TokenizerSummary,
@@ -70,8 +71,8 @@ def _model_config(saved, preset: str | None, config: str | None, path: Path):  #
                                   "pass --preset NAME or --config TRAIN.yaml")
         return given
     if given is not None:
-        ours, theirs = saved.model_dump(exclude={"preset"}), given.model_dump(exclude={"preset"})
-        diff = [f"{k}: checkpoint {ours[k]} vs given {theirs[k]}" for k in ours if ours[k] != theirs[k]]
+        ours, theirs = saved.model_dump(), given.model_dump()
+        diff = [f"{k}: checkpoint {ours[k]} vs given {theirs[k]}" for k in ARCHITECTURE_FIELDS if ours[k] != theirs[k]]
         if diff:
             raise ConversionError(f"{path}: the checkpoint's model config differs from --preset/--config: "
                                   + "; ".join(diff))

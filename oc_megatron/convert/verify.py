@@ -1,4 +1,4 @@
-"""Logits of both sides, for checking a conversion: a Megatron-Core model at any TP / PP, and a HF directory.
+"""Logits of both sides, for checking a conversion on CPU: a Megatron-Core model at any TP / PP, and a HF directory.
 
 Used by the conversion tests and ``benchmarks/convert.py``; a conversion is right when both give the same logits
 for the same tokens (fp32: bitwise at TP 1 with the local spec, ~1e-6 at TP 2).

@@ -52,9 +52,10 @@ _TOKENIZER = None
 _EOD: int | None = None
 
 
-def _init_worker(tokenizer_path: str, eod_id: int | None) -> None:
+def _init_worker(tokenizer_path: str, eod_id: int | None, in_pool: bool = True) -> None:
     global _TOKENIZER, _EOD
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one process per core; no nested Rust thread pools
+    if in_pool:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one process per core; no nested Rust thread pools
     from oc_megatron.data.tokenizer import load_tokenizer
 
     _TOKENIZER = load_tokenizer(tokenizer_path)
@@ -150,8 +151,8 @@ def preprocess(
 
     pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(str(tokenizer), eod)) \
         if workers > 1 else None
-    if pool is None:
-        _init_worker(str(tokenizer), eod)
+    if pool is None:  # in-process: the tokenizer's own Rust threads may use the cores
+        _init_worker(str(tokenizer), eod, in_pool=False)
     try:
         for i, f in enumerate(files):
             part = _part_prefix(parts_dir, i)

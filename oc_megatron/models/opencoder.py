@@ -141,16 +141,20 @@ def transformer_config(
     The parallel sizes must also be set in TransformerConfig (not only in parallel_state): Megatron-Core checks
     sequence parallelism against them and computes pipeline layer offsets from them.
 
-    ``fused_kernels`` (default: CUDA present) turns on the CUDA-only fusions (bias-SwiGLU, masked softmax, RoPE,
-    gradient-accumulation into main_grad, fused cross entropy); they fail on the CPU.
+    ``fused_kernels`` (default: CUDA and Transformer Engine present) turns on the CUDA-only fusions (bias-SwiGLU,
+    masked softmax, RoPE, fused cross entropy); they fail on the CPU. Gradient-accumulation fusion stays off (it
+    needs Apex or TE wgrad kernels and has not been validated here); pass it in ``extra`` to try it.
     ``recompute``: ``selective`` recomputes core attention; ``full`` recomputes ``recompute_num_layers`` whole
     layers per block (``uniform`` method). ``extra`` is passed to TransformerConfig as is.
     """
     import torch.nn.functional as F
     from megatron.core.transformer.transformer_config import TransformerConfig
 
+    from oc_megatron.models.specs import te_available
+
     cuda = torch.cuda.is_available()
-    fused = cuda if fused_kernels is None else fused_kernels
+    # The fused paths need CUDA, and the softmax/RoPE fusions of the local spec need kernels that come with TE/Apex.
+    fused = (cuda and te_available()) if fused_kernels is None else fused_kernels
     bf16 = precision == "bf16"
     dtype = torch.bfloat16 if bf16 else torch.float32
     kwargs: dict[str, Any] = dict(
@@ -224,7 +228,7 @@ def build_model(
     from oc_megatron.models.specs import decoder_block_spec, resolve_spec_backend
 
     apply_cpu_shims()
-    backend = resolve_spec_backend(spec)
+    backend = resolve_spec_backend(spec, announce=spec == "auto")
     vpp = tconfig.virtual_pipeline_model_parallel_size
     chunks = []
     for vp_stage in range(vpp or 1):

@@ -44,7 +44,7 @@ def te_available() -> bool:
     return True
 
 
-def resolve_spec_backend(requested: str = "auto") -> SpecBackend:
+def resolve_spec_backend(requested: str = "auto", announce: bool = True) -> SpecBackend:
     """``auto`` -> ``te`` when TE and CUDA are present, else ``local``. The choice is logged.
 
     Asking for ``te`` explicitly without TE/CUDA raises ``ValueError`` (the caller names the config key).
@@ -56,7 +56,8 @@ def resolve_spec_backend(requested: str = "auto") -> SpecBackend:
     backend: SpecBackend = ("te" if te_available() else "local") if requested == "auto" else requested  # type: ignore
     reason = {"te": "Transformer Engine + CUDA found: fused kernels, FP8-capable",
               "local": "Megatron-Core local modules (no Transformer Engine/CUDA, or asked for)"}[backend]
-    log.info("layer spec: %s (%s)", backend, reason)
+    if announce:
+        log.info("layer spec: %s (%s)", backend, reason)
     return backend
 
 
@@ -74,7 +75,7 @@ class RMSNorm(torch.nn.Module):
         super().__init__()
         self.eps = eps
         self.weight = torch.nn.Parameter(torch.ones(hidden_size, dtype=config.params_dtype))
-        setattr(self.weight, "sequence_parallel", bool(config.sequence_parallel))
+        self.weight.sequence_parallel = bool(config.sequence_parallel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x32 = x.float()

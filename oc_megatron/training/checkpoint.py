@@ -183,8 +183,8 @@ class CheckpointSaver:
                 tmp.rename(final)
                 atomic_write_text(self.dir / LATEST_FILE, f"{train_state.iteration}\n")
                 self._prune(train_state.iteration)
+                log.info("saved checkpoint %s", final)
             _barrier()
-            log.info("saved checkpoint %s", final)
 
         if request is None:
             publish()

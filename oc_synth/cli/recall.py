@@ -47,8 +47,12 @@ def train(
                                                                   "tokenizer.json, classifier.json)."),
     tokenizer: Optional[Path] = Tokenizer,
     exclude_domains: Optional[Path] = typer.Option(None, "--exclude-domains", exists=True, dir_okay=False,
-                                                   help="A domains.json: never sample negatives from its "
-                                                        "code-related domains."),
+                                                   help="domains.json of an earlier round: do not sample negatives "
+                                                        "from what it found to be code (train.negatives_exclude: "
+                                                        "pages matching --url-patterns in its code-related domains, "
+                                                        "or whole domains)."),
+    url_patterns: Optional[Path] = typer.Option(None, "--url-patterns", exists=True, dir_okay=False,
+                                                help="YAML list of URL patterns, for --exclude-domains."),
     config: Optional[Path] = RecallConfigPath,
     overrides: Optional[List[str]] = RecallOverrides,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing classifier directory."),
@@ -63,6 +67,7 @@ def train(
     from oc_synth.recall.domains import code_domains, read_domains
     from oc_synth.recall.tokenize import BpePretokenizer
     from oc_synth.recall.training import train_classifier
+    from oc_synth.recall.urls import NegativeExclusion, load_url_patterns
 
     cfg = _config(config, overrides)
     if out.exists() and any(out.iterdir()):
@@ -72,8 +77,10 @@ def train(
             raise UserError(f"{out}: exists and is not a classifier directory; refusing to delete it")
         shutil.rmtree(out)
     tok = BpePretokenizer.load(tokenizer, cfg.tokenizer.max_chars) if tokenizer else None
-    exclude = code_domains(read_domains(exclude_domains)) if exclude_domains else set()
-    meta, stats = train_classifier([seeds], corpus, out, cfg, tokenizer=tok, exclude_domains=exclude)
+    exclude = NegativeExclusion(
+        frozenset(code_domains(read_domains(exclude_domains))) if exclude_domains else frozenset(),
+        tuple(load_url_patterns(url_patterns)) if url_patterns else (), cfg.train.negatives_exclude)
+    meta, stats = train_classifier([seeds], corpus, out, cfg, tokenizer=tok, exclude=exclude)
     if not quiet:
         render_stats("recall train", stats, console)
     h = meta["heldout"]

@@ -17,14 +17,14 @@ def verify(
                             "passed, verdict_detail, stderr_tail, runtime_s."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1,
                                           help="Programs run in parallel, one sandbox slot (and uid) each "
-                                               "[default: 2]."),
+                                               "(default 2)."),
     timeout: Optional[float] = typer.Option(None, "--timeout", "-t", min=0.001,
                                             help="Wall-clock seconds a program may run (compile steps have "
-                                                 "build_timeout_s) [default: 10]."),
+                                                 "build_timeout_s) (default 10)."),
     keep_all: bool = typer.Option(False, "--all", help="Write every record with its verdict; by default only "
                                                       "passing ones are kept."),
     memory_mb: Optional[int] = typer.Option(None, "--memory-mb", min=64,
-                                            help="Address-space limit of each program process [default: 1024]."),
+                                            help="Address-space limit of each program process (default 1024)."),
     isolation: Optional[str] = typer.Option(None, "--isolation",
                                             help="auto (default): full sandbox when root, else rlimits only "
                                                  "(with a warning); namespaces: require the full sandbox; "
@@ -32,7 +32,9 @@ def verify(
     config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False,
                                           help="YAML file of sandbox settings (keys of SandboxConfig, see "
                                                "docs/sandbox.md); options given here win."),
-    overrides: Optional[List[str]] = opt.Overrides,
+    overrides: Optional[List[str]] = typer.Option(None, "--set", "-s",
+                                                  help="Override a sandbox setting, e.g. -s tmpfs_mb=512 "
+                                                       "-s processes=128 (repeatable)."),
     dropped: Optional[Path] = opt.Dropped,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,

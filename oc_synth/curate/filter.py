@@ -29,9 +29,6 @@ from oc_synth.curate.signals.rules import FilterConfig, Rule, RuleSet, RuleSpec,
 from oc_synth.curate.signals.scoring import DocumentScorer
 from oc_synth.pipeline.stages import RecordStage, batch_stats, reject
 
-PROFILE_LANGUAGE = {"python": "Python", "c": "C", "cpp": "C++", "csharp": "C#", "go": "Go", "java": "Java",
-                    "javascript": "JavaScript", "html": "HTML", "shell": "Shell", "sql": "SQL"}
-
 
 class RefineCodeRule(DocumentFilter):
     """One RefineCode rule as a NeMo Curator filter: the score is the ``qsc_*`` signal of the text; the document is
@@ -55,18 +52,19 @@ class RefineCodeRule(DocumentFilter):
 
     def keep_document(self, score: SignalValue | list[SignalValue]) -> bool:
         value, coin = (score[0], score[1]) if isinstance(score, (list, tuple)) else (score, 0.0)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return True
-        return not (self.rule.fires(value) and coin < self.rule.spec.drop_probability)
+        if isinstance(value, float) and math.isnan(value):  # a None score after a trip through pandas
+            value = None
+        return not self.rule.drops_at(value, coin)
 
 
 def refinecode_filters(profile: str, config: FilterConfig | None = None) -> list[RefineCodeRule]:
     """The rules of one profile (``text``, ``code``, ``data``, ``python``, ...) as Curator filters."""
     config = config or load_filter_config()
     resolved = RuleSet(config).profiles[profile]
+    language = next((lang for lang, name in config.languages.items() if name == profile), None)
     doc_type = {"text": "text", "data": "data"}.get(profile, "code")
-    return [RefineCodeRule(rule.signal, rule.spec, language=PROFILE_LANGUAGE.get(profile), doc_type=doc_type,
-                           seed=config.seed) for rule in resolved.rules]
+    return [RefineCodeRule(rule.signal, rule.spec, language=language, doc_type=doc_type, seed=config.seed)
+            for rule in resolved.rules]
 
 
 @dataclass

@@ -38,6 +38,9 @@ def render_summary(summary: dict[str, Any], console: Console | None = None) -> N
     console.print(f"{summary['problems']} problems, {summary['samples']} samples: {verdicts}", highlight=False)
     if ref and ref["published_pass@1"] is not None and summary["settings"]["temperature"] > 0:
         console.print("note: the published numbers are greedy (temperature 0); this run sampled.", highlight=False)
+    if summary.get("sandbox_failures"):
+        console.print(f"[bold yellow]sandbox failures:[/] {summary['sandbox_failures']} sample(s) got no verdict "
+                      "(counted as failed); rerun the same command to run them again.")
     if not summary["complete"]:
         console.print("[bold yellow]incomplete:[/] some problems got no samples (backend errors count as failures); "
                       "rerun the same command to retry them.")

@@ -35,7 +35,7 @@ from oc_synth.eval.prompts import chat_messages, extract_code, stop_sequences
 from oc_synth.eval.reference import published_pass_at_1
 from oc_synth.sandbox.config import SandboxConfig
 from oc_synth.sandbox.languages import build_program
-from oc_synth.sandbox.runner import Sandbox
+from oc_synth.sandbox.runner import Sandbox, SandboxError
 from oc_synth.synth.backends.base import Backend, GenerationRequest, SamplingParams
 from oc_synth.synth.store import append_records, iter_log, repair_tail
 
@@ -123,7 +123,7 @@ def run_eval(problems: ProblemSet, backend: Backend, out: str | Path, settings: 
     return summary
 
 
-def test_modules(problems: Iterable[Problem]) -> list[str]:
+def imported_modules(problems: Iterable[Problem]) -> list[str]:
     """The top-level modules the problems' tests import (absolute imports anywhere in the test code)."""
     import ast
 
@@ -147,13 +147,16 @@ def require_test_modules(problems: list[Problem], sandbox: SandboxConfig) -> Non
     EvalPlus's HumanEval+ / MBPP+ tests import numpy; without it every sample would fail and the score would read 0
     with nothing wrong with the model. The check runs in the sandbox itself, so it sees exactly what samples will.
     """
-    modules = test_modules(problems)
+    modules = imported_modules(problems)
     if not modules:
         return
     programs = [build_program("python", f"import {m}\n_oc_imported = True\n", "assert _oc_imported\n", id=m)
                 for m in modules]
-    with Sandbox(sandbox.model_copy(update={"workers": min(sandbox.workers, len(programs))})) as sb:
-        results = [r for r in sb.imap(programs) if not r.passed]
+    try:
+        with Sandbox(sandbox.model_copy(update={"workers": min(sandbox.workers, len(programs))})) as sb:
+            results = [r for r in sb.imap(programs) if not r.passed]
+    except SandboxError as e:  # the sandbox cannot run here at all: its message says what to fix
+        raise UserError(str(e)) from None
     # Only an import error means a missing module; anything else is the sandbox's own trouble, which the samples'
     # verdicts will show in full.
     missing = [r.id for r in results if "ModuleNotFoundError" in r.detail or "ImportError" in r.detail]
@@ -256,6 +259,15 @@ def sample_program(problem: Problem, text: str, mode: str) -> tuple[str, str | N
     return problem.chat_program(code), code
 
 
+# Run results that say the sandbox failed rather than the sample (a zygote that died or could not start the program).
+# They are not reused by a rerun, which runs those samples again.
+SANDBOX_FAILURES = ("the sandbox worker died", "sandbox failure:", "sandbox could not start")
+
+
+def is_sandbox_failure(execution: dict[str, Any]) -> bool:
+    return execution.get("verdict") == "error" and str(execution.get("verdict_detail", "")).startswith(SANDBOX_FAILURES)
+
+
 def execution_key(code: str, tests: str, sandbox: SandboxConfig) -> str:
     limits = f"{sandbox.timeout_s}:{sandbox.memory_mb}"
     return hashlib.sha256(f"{code}\0{tests}\0{limits}".encode()).hexdigest()[:16]
@@ -274,7 +286,7 @@ def execute_missing(problems: list[Problem], generations: dict[str, dict[str, An
             code, _ = sample_program(p, text, settings.prompt_mode)
             key = execution_key(code, p.tests, sandbox)
             hit = cache.get(sid)
-            if hit is not None and hit.get("key") == key:
+            if hit is not None and hit.get("key") == key and not is_sandbox_failure(hit):
                 out[sid] = hit
             else:
                 todo.append((sid, key, build_program("python", code, p.tests, id=sid)))
@@ -283,16 +295,24 @@ def execute_missing(problems: list[Problem], generations: dict[str, dict[str, An
     log.info("executing %d sample(s) in the sandbox (%d workers, %.0f s limit)", len(todo), sandbox.workers,
              sandbox.timeout_s)
     keys = {sid: key for sid, key, _ in todo}
-    with Sandbox(sandbox) as sb:
-        pending: list[dict[str, Any]] = []
-        for result in sb.imap(program for _, _, program in todo):
-            rec = {"id": result.id, "key": keys[result.id], **result.record_fields()}
-            out[result.id] = rec
-            pending.append(rec)
-            if len(pending) >= EXECUTION_CHUNK:
-                append_records(log_path, pending)
-                pending = []
+    pending: list[dict[str, Any]] = []
+    try:
+        with Sandbox(sandbox) as sb:
+            for result in sb.imap(program for _, _, program in todo):
+                rec = {"id": result.id, "key": keys[result.id], **result.record_fields()}
+                out[result.id] = rec
+                pending.append(rec)
+                if len(pending) >= EXECUTION_CHUNK:
+                    append_records(log_path, pending)
+                    pending = []
+    except SandboxError as e:  # the sandbox cannot run here at all; what ran is kept for the rerun
+        raise UserError(str(e)) from None
+    finally:
         append_records(log_path, pending)
+    failures = sum(is_sandbox_failure(rec) for rec in out.values())
+    if failures:
+        log.warning("%d sample(s) ended in a sandbox failure, not a verdict on the sample (they count as failed); a "
+                    "rerun of the same command runs them again", failures)
     return out
 
 
@@ -345,6 +365,7 @@ def summarise(problems: ProblemSet, backend: Backend, settings: EvalSettings, sa
         "samples": sum(r["n"] for r in results), **scores,
         "verdicts": dict(verdicts.most_common()),
         "complete": verdicts.get("generation_error", 0) == 0,
+        "sandbox_failures": sum(is_sandbox_failure(s) for r in results for s in r["samples"]),
         "model": backend.describe(), "settings": asdict(settings),
         "sandbox": {"workers": sandbox.workers, "timeout_s": sandbox.timeout_s, "memory_mb": sandbox.memory_mb},
         "oc_cookbook_version": __version__,

@@ -150,7 +150,7 @@ def reject(record: dict[str, Any], reason: str) -> None:
 
 
 @dataclass
-class ShardWriter(ProcessingStage[DocumentBatch, DocumentBatch]):
+class ShardWriter(ProcessingStage[DocumentBatch, None]):
     """Writes kept records to ``out_dir/<shard><suffix>``, dropped ones to ``dropped_dir`` (if given), and the shard's
     stats last: the stats file marks the shard done, so a killed run redoes only unfinished shards."""
 
@@ -167,7 +167,9 @@ class ShardWriter(ProcessingStage[DocumentBatch, DocumentBatch]):
     def outputs(self) -> tuple[list[str], list[str]]:
         return ["data"], []
 
-    def process(self, batch: DocumentBatch) -> DocumentBatch:
+    def process(self, batch: DocumentBatch) -> None:
+        # Returns nothing: the records are on disk, and an executor would otherwise hold every shard's text until
+        # the end of the run.
         shard = batch.dataset_name
         st = batch_stats(batch)
         records = records_from_frame(ensure_keep_columns(batch.to_pandas()))
@@ -199,4 +201,4 @@ class ShardWriter(ProcessingStage[DocumentBatch, DocumentBatch]):
             write_records(Path(self.dropped_dir) / f"{shard}{self.suffix}", dropped)
         atomic_write_json(Path(self.out_dir) / STATS_DIR / f"{shard}.json",
                           {"shard": shard, "source": batch._metadata.get("source"), **st.to_dict()})
-        return batch
+        return None

@@ -10,7 +10,9 @@ A classifier directory (written by ``train``) holds::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 import os
@@ -25,6 +27,7 @@ from oc_common.cli import UserError
 from oc_common.fileio import atomic_write_json
 from oc_common.log import get_logger
 from oc_synth.recall.config import NEGATIVE_LABEL, POSITIVE_LABEL, FastTextConfig
+from oc_synth.recall.fasttext_file import ModelError, check_fasttext_file
 from oc_synth.recall.tokenize import BpePretokenizer
 
 MODEL_FILE = "model.bin"
@@ -32,10 +35,6 @@ TOKENIZER_FILE = "tokenizer.json"
 META_FILE = "classifier.json"
 
 log = get_logger(__name__)
-
-
-class ModelError(UserError):
-    """A model file that cannot be used; the message names the file."""
 
 
 def sha256_file(path: Path) -> str:
@@ -47,32 +46,22 @@ def sha256_file(path: Path) -> str:
 
 
 def load_fasttext(path: str | Path, expected_sha256: str | None = None):  # noqa: ANN201 - fasttext has no types
-    """Load a fastText model, refusing corrupt files with a clear error.
-
-    fastText itself only checks the magic number: a truncated file loads and predicts from uninitialised memory.
-    So the matrix sizes in the header are checked against the file size, and our own models against their SHA-256.
-    """
+    """Load a fastText classifier, refusing corrupt files with a clear error (see ``fasttext_file``); our own models
+    are also checked against the SHA-256 recorded when they were trained."""
     import fasttext
 
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: fastText model not found")
+    info = check_fasttext_file(path)
     if expected_sha256 and sha256_file(path) != expected_sha256:
         raise ModelError(f"{path}: does not match the SHA-256 recorded in {META_FILE} (corrupt or replaced); "
                          "retrain it or delete the classifier directory")
-    try:
-        model = fasttext.load_model(str(path))
-    except ValueError as e:  # "has wrong file format!", "cannot be opened for loading!"
-        raise ModelError(f"{path}: not a fastText model ({e})") from None
-    if not model.is_quantized():
-        rows_in, dim = model.get_input_matrix().shape
-        rows_out, _ = model.get_output_matrix().shape
-        if path.stat().st_size < 4 * dim * (rows_in + rows_out):
-            raise ModelError(f"{path}: truncated fastText model ({path.stat().st_size:,} bytes; its header "
-                             f"promises {rows_in + rows_out:,} x {dim} float matrices)")
-    if not model.get_labels():
+    if not info.labels:
         raise ModelError(f"{path}: a fastText model without labels (unsupervised word vectors?) cannot classify")
-    return model
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # fasttext-wheel prints a deprecation notice on every load
+            return fasttext.load_model(str(path))
+    except (ValueError, MemoryError) as e:
+        raise ModelError(f"{path}: fastText cannot load it ({e})") from None
 
 
 def label_probability(model, line: str, label: str) -> float:  # noqa: ANN001

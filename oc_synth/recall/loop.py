@@ -130,7 +130,7 @@ def run_round(k: int, seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, p
     now_code = code_domains(table)
     timings["domains"] = round(time.perf_counter() - t, 3)
     if not quiet:
-        render_domains(table, title=f"round {k} domains")
+        render_domains(table, top=10, title=f"round {k} domains")
 
     # 4. URL patterns inside code domains -> next round's seeds
     t = time.perf_counter()
@@ -184,9 +184,9 @@ def write_recalled(out: Path, last_round: int, threshold: float, quiet: bool) ->
 
 
 def render_rounds(reports: list[dict[str, Any]]) -> None:
-    t = Table(title="recall rounds", title_justify="left")
-    for c in ("round", "train pos/neg", "held-out P", "held-out R", "recalled", "code domains", "new", "new seeds",
-              "seconds"):
+    t = Table(title="recall rounds (P, R: held-out precision and recall; domains: code-related)",
+              title_justify="left")
+    for c in ("round", "train pos/neg", "P", "R", "recalled", "domains", "new", "new seeds", "s"):
         t.add_column(c, justify="right")
     for r in reports:
         c = r["classifier"]

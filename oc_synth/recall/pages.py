@@ -44,8 +44,26 @@ def stable_key(value: str, salt: int = 0) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
 
 
+def is_utf8(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # lone surrogates from a JSON \ud800 escape: not text, and unwritable as UTF-8
+        return False
+
+
+def escape_surrogates(record: dict[str, Any]) -> None:
+    """Make a record's string fields writable (lone surrogates become ``\\udXXX`` text) so a dropped record can be
+    kept, with its reason, instead of failing the writer."""
+    for k, v in record.items():
+        if isinstance(v, str) and not is_utf8(v):
+            record[k] = v.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def page_problem(record: dict[str, Any], text_field: str = "text", url_field: str | None = "url") -> str | None:
     """Why a record cannot be used as a web page (a drop reason), or None."""
+    if any(isinstance(v, str) and not is_utf8(v) for v in record.values()):
+        return "not_utf8"
     if url_field:
         url = record.get(url_field)
         if not isinstance(url, str) or not url.strip():
@@ -55,10 +73,6 @@ def page_problem(record: dict[str, Any], text_field: str = "text", url_field: st
     text = record.get(text_field)
     if not isinstance(text, str) or not text.strip():
         return "missing_text"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates from a JSON \ud800 escape: not text, and unwritable as UTF-8
-        return "not_utf8"
     return None
 
 
@@ -73,6 +87,8 @@ class RecallPageCheck(RecordStage):
     def process_record(self, record: dict[str, Any], stats: Stats) -> dict[str, Any]:
         problem = page_problem(record, self.text_field, self.url_field)
         if problem:
+            if problem == "not_utf8":
+                escape_surrogates(record)
             reject(record, problem)
             return record
         if self.url_field:

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+from nemo_curator.stages.text.filters.doc_filter import DocumentFilter
 from nemo_curator.stages.text.filters.score_filter import Score
 from nemo_curator.tasks import DocumentBatch
 
 from oc_common.stats import Stats
 from oc_synth.pipeline.runner import run_sharded
-from oc_synth.pipeline.stages import RecordStage, reject
+from oc_synth.pipeline.stages import KEEP, RecordStage, reject
 from oc_synth.recall.classifier import ClassifierFiles, FastTextPageClassifier
 from oc_synth.recall.config import SCORE_FIELD
 from oc_synth.recall.pages import RecallPageCheck
@@ -29,15 +31,23 @@ SCORE_BINS = 10
 
 @dataclass
 class ClassifierScore(Score):
-    """NeMo Curator's ``Score`` stage; a shard in which no record has the text field is passed through (its records
-    were all rejected already) instead of failing on the missing column."""
+    """NeMo Curator's ``Score`` stage (its model setup, its actor spec on Ray), scoring only the records no earlier
+    stage rejected: a rejected record gets no score (and may have no text column at all)."""
 
     name: str = "classifier_score"
 
     def process(self, batch: DocumentBatch) -> DocumentBatch | None:
-        if any(f not in batch.to_pandas().columns for f in self.text_field):
+        df = batch.to_pandas()
+        if df.empty:
             return batch
-        return super().process(batch)
+        keep = df[KEEP].astype(bool) if KEEP in df.columns else pd.Series(True, index=df.index)
+        for fn, text_field, score_field in zip(self.score_fn, self.text_field, self.score_field, strict=True):
+            score = fn.score_document if isinstance(fn, DocumentFilter) else fn
+            df[score_field] = math.nan
+            if text_field in df.columns and keep.any():
+                df.loc[keep, score_field] = df.loc[keep, text_field].map(score).astype(float)
+        return DocumentBatch(dataset_name=batch.dataset_name, data=df, _metadata=batch._metadata,
+                             _stage_perf=batch._stage_perf)
 
 
 @dataclass

@@ -55,7 +55,7 @@ class TrainingSet:
 
 
 def iter_pages(paths: Iterable[Path], stats: Stats, prefix: str, require_url: bool,
-               max_chars: int) -> Iterable[tuple[dict[str, Any], Page]]:
+               max_chars: int) -> Iterable[Page]:
     """Usable pages of record files, each key once; bad lines, unusable pages and duplicates are counted."""
     seen: set[int] = set()
     for path in paths:
@@ -76,14 +76,14 @@ def iter_pages(paths: Iterable[Path], stats: Stats, prefix: str, require_url: bo
                     stats.add_to(f"{prefix}_dropped", "duplicate")
                     continue
                 seen.add(h)
-                yield rec, Page(key, rec["text"][:max_chars])
+                yield Page(key, rec["text"][:max_chars])
 
 
 def collect_training_set(seeds: Sequence[Path], corpus: Path, cfg: RecallConfig,
                          exclude: NegativeExclusion = NegativeExclusion()) -> TrainingSet:
     ts = TrainingSet()
     max_chars = cfg.tokenizer.max_chars
-    ts.positives = [p for _, p in iter_pages(seeds, ts.stats, "positives", False, max_chars)]
+    ts.positives = list(iter_pages(seeds, ts.stats, "positives", False, max_chars))
     if not ts.positives:
         raise UserError(f"{', '.join(map(str, seeds))}: no usable positive pages (each needs a non-empty `text`); "
                         f"dropped: {dict(ts.stats.groups.get('positives_dropped', {})) or 'none read'}")
@@ -92,7 +92,7 @@ def collect_training_set(seeds: Sequence[Path], corpus: Path, cfg: RecallConfig,
         want = min(want, cfg.train.max_negatives)
     seed_keys = {p.key for p in ts.positives}
     heap: list[tuple[int, str, str]] = []  # (-rank, key, text): the `want` smallest ranks seen so far
-    for rec, page in iter_pages([corpus], ts.stats, "corpus", True, max_chars):
+    for page in iter_pages([corpus], ts.stats, "corpus", True, max_chars):
         if page.key in seed_keys:
             ts.stats.add_to("corpus_not_negative", "seed_url")
             continue

@@ -115,8 +115,10 @@ def collect_pattern_seeds(scored: Path, code_domains: set[str], patterns: list[U
     st = Stats()
     t0 = time.perf_counter()
     with atomic_open(out_file, "w") as f:
+        if not patterns or not code_domains:  # nothing can match: no pass over the corpus
+            return st
         for rec in iter_unique_pages(scored, st, score_field):
-            if not patterns or rec["domain"] not in code_domains:
+            if rec["domain"] not in code_domains:
                 continue
             pat = match_pattern(rec["url"], patterns)
             if pat is None:

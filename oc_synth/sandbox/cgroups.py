@@ -109,3 +109,18 @@ def create_slot_cgroup(name: str, limit_bytes: int) -> tuple[SlotCgroup | None, 
 
 def cgroup_name(slot: int) -> str:
     return f"oc-sandbox-{os.getpid()}-{slot}"
+
+
+def remove_stale_cgroups() -> int:
+    """Remove the (empty) cgroups of sandbox runs whose process is gone (killed before it could clean up)."""
+    removed = 0
+    for root in (V1_ROOT, V2_ROOT):
+        for path in root.glob("oc-sandbox-*-*") if root.is_dir() else ():
+            pid = path.name.split("-")[2]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                try:
+                    path.rmdir()  # fails, harmlessly, while processes remain in it
+                    removed += 1
+                except OSError:
+                    pass
+    return removed

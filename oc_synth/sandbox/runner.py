@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 from oc_common.log import get_logger
 from oc_synth.sandbox import checks
-from oc_synth.sandbox.cgroups import SlotCgroup, cgroup_name, create_slot_cgroup
+from oc_synth.sandbox.cgroups import SlotCgroup, cgroup_name, create_slot_cgroup, remove_stale_cgroups
 from oc_synth.sandbox.config import SandboxConfig, default_uid_base
 from oc_synth.sandbox.jail.protocol import read_frame, write_frame
 from oc_synth.sandbox.languages import Language, Program, Step, language, python_binds, top_level_symlinks, view_binds
@@ -122,7 +122,8 @@ class _Zygote:
         if not reply or not reply.get("ready"):
             why = (reply or {}).get("error") or f"it exited: {self.stderr_text()}"
             self.close()
-            raise SandboxError(f"the sandbox could not start ({why})")
+            raise SandboxError(f"the sandbox could not start ({why}); it needs root, Linux namespaces and a "
+                               "system interpreter, or isolation=rlimits")
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -132,7 +133,7 @@ class _Zygote:
         return self._stderr.read()[-2000:].decode("utf-8", "replace").strip()
 
     def request(self, message: dict, timeout_s: float) -> dict | None:
-        """Send one message and wait for the reply; None (and the zygote killed) if it died or hung."""
+        """Send one message and wait for the reply; None (and the zygote stopped) if it died or hung."""
         try:
             write_frame(self.proc.stdin.fileno(), message)
             ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
@@ -140,10 +141,10 @@ class _Zygote:
         except (OSError, ValueError):
             reply = None
         if reply is None:
-            self.close()
+            self.stop()
         return reply
 
-    def close(self) -> None:
+    def stop(self) -> None:
         if self.proc.poll() is None:
             try:
                 self.proc.stdin.close()  # end of input: the zygote leaves its loop
@@ -156,6 +157,9 @@ class _Zygote:
                 f.close()
             except OSError:
                 pass
+
+    def close(self) -> None:
+        self.stop()
         self._stderr.close()
 
 
@@ -181,6 +185,8 @@ class _Slot:
         z = self.zygotes.get(lang.name)
         if z is not None and z.alive():
             return z
+        if z is not None:
+            z.close()
         if self.sandbox.isolation == "namespaces" and not self._cgroup_tried:
             self._cgroup_tried = True
             self.cgroup, why = create_slot_cgroup(cgroup_name(self.index),
@@ -191,16 +197,17 @@ class _Slot:
         z = self.zygotes[lang.name] = _Zygote(self.sandbox.config.python, self._spec(lang), self.cgroup)
         return z
 
-    def execute(self, program: Program, lang: Language) -> tuple[dict | None, bool]:
-        """Run ``program`` in this slot; returns (the jail's reply or None if the zygote died, OOM kill seen)."""
+    def execute(self, program: Program, lang: Language) -> tuple[dict, bool]:
+        """Run ``program`` in this slot; returns (the jail's reply, whether the slot's cgroup OOM-killed)."""
         steps = [self.sandbox.step_request(s, lang) for s in program.steps]
         request = {"files": program.files, "steps": steps, "tail_bytes": 4 * self.sandbox.config.stderr_tail_chars}
         zygote = self.zygote(lang)
         before = self.cgroup.oom_kills() if self.cgroup else 0
         reply = zygote.request(request, sum(s["timeout_s"] for s in steps) + REPLY_SLACK_S)
-        if reply is not None:
-            for s, sent in zip(reply.get("steps", []), steps):
-                s["cpu_limit_s"] = sent["limits"]["cpu_s"]
+        if reply is None:  # the next program starts a fresh zygote
+            reply = {"error": f"the sandbox worker died ({zygote.stderr_text()[-300:] or 'no message'})"}
+        for s, sent in zip(reply.get("steps", []), steps):
+            s["cpu_limit_s"] = sent["limits"]["cpu_s"]
         oom = bool(self.cgroup) and self.cgroup.oom_kills() > before
         return reply, oom
 
@@ -234,6 +241,8 @@ class Sandbox:
         for slot in self._slots:
             self._free.put(slot)
         self._nproc_base = 0 if self.isolation == "namespaces" else _tasks_of_uid(os.geteuid())
+        if self.isolation == "namespaces":
+            remove_stale_cgroups()
 
     # -- public API ---------------------------------------------------------------------------------------------
     def run(self, program: Program) -> RunResult:
@@ -249,9 +258,9 @@ class Sandbox:
             wall = time.perf_counter() - t0
         finally:
             self._free.put(slot)
-        if reply is None or "error" in reply:
-            why = "the sandbox worker died" if reply is None else f"sandbox failure: {reply['error']}"
-            return RunResult("error", why, round(wall, 4), language=program.language, id=program.id)
+        if "error" in reply:
+            return RunResult("error", f"sandbox failure: {reply['error']}", round(wall, 4),
+                             language=program.language, id=program.id)
         steps = reply["steps"]
         verdict = checks.classify(program, steps, oom_killed=oom)
         last = steps[-1] if steps else {}

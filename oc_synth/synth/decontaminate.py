@@ -16,9 +16,10 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from oc_common.cli import UserError
 
@@ -106,7 +107,7 @@ class Decontaminator:
 
     @classmethod
     def build(cls, *, humaneval: bool = True, mbpp: Path | None = None, n: int = 10,
-              ignore_names: Iterable[str] = ()) -> "Decontaminator":
+              ignore_names: Iterable[str] = ()) -> Decontaminator:
         problems = (load_humaneval() if humaneval else []) + (load_mbpp(mbpp) if mbpp else [])
         return cls(problems, n=n, ignore_names=frozenset(ignore_names))
 

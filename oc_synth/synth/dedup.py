@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 from oc_synth.synth.recipes.recipe import DedupSpec
 

@@ -31,7 +31,7 @@ FUNNEL = (("generated", ("seed:",)), ("parsed", ("parse:", "render:")), ("checke
 LOG_ONLY = ("keep", "drop_reasons", "drop_details", "raw", "samples")
 
 
-def finalize(cfg: "GenerateConfig", store: GenerationStore) -> Stats:
+def finalize(cfg: GenerateConfig, store: GenerationStore) -> Stats:
     recipe = cfg.recipe
     out = Path(cfg.out)
     files = store.log_files()
@@ -51,6 +51,8 @@ def finalize(cfg: "GenerateConfig", store: GenerationStore) -> Stats:
         decon = Decontaminator.build(mbpp=cfg.mbpp)
     fields = recipe.spec.decontaminate or list(recipe.spec.output)
     stats = Stats()
+    for key in ("seeds_rejected", *(stage for stage, _ in FUNNEL), "records_out"):
+        stats.add(key, 0)  # a funnel stage nobody reached still shows, as 0
     done_seeds: set[str] = set()
     for shard, paths in sorted(files.items()):
         with atomic_open(out / f"{shard}.jsonl") as kept_f, atomic_open(out / REJECTED / f"{shard}.jsonl") as rej_f:

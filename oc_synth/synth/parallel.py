@@ -57,7 +57,7 @@ def run_data_parallel(spec: dict[str, Any], world_size: int, tensor_parallel_siz
     try:
         procs = []
         for rank, group in enumerate(groups):
-            env = dict(os.environ, OC_SYNTH_RANK=str(rank))
+            env = dict(os.environ)
             if group is not None:
                 env["CUDA_VISIBLE_DEVICES"] = group
             procs.append(subprocess.Popen([sys.executable, "-m", "oc_synth.synth.parallel", spec_path, str(rank),

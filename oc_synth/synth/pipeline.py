@@ -23,9 +23,10 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -194,7 +195,7 @@ class Generator:
                 try:
                     messages, prompt = self.recipe.messages(k, ctx[s.id])
                 except RenderError as e:
-                    records.append(seed_reject(s, "render:prompt", str(e), raw[s.id], prov[s.id]))
+                    records.append(seed_reject(s, "seed:render_error", str(e), raw[s.id], prov[s.id]))
                     continue
                 sp = self.recipe.sampling(k, self.cfg.sampling, self.cfg.n).replace(
                     seed=derive_seed(self.cfg.seed, self.recipe.name, s.id, step.name))
@@ -237,8 +238,8 @@ class Generator:
 
     def _provenance(self, s: Seed) -> dict[str, Any]:
         return {"recipe": self.recipe.name, "recipe_sha": self.recipe.sha, "model": self.cfg.model,
-                "backend": self.cfg.backend, "seed_id": s.id, "seed_source": s.where, "seed_line": s.line, "run_seed": self.cfg.seed,
-                "variables": dict(s.variables), "steps": {}}
+                "backend": self.cfg.backend, "seed_id": s.id, "seed_source": s.where, "seed_line": s.line,
+                "run_seed": self.cfg.seed, "variables": dict(s.variables), "steps": {}}
 
     def _sample_record(self, s: Seed, j: int, n: int, text: str, ctx: dict[str, Any], raw: dict[str, str],
                        prov: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:

@@ -16,10 +16,11 @@ import hashlib
 import importlib
 import json
 import pydoc
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from oc_common.records import (
     InputError,
@@ -145,9 +146,9 @@ def _prepare(record: dict[str, Any], spec: SeedSpec, seen: set[str], where: str,
     if blank:
         return BadSeed(sid, "seed:empty", f"missing or blank field(s): {', '.join(blank)}", record, where)
     record = dict(record)
-    for field, chars in spec.truncate.items():
-        if isinstance(record.get(field), str) and len(record[field]) > chars:
-            record[field] = record[field][:chars]
+    for name, chars in spec.truncate.items():
+        if isinstance(record.get(name), str) and len(record[name]) > chars:
+            record[name] = record[name][:chars]
     if spec.enrich == "pydoc":
         try:
             record["api_name"], record["api_doc"] = api_doc(str(record["package"]), record.get("symbol") or None,

@@ -15,8 +15,9 @@ import json
 import os
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from oc_common.records import dumps_record
 

@@ -55,3 +55,10 @@ def test_atomic_open_leaves_nothing_on_error(tmp_path):
             f.write("new partial")
             raise RuntimeError("killed")
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+
+
+def test_parquet_keeps_fields_missing_from_the_first_record(tmp_path):
+    recs = [{"id": "1"}, {"id": "2", "text": "x", "stars": 3}]
+    write_records(tmp_path / "a.parquet", recs)
+    got, _ = read_file_records(tmp_path / "a.parquet")
+    assert got == [{"id": "1", "text": None, "stars": None}, {"id": "2", "text": "x", "stars": 3}]

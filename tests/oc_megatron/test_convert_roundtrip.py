@@ -357,3 +357,66 @@ def test_cli_reports_bad_input_as_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "error:" in proc.stderr and "not a Llama model" in proc.stderr and "Traceback" not in proc.stderr
     assert _no_output(tmp_path / "ckpt")
+
+
+# ---- vLLM (optional extra; slow: engine start-up) --------------------------------------------------------------------
+_VLLM_GREEDY = """
+import json, os, sys
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+def main():
+    from vllm import LLM, SamplingParams
+    llm = LLM(model=sys.argv[1], dtype="float32", max_model_len=64, enforce_eager=True)
+    out = llm.generate([sys.argv[2]], SamplingParams(max_tokens=8, temperature=0, ignore_eos=True))
+    print("RESULT " + json.dumps(list(out[0].prompt_token_ids) + list(out[0].outputs[0].token_ids)))
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.slow
+def test_to_hf_output_serves_in_vllm(tokenizer, tmp_path):
+    pytest.importorskip("vllm")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    # vLLM's CPU attention kernels need head_dim >= 32 (OpenCoder: 160 and 128); GQA with 2 heads per KV head.
+    hf = make_hf_model(tmp_path / "hf", "gqa", tokenizer, hidden_size=128, num_attention_heads=2,
+                       num_key_value_heads=1, intermediate_size=256)
+    from_hf(hf, tmp_path / "ckpt")
+    out = tmp_path / "out"
+    to_hf(tmp_path / "ckpt", out)
+    prompt = "def add(a, b):"
+    script = tmp_path / "vllm_greedy.py"
+    script.write_text(_VLLM_GREEDY)
+    proc = subprocess.run([sys.executable, str(script), str(out), prompt], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    tok = AutoTokenizer.from_pretrained(str(out))
+    ids = torch.tensor([tok.encode(prompt)])
+    model = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32)
+    want = model.generate(ids, max_new_tokens=8, do_sample=False, eos_token_id=None, pad_token_id=0)[0].tolist()
+    assert got == want
+
+
+def test_to_hf_model_config_comes_from_the_checkpoint(models, tmp_path):
+    with pytest.raises(ConversionError, match="differs from --preset/--config: num_layers: checkpoint 2 vs given 4; hidden_size"):
+        to_hf(models["mha"]["ckpt"], tmp_path / "hf", preset="tiny")
+    assert _no_output(tmp_path / "hf")
+
+
+# ---- full size (slow: ~3 minutes, 11 GB of scratch disk) -------------------------------------------------------------
+@pytest.mark.slow
+def test_full_size_opencoder_1_5b_round_trips_streaming(tmp_path):
+    """benchmarks/convert.py on a random opencoder-1.5b (bf16, 3.55 GiB of weights): bit-exact, and neither
+    direction's peak RSS reaches the size of the model (it streams)."""
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "convert.py"
+    out = tmp_path / "result.json"
+    proc = subprocess.run([sys.executable, str(bench), "--preset", "opencoder-1.5b", "--dtype", "bf16",
+                           "--out", str(out)], capture_output=True, text=True,
+                          timeout=1800, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["compare"]["bit_exact"]
+    model_gib = result["make"]["model_gib"]
+    for step in ("from-hf", "to-hf"):
+        assert result[step]["peak_rss_gib"] < 0.6 * model_gib, (step, result[step])

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 import yaml
-
 from megatron_test_helpers import tiny_train_config
+
 from oc_common.config import ConfigError, validate_config
 from oc_megatron.config import TrainConfig
 from oc_megatron.models.opencoder import PRESETS, ModelConfig

@@ -49,7 +49,7 @@ def test_wsd_exponential_decay(wsd):
     assert lr_at(wsd, 100_000) == pytest.approx(MIN)
     assert lr_at(wsd, 120_000) == pytest.approx(MIN)  # past the end: stays at min_lr
     values = [lr_at(wsd, s) for s in range(80_000, 100_001, 500)]
-    assert all(a > b for a, b in zip(values, values[1:]))  # strictly decreasing
+    assert all(a > b for a, b in zip(values, values[1:], strict=False))  # strictly decreasing
 
 
 def test_wsd_without_decay_is_constant_after_warmup():

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from megatron_test_helpers import read_losses, run_distributed_test, tiny_train_config, train_layouts
 
 # Same data, seed and model; only the order of floating-point reductions differs between layouts.
@@ -53,7 +52,8 @@ def _assert_same_losses(got: dict[int, float], want: dict[int, float], steps, wh
 @pytest.fixture(scope="module")
 def reference(tiny_data, tmp_path_factory):
     run = tmp_path_factory.mktemp("reference")
-    cfg = _write_config(tiny_train_config(tiny_data, run), run / "config.yaml")
+    cfg = _write_config(tiny_train_config(tiny_data, run, train={"eval_interval": 6, "eval_iters": 1},
+                                          logging={"tensorboard": True}), run.parent / "reference.yaml")
     _run_cli(cfg)
     return {"dir": run, "losses": read_losses(run), "valid": read_losses(run, "valid")}
 
@@ -64,6 +64,20 @@ def test_tiny_model_learns(reference):
     assert losses[1] == pytest.approx(6.93, abs=0.05)  # ln(1024): uniform prediction at init
     assert losses[12] < losses[1] - 0.5
     assert (reference["dir"] / "checkpoints" / "latest_checkpointed_iteration.txt").read_text().strip() == "12"
+    assert sorted(reference["valid"]) == [6, 12] and reference["valid"][12] < reference["valid"][6]
+    assert list((reference["dir"] / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_init_from_loads_weights_only(reference, tiny_data, tmp_path):
+    run = tmp_path / "anneal"
+    cfg = _write_config(tiny_train_config(tiny_data, run, train={"iters": 2},
+                                          schedule={"warmup_steps": 0, "decay_steps": 0},
+                                          checkpoint={"init_from": str(reference["dir"] / "checkpoints")}),
+                        tmp_path / "anneal.yaml")
+    _run_cli(cfg)
+    losses = read_losses(run)
+    assert sorted(losses) == [1, 2]  # a new run (step 1), not a resume at step 13
+    assert losses[1] < reference["losses"][1] - 0.5  # but with the trained weights
 
 
 def test_parallel_layouts_and_resharded_resume_match_tp1(reference, tiny_data, tmp_path):
@@ -73,7 +87,7 @@ def test_parallel_layouts_and_resharded_resume_match_tp1(reference, tiny_data, t
     common = ["train.exit_interval=4", "checkpoint.interval=0", "checkpoint.save_final=false"]
     layouts = [
         ("tp2_dp2_sp", [f"output_dir={runs['tp2_dp2_sp']}", "parallel.tensor=2", "parallel.sequence_parallel=true",
-                        *common]),
+                        "precision.recompute=selective", *common]),
         # Resumes the TP1 reference at step 4 (TP1 -> PP2 x VPP2 x DP2 resharding) and runs steps 5..8.
         ("pp2_vpp2_dp2", [f"output_dir={runs['pp2_vpp2_dp2']}", "parallel.pipeline=2", "parallel.virtual_pipeline=2",
                           f"checkpoint.load_from={reference['dir'] / 'checkpoints' / 'iter_0000004'}",
@@ -81,13 +95,14 @@ def test_parallel_layouts_and_resharded_resume_match_tp1(reference, tiny_data, t
         # Saves its step-4 checkpoint (TP2 x PP2), resumed at TP1 below.
         ("tp2_pp2_sp", [f"output_dir={runs['tp2_pp2_sp']}", "parallel.tensor=2", "parallel.pipeline=2",
                         "parallel.sequence_parallel=true", "train.exit_interval=4", "checkpoint.interval=0"]),
-        ("dp4", [f"output_dir={runs['dp4']}", *common]),
+        ("dp4", [f"output_dir={runs['dp4']}", "precision.recompute=full", *common]),
     ]
     run_distributed_test(train_layouts, 4, base, layouts)
 
-    _assert_same_losses(read_losses(runs["tp2_dp2_sp"]), ref, range(1, 5), "TP2 x DP2 + SP, distributed optimizer")
+    _assert_same_losses(read_losses(runs["tp2_dp2_sp"]), ref, range(1, 5),
+                        "TP2 x DP2 + SP, distributed optimizer, selective recompute")
     _assert_same_losses(read_losses(runs["tp2_pp2_sp"]), ref, range(1, 5), "TP2 x PP2 + SP")
-    _assert_same_losses(read_losses(runs["dp4"]), ref, range(1, 5), "DP4, distributed optimizer")
+    _assert_same_losses(read_losses(runs["dp4"]), ref, range(1, 5), "DP4, distributed optimizer, full recompute")
     resumed = read_losses(runs["pp2_vpp2_dp2"])
     assert min(resumed) == 5, "the PP2 run must resume at step 5 from the TP1 checkpoint"
     _assert_same_losses(resumed, ref, range(5, 9), "PP2 x VPP2 x DP2 resumed from a TP1 checkpoint")

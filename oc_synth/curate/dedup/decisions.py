@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -51,7 +51,8 @@ def hex_digests(data: IndexData, positions: np.ndarray) -> np.ndarray:
                     dtype=object)
 
 
-def decide(data: IndexData, exact_labels: np.ndarray | None, fuzzy_labels_fn, stats: Stats) -> dict[str, Any]:  # noqa: ANN001
+def decide(data: IndexData, exact_labels: np.ndarray | None,
+           fuzzy_labels_fn: Callable[[np.ndarray], np.ndarray] | None, stats: Stats) -> dict[str, Any]:
     """Apply the keep rule to the engine's clusters. ``fuzzy_labels_fn(candidates)`` is called with the records still
     alive after exact dedup (None: no fuzzy pass). Returns per-record columns for the decision files."""
     n = len(data)
@@ -81,7 +82,6 @@ def decide(data: IndexData, exact_labels: np.ndarray | None, fuzzy_labels_fn, st
         stats.add("fuzzy_removed", int(removed.sum()))
     cols["reason"] = reason
     cols["duplicate_of"] = np.array([data.ids[p] if p >= 0 else None for p in survivor_of.tolist()], dtype=object)
-    cols["survivor"] = survivor_of
     return cols
 
 

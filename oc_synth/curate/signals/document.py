@@ -7,12 +7,12 @@ one tokenization. Definitions follow the reference exactly (see the comments) so
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import re
-from collections import Counter
 from collections.abc import Callable, Mapping
 from functools import cache, cached_property, wraps
-from itertools import accumulate
 from typing import Any, TypeVar
 
 import pygments
@@ -21,6 +21,7 @@ from pygments.lexers import get_lexer_by_name
 from pygments.token import Comment, String
 from pygments.util import ClassNotFound
 
+from oc_synth.curate.signals.ngrams import WordNgrams
 from oc_synth.curate.signals.text_normalization import normalized_words, raw_words
 
 T = TypeVar("T")
@@ -63,8 +64,12 @@ def _lexer(lang: str) -> Lexer | None:
         return None
 
 
-def split_code_and_comments(text: str, lang: str, lines: list[str]) -> tuple[str, str]:
-    """(code, comments) of a file: pygments' tokens for languages it knows, the reference's line heuristics else."""
+CommentPiece = tuple[Any, str]  # (pygments token type, or None for a line-heuristic split; text)
+
+
+def split_code_and_comments(text: str, lang: str, lines: list[str]) -> tuple[str, list[CommentPiece]]:
+    """(code, comment pieces) of a file: pygments' tokens for languages it knows, the reference's line heuristics
+    else."""
     if lang == "perl":
         return _split_perl_by_lines(lines)
     lexer = _lexer(lang)
@@ -72,11 +77,14 @@ def split_code_and_comments(text: str, lang: str, lines: list[str]) -> tuple[str
         return _split_by_lines(lines)
     code, comments = [], []
     for token_type, value in pygments.lex(text, lexer):
-        (comments if token_type in _COMMENT_TOKENS else code).append(value)
-    return "".join(code), "".join(comments)
+        if token_type in _COMMENT_TOKENS:
+            comments.append((token_type, value))
+        else:
+            code.append(value)
+    return "".join(code), comments
 
 
-def _split_by_lines(lines: list[str]) -> tuple[str, str]:
+def _split_by_lines(lines: list[str]) -> tuple[str, list[CommentPiece]]:
     # The reference's fallback for languages pygments lacks, kept as is for comparable values: a line opening or
     # closing a block comment toggles the block state, and a line starting with '#', '//' or '--' opens a block too
     # (so everything after it counts as comment until the next toggling line).
@@ -92,10 +100,10 @@ def _split_by_lines(lines: list[str]) -> tuple[str, str]:
             comments.append(line)
         else:
             code.append(line)
-    return "".join(code), "".join(comments)
+    return "".join(code), [(None, "".join(comments))]
 
 
-def _split_perl_by_lines(lines: list[str]) -> tuple[str, str]:
+def _split_perl_by_lines(lines: list[str]) -> tuple[str, list[CommentPiece]]:
     # POD blocks (from a line starting with '=' to '=cut') and '#' lines are comments.
     code, comments = [], []
     in_pod = False
@@ -111,7 +119,13 @@ def _split_perl_by_lines(lines: list[str]) -> tuple[str, str]:
             comments.append(line)
         else:
             code.append(line)
-    return "".join(code), "".join(comments)
+    return "".join(code), [(None, "".join(comments))]
+
+
+def _count_or_none(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        return None
+    return int(value)
 
 
 def per_document(fn: Callable[[Document], T]) -> Callable[[Document], T]:
@@ -147,12 +161,10 @@ class Document:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], text_field: str = "text") -> Document:
-        text = record.get(text_field)
-        size = record.get("size_bytes")
-        return cls("" if text is None else str(text), language=record.get("language"),
+        text, ext, language = record.get(text_field), record.get("ext"), record.get("language")
+        return cls("" if text is None else str(text), language=language if isinstance(language, str) else None,
                    doc_type=str(record.get("doc_type") or ""), path=str(record.get("path") or ""),
-                   ext=record.get("ext") if isinstance(record.get("ext"), str) else None,
-                   size_bytes=int(size) if isinstance(size, (int, float)) and not isinstance(size, bool) else None)
+                   ext=ext if isinstance(ext, str) else None, size_bytes=_count_or_none(record.get("size_bytes")))
 
     def __len__(self) -> int:
         return len(self.text)
@@ -178,30 +190,13 @@ class Document:
         return raw_words(self.text)
 
     @cached_property
-    def word_offsets(self) -> list[int]:
-        """Cumulative character counts of ``words``: chars of words[i:j] = offsets[j] - offsets[i]."""
-        return list(accumulate(map(len, self.words), initial=0))
-
-    @property
-    def word_chars(self) -> int:
-        return self.word_offsets[-1]
-
-    def ngrams(self, n: int) -> list[tuple[str, ...]]:
-        key = f"ngrams:{n}"
-        if key not in self.memo:
-            words = self.words
-            self.memo[key] = list(zip(*(words[i:] for i in range(n)), strict=False))  # ragged on purpose
-        return self.memo[key]
-
-    def ngram_counts(self, n: int) -> Counter:
-        key = f"ngram_counts:{n}"
-        if key not in self.memo:
-            self.memo[key] = Counter(self.ngrams(n))
-        return self.memo[key]
+    def ngrams(self) -> WordNgrams:
+        """Word n-gram counts (n = 2..10, built on demand) for the repetition signals."""
+        return WordNgrams(self.words)
 
     # --- code vs comments ---
     @cached_property
-    def _code_and_comments(self) -> tuple[str, str]:
+    def _code_and_comments(self) -> tuple[str, list[CommentPiece]]:
         return split_code_and_comments(self.text, self.program_lang, self.lines)
 
     @property
@@ -210,8 +205,13 @@ class Document:
         return self._code_and_comments[0]
 
     @property
-    def comment_text(self) -> str:
+    def comment_pieces(self) -> list[CommentPiece]:
+        """The comment tokens, with their pygments token type."""
         return self._code_and_comments[1]
+
+    @cached_property
+    def comment_text(self) -> str:
+        return "".join(value for _, value in self.comment_pieces)
 
     @cached_property
     def code_lines(self) -> list[str]:

@@ -43,8 +43,12 @@ LEGAL_CLASS_NAME = re.compile(r"^[A-Z][a-zA-Z0-9]*$")
 
 @lru_cache(maxsize=1)
 def _javascript():  # noqa: ANN202 - tree-sitter objects, imported lazily (only JavaScript files need them)
-    import tree_sitter_javascript
-    from tree_sitter import Language, Parser, Query
+    try:
+        import tree_sitter_javascript
+        from tree_sitter import Language, Parser, Query, QueryCursor  # noqa: F401 - QueryCursor: tree-sitter >= 0.25
+    except ImportError as e:
+        raise ImportError("JavaScript signals need tree-sitter>=0.25 and tree-sitter-javascript "
+                          "(pip install 'tree-sitter>=0.25' tree-sitter-javascript)") from e
 
     language = Language(tree_sitter_javascript.language())
     query = Query(language, "[" + " ".join(f"({kind})" for kind in _NODES_OF_INTEREST) + "] @node")

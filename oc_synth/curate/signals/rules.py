@@ -89,9 +89,11 @@ class Rule:
 
     def drops(self, value: SignalValue, document_key: str, seed: int) -> bool:
         """Whether this rule drops a document: it fires and the document falls in the sampled share."""
-        if not self.fires(value):
-            return False
-        return not self.sampled or stable_uniform(seed, self.signal, document_key) < self.spec.drop_probability
+        return self.drops_at(value, stable_uniform(seed, self.signal, document_key) if self.sampled else 0.0)
+
+    def drops_at(self, value: SignalValue, coin: float) -> bool:
+        """Whether the rule drops a document whose coin (uniform in [0, 1)) came up ``coin``."""
+        return self.fires(value) and coin < self.spec.drop_probability
 
 
 def stable_uniform(seed: int, rule: str, document_key: str) -> float:

@@ -58,7 +58,7 @@ def mean_sentence_length(doc: Document) -> SignalValue:
 
 @quality_signal("qsc_doc_mean_word_length", "qsc_code_mean_word_length")
 def mean_word_length(doc: Document) -> SignalValue:
-    return fraction(doc.word_chars, len(doc.words))
+    return fraction(sum(map(len, doc.words)), len(doc.words))
 
 
 # --- word statistics -------------------------------------------------------------------------------------------------
@@ -87,30 +87,13 @@ def frac_words_full_bracket(doc: Document) -> SignalValue:
 
 # --- repetition ------------------------------------------------------------------------------------------------------
 def frac_chars_top_ngram(doc: Document, n: int) -> SignalValue:
-    """Characters (of normalized words) covered by the most frequent word n-gram, counted once per occurrence."""
-    counts = doc.ngram_counts(n)
-    if not counts:
-        return 0.0
-    ngram, count = counts.most_common(1)[0]
-    if count <= 1:
-        return 0.0
-    return round(sum(map(len, ngram)) * count / doc.word_chars, PRECISION)
+    """Characters (of normalized words) of the most frequent word n-gram, times its count."""
+    return round(doc.ngrams.frac_chars_top(n), PRECISION)
 
 
 def frac_chars_dupe_ngrams(doc: Document, n: int) -> SignalValue:
     """Characters of words that lie in any word n-gram occurring more than once (overlaps counted once)."""
-    ngrams = doc.ngrams(n)
-    counts = doc.ngram_counts(n)
-    if not ngrams or len(counts) == len(ngrams) or not doc.word_chars:
-        return 0.0
-    offsets = doc.word_offsets
-    duped, covered = 0, 0  # words[:covered] are already counted
-    for i, ngram in enumerate(ngrams):
-        if counts[ngram] > 1:
-            end = i + n
-            duped += offsets[end] - offsets[max(i, covered)]
-            covered = end
-    return round(duped / doc.word_chars, PRECISION)
+    return round(doc.ngrams.frac_chars_dupe(n), PRECISION)
 
 
 def _register_repetition_signals() -> None:

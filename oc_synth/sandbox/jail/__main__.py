@@ -21,7 +21,7 @@ import supervisor
 
 def _setup(spec: dict) -> dict:
     ctx = {"uid": spec["uid"], "gid": spec["gid"], "pid_namespace": False, "drop": False, "pidns_fd": None,
-           "spec": spec}
+           "spec": spec, "zygote_pid": os.getpid()}
     try:  # be the first victim of any out-of-memory kill, not the host's work (raising it needs no privilege)
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("1000")

@@ -184,11 +184,15 @@ def run_request(req: dict, ctx: dict, streams: Streams) -> dict:
         streams.rewind(streams.result)
         if ctx["pid_namespace"]:
             isolation.unshare(isolation.CLONE_NEWPID | isolation.CLONE_NEWIPC)
-        init = os.fork()
+        try:
+            init = os.fork()
+        finally:
+            # In the zygote (never in init, which is inside the new namespace): point its *next* fork at the
+            # next new namespace again; otherwise unshare(NEWPID) would fail from then on.
+            if ctx["pid_namespace"] and os.getpid() == ctx["zygote_pid"]:
+                isolation.setns(ctx["pidns_fd"], isolation.CLONE_NEWPID)
         if init == 0:
             _serve_as_init(req, ctx, streams, workdir)  # never returns
-        if ctx["pid_namespace"]:  # the zygote's *next* fork must go to the next new namespace, not this one
-            isolation.setns(ctx["pidns_fd"], isolation.CLONE_NEWPID)
         _, status = os.waitpid(init, 0)
         raw = Streams.whole(streams.result, 1 << 24)
         if not raw:

@@ -17,9 +17,9 @@ from __future__ import annotations
 import abc
 import dataclasses
 import inspect
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 
 class BackendError(RuntimeError):
@@ -66,7 +66,7 @@ class SamplingParams:
     def greedy(self) -> bool:
         return self.temperature == 0
 
-    def replace(self, **changes: Any) -> "SamplingParams":
+    def replace(self, **changes: Any) -> SamplingParams:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,7 +109,7 @@ class Completion:
         return self.error is None
 
     @classmethod
-    def failed(cls, request_id: str, error: BaseException | str) -> "Completion":
+    def failed(cls, request_id: str, error: BaseException | str) -> Completion:
         msg = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         return cls(request_id=request_id, error=msg[:2000])
 
@@ -141,28 +141,24 @@ class Backend(abc.ABC):
         if request.sampling.json_schema is not None and not self.supports_structured_output:
             raise BackendError(f"the {self.name} backend has no structured output (json_schema); use vllm or openai")
 
+    def describe(self) -> dict[str, Any]:
+        """What provenance and reports record: which engine and model produced a sample, and how it was set up."""
+        return {"backend": self.name, "model": self.model}
+
     def close(self) -> None:
         """Release the model / connections. Safe to call twice."""
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def describe(self) -> dict[str, Any]:
-        """What goes into provenance: enough to say which model produced a sample and how."""
-        return {"backend": self.name, "model": self.model}
 
 
 def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut ``text`` at the first stop string (excluded). Returns (text, stopped)."""
     cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
-
-
-def json_schema_text(schema: dict[str, Any]) -> str:
-    return json.dumps(schema, sort_keys=True)
 
 
 BACKENDS = ("vllm", "openai", "hf")

@@ -10,7 +10,6 @@ faster). Code that builds this backend must run under ``if __name__ == "__main__
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from oc_common.log import get_logger
@@ -67,8 +66,7 @@ class VLLMBackend(Backend):
             raise BackendError(f"vLLM cannot load {model!r}: {e}") from None
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "tensor_parallel_size": self.tensor_parallel_size,
-                "data_parallel_rank": os.environ.get("OC_SYNTH_RANK")}
+        return {**super().describe(), "tensor_parallel_size": self.tensor_parallel_size}
 
     def _generate(self, requests: list[GenerationRequest]) -> list[Completion]:
         chats = [r for r in requests if r.is_chat]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 # CommonMark fences: up to 3 spaces of indent, 3+ backticks or tildes; an info string may follow (not for ``` with
 # a backtick in it). A closing fence uses the same character, at least as many, and nothing else on its line.

@@ -30,6 +30,9 @@ from oc_synth.synth.recipes.parsers import PARSERS, ParseError, first_code_block
 
 RECIPES_DIR = Path(__file__).parent
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Fields the pipeline writes on every record; a recipe's output may not overwrite them.
+RESERVED_FIELDS = frozenset({"id", "seed_id", "sample", "samples", "recipe", "keep", "drop_reasons", "drop_details",
+                             "raw", "provenance", "verdict", "passed", "verdict_detail", "stderr_tail", "runtime_s"})
 
 
 class SamplingSpec(StrictModel):
@@ -56,7 +59,7 @@ class StepSpec(StrictModel):
     parser: dict[str, Any] = Field(default_factory=lambda: {"type": "text"})
 
     @model_validator(mode="after")
-    def _one_prompt(self) -> "StepSpec":
+    def _one_prompt(self) -> StepSpec:
         if (self.prompt is None) == (self.prompt_file is None):
             raise ValueError("give exactly one of prompt or prompt_file")
         if self.mode == "completion" and self.system is not None:
@@ -125,7 +128,7 @@ class RecipeSpec(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _steps(self) -> "RecipeSpec":
+    def _steps(self) -> RecipeSpec:
         names = [s.name for s in self.steps]
         if len(set(names)) != len(names):
             raise ValueError(f"steps: duplicate step names {names}")
@@ -134,6 +137,9 @@ class RecipeSpec(StrictModel):
             raise ValueError(f"steps: names {sorted(clash)} clash with variables or seed")
         if self.verify and not {"code", "tests"} <= set(self.output):
             raise ValueError("verify: true needs output fields code and tests")
+        reserved = set(self.output) & RESERVED_FIELDS
+        if reserved:
+            raise ValueError(f"output: {sorted(reserved)} are set by the pipeline, choose other names")
         return self
 
 
@@ -251,9 +257,6 @@ class Recipe:
         if self.spec.dedup.field:
             return self.spec.dedup.field
         return "instruction" if "instruction" in self.spec.output else "text"
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "sha": self.sha, "source": str(self.source)}
 
 
 class RenderError(ValueError):

@@ -324,3 +324,22 @@ def test_javascript_counts_declarations_like_the_reference():
     assert s.classes == ["H"]
     assert s.simple_returns == 1
     assert sorted(map(str, s.simple_variables)) == ["None", "a", "d", "f", "j"]  # `{e} = o`: a pattern, no name
+
+
+def test_html_visible_text_keeps_what_beautifulsoup_get_text_keeps():
+    from oc_synth.curate.signals.html import html_visible_text
+
+    page = ("<html><head><title>T &amp; U</title><style>p {}</style></head>\n  \n<body><!-- note -->"
+            "<p>a<br>b</p><pre>  x  </pre><script>var x;</script><template>hidden</template></body></html>")
+    # whitespace-only strings collapse to one newline/space, except inside <pre>; script/style/template/comments
+    # are left out; character references are decoded
+    assert html_visible_text(Document(page, language="HTML")) == "T & U\nab  x  "
+
+
+def test_c_function_pattern_does_not_backtrack_exponentially():
+    import time
+
+    words = "  ".join(f"word{i}" for i in range(1000))  # the reference pattern takes ~3 s at 22 such words
+    start = time.perf_counter()
+    SIGNALS["qsc_codec_frac_lines_func_ratio"].compute(Document(f"/* x */\nint {words};\n", language="C"))
+    assert time.perf_counter() - start < 5

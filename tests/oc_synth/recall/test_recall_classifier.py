@@ -59,7 +59,7 @@ def test_score_in_nemo_curator_stage(trained):
     stage.setup()
     code = "def load(path):\n    with open(path) as f:\n        return [line.split(',') for line in f]\n"
     prose = "We walked to the old town and had dinner near the harbour. The buses leave every hour."
-    batch = DocumentBatch(task_id="t", dataset_name="d", data=pd.DataFrame({"text": [code, prose, None]}))
+    batch = DocumentBatch(dataset_name="d", data=pd.DataFrame({"text": [code, prose, None]}))
     scores = stage.process(batch).to_pandas()["code_score"].tolist()
     assert scores[0] > 0.5 > scores[1]
     assert math.isnan(scores[2])  # a record without text gets no score
@@ -97,7 +97,7 @@ def test_corrupt_or_truncated_model_is_refused(trained, tmp_path):
         load_fasttext(garbage)
     truncated = tmp_path / "truncated.bin"
     truncated.write_bytes((out / "model.bin").read_bytes()[:5000])
-    with pytest.raises(ModelError, match="truncated.bin: truncated fastText model"):  # fastText itself loads it
+    with pytest.raises(ModelError, match="truncated.bin: corrupt or truncated fastText model"):  # fastText loads it
         load_fasttext(truncated)
     with pytest.raises(ModelError, match="missing.bin: fastText model not found"):
         load_fasttext(tmp_path / "missing.bin")

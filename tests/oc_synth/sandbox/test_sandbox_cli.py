@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from oc_common.records import read_file_records, write_records
 from oc_synth.cli import app, main
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the full sandbox needs root")
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="the full sandbox needs root"),
+              pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="apt-get install python3")]
 
 F = "def f(x):\n    return x + 1\n"
 RECORDS = [

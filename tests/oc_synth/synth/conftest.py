@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -65,12 +66,15 @@ class FakeOpenAI:
     """A minimal OpenAI-compatible server: /v1/chat/completions and /v1/completions.
 
     ``script`` is a list of actions consumed one per request (then ``default``): ``("ok", text)``,
-    ``("status", code)``, ``("sleep", seconds)`` (answer late, for client timeouts). ``requests`` records bodies;
+    ``("status", code)``, ``("sleep", seconds)`` (answer late, for client timeouts); ``by_prompt`` maps a prompt
+    (or last chat message) to its action instead, whatever the arrival order. ``requests`` records bodies;
     ``in_flight_max`` the most requests handled at once."""
 
     def __init__(self):
         self.script: list[tuple[str, Any]] = []
         self.default: tuple[str, Any] = ("ok", None)
+        self.by_prompt: dict[str, tuple[str, Any]] = {}
+        self.respond: Callable[[str], str] | None = None  # the answer text as a function of the prompt
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.in_flight_max = 0
@@ -81,11 +85,15 @@ class FakeOpenAI:
             def log_message(self, *args):  # keep test output clean
                 pass
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake.lock:
                     fake.requests.append({"path": self.path, **body})
-                    action = fake.script.pop(0) if fake.script else fake.default
+                    prompt = body["messages"][-1]["content"] if "messages" in body else body.get("prompt")
+                    if prompt in fake.by_prompt:
+                        action = fake.by_prompt[prompt]
+                    else:
+                        action = fake.script.pop(0) if fake.script else fake.default
                     fake.in_flight += 1
                     fake.in_flight_max = max(fake.in_flight_max, fake.in_flight)
                 try:
@@ -97,7 +105,7 @@ class FakeOpenAI:
                         self._send(arg, {"error": {"message": f"scripted {arg}", "type": "server_error"}},
                                    {"Retry-After": "0"} if arg == 429 else {})
                         return
-                    time.sleep(0.02)  # let concurrent requests overlap
+                    time.sleep(0.1)  # let concurrent requests overlap
                     self._send(200, fake.answer(self.path, body, arg))
                 finally:
                     with fake.lock:
@@ -126,6 +134,8 @@ class FakeOpenAI:
 
     def answer(self, path: str, body: dict[str, Any], text: str | None) -> dict[str, Any]:
         n = body.get("n", 1)
+        if text is None and self.respond is not None:
+            text = self.respond(body["messages"][-1]["content"] if "messages" in body else body["prompt"])
         if "chat" in path:
             prompt = body["messages"][-1]["content"]
             choices = [{"index": i, "finish_reason": "stop",

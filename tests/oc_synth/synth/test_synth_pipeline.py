@@ -24,7 +24,8 @@ ANSWERS = {
     "pass": lesson(),
     "fail": lesson(task="Write sum_pair(a, b) returning a + b, tested with one wrong expectation.",
                    tests=TEN.replace("== 10", "== 11")),
-    "timeout": lesson(task="Write sum_pair(a, b) the slow way.", solution="def sum_pair(a, b):\n    while True:\n        pass\n"),
+    "timeout": lesson(task="Write sum_pair(a, b) the slow way.",
+                      solution="def sum_pair(a, b):\n    while True:\n        pass\n"),
     "error": lesson(task="Write sum_pair(a, b) with a typo.", solution="def sum_pair(a, b)\n    return a + b\n"),
     # asserts inside a function nobody calls: the static checks pass, the sandbox sees no assert run
     "no_tests": lesson(task="Write sum_pair(a, b), tests wrapped in a function.",

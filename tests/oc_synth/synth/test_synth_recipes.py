@@ -6,8 +6,7 @@ import random
 import pytest
 
 from oc_common.config import ConfigError
-from oc_synth.synth.recipes import RenderError, list_recipes, load_recipe
-from oc_synth.synth.recipes import checks
+from oc_synth.synth.recipes import RenderError, checks, list_recipes, load_recipe
 
 SEED = {"id": "s1", "text": "def add(a, b):\n    return a + b\n", "package": "json", "api_name": "json.dumps",
         "api_doc": "dumps(obj) -> str"}
@@ -98,7 +97,8 @@ def test_tests_must_call_the_code():
     assert checks.tests_call_code(rec) is None
     assert "never call" in checks.tests_call_code({**rec, "tests": "assert 1 + 2 == 3\n"})
     # a test file that defines its own add() tests its own copy
-    assert "never call" in checks.tests_call_code({**rec, "tests": "def add(a, b):\n    return 3\nassert add(1, 2) == 3\n"})
+    own_copy = "def add(a, b):\n    return 3\nassert add(1, 2) == 3\n"
+    assert "never call" in checks.tests_call_code({**rec, "tests": own_copy})
     assert "defines no function" in checks.tests_call_code({**rec, "code": "x = 1\n"})
     cpp = {"code": "int gcd(int a, int b) {\n  return b ? gcd(b, a % b) : a;\n}\n",
            "tests": "int main() { assert(gcd(4, 6) == 2); }", "language": "cpp"}
@@ -120,3 +120,11 @@ def test_run_checks_reports_the_first_failure():
     rec3 = {**rec, "tests": "assert f(1)\nassert f(2)\nassert f(3)\n"}
     assert checks.run_checks(rec3, rules) is None
     assert checks.run_checks({**rec3, "package": "numpy"}, rules)[0] == "contains"
+
+
+def test_output_may_not_overwrite_pipeline_fields(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("name: r\ndescription: d\nkind: annealing\nsteps:\n  - {name: s, prompt: hi}\n"
+                    "output: {text: x, verdict: passed}\n")
+    with pytest.raises(ConfigError, match=r"\['verdict'\] are set by the pipeline"):
+        load_recipe(path)

@@ -1,0 +1,1 @@
+"""The training loop and its parts: distributed setup, LR schedule, checkpoints, preemption, metrics."""
