@@ -1,11 +1,16 @@
-"""Text records (JSONL/Parquet files or directories) -> one Megatron indexed dataset (``PREFIX.bin`` + ``PREFIX.idx``).
+"""Records (JSONL/Parquet files or directories) -> Megatron indexed datasets (``PREFIX.bin`` + ``PREFIX.idx``).
 
 Each input file becomes a part (``PREFIX.parts/NNNNN.{bin,idx}`` plus a ``.done.json`` marker written last), so a
 killed run resumes at the first unfinished file. Parts are tokenized by a pool of worker processes (batches of
 documents, order kept) and finally merged, in input order, into ``PREFIX.bin/.idx`` through Megatron-Core's
 ``IndexedDatasetBuilder``; the merged files appear atomically (temp names, then rename), followed by
-``PREFIX.stats.json``. One document = one sequence; ``append_eod`` ends each with the tokenizer's EOD token, which is
-how pretraining separates documents inside packed sequences.
+``PREFIX.stats.json``. One document = one sequence.
+
+What a record becomes is the encoder's business: ``TextEncoder`` (``oc-megatron preprocess``) tokenizes one text
+field, ``append_eod`` ending each with the tokenizer's EOD token, which is how pretraining separates documents inside
+packed sequences; ``oc_megatron.data.sft.ChatEncoder`` (``oc-megatron sft-data``) renders conversations and writes a
+second, aligned stream, the loss mask (``PREFIX.loss_mask.bin/.idx``). Every stream goes through the same parts,
+resume and merge.
 
 Tokens are stored as uint16 when the vocabulary fits (< 65,500 ids, Megatron's rule), else int32.
 """
@@ -19,7 +24,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 
@@ -38,60 +43,114 @@ class PreprocessStats:
     empty_documents: int = 0
     bad_records: int = 0
     tokens: int = 0
+    loss_tokens: int = 0  # SFT: tokens the loss is computed on (assistant turns); 0 for plain text
     seconds: float = 0.0
     tokens_per_second: float = 0.0
     errors: list[str] = field(default_factory=list)  # first few, "file:line: reason"
+
+
+_COUNTS = ("documents", "empty_documents", "bad_records", "tokens", "loss_tokens")
+LOSS_MASK_SUFFIX = ".loss_mask"  # the SFT loss-mask stream: PREFIX.loss_mask.bin/.idx next to PREFIX.bin/.idx
 
 
 def token_dtype(vocab_size: int) -> type[np.number]:
     return np.uint16 if vocab_size < 65500 else np.int32
 
 
+class EmptyDocument(ValueError):
+    """The record is fine but has nothing to tokenize (counted, not an error)."""
+
+
+class Encoder(Protocol):
+    """Turns records into aligned arrays, one per stream. Pickled to worker processes (keep it light)."""
+
+    streams: tuple[tuple[str, Any], ...]  # (file suffix after PREFIX, numpy dtype); the first holds the tokens
+
+    def manifest(self) -> dict[str, Any]:
+        """Everything that changes the output: a finished part is reused only under the same manifest."""
+
+    def extract(self, record: dict[str, Any]) -> Any:
+        """The item to encode (parent process). ValueError: a bad record (the message says why); EmptyDocument."""
+
+    def encode_batch(self, items: list[Any]) -> list[tuple[np.ndarray, ...]]:
+        """One array per stream for each item (worker process)."""
+
+
+class TextEncoder:
+    """``record[text_key]`` -> token ids (+ EOD)."""
+
+    def __init__(self, tokenizer: str | Path, *, text_key: str = "text", append_eod: bool = False) -> None:
+        from oc_megatron.data.tokenizer import load_tokenizer_info
+
+        info = load_tokenizer_info(tokenizer)
+        self.tokenizer = str(tokenizer)
+        self.text_key = text_key
+        self.eod = info.eod_id if append_eod else None
+        self.streams = (("", token_dtype(info.vocab_size)),)
+        self._tok = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_tok": None}
+
+    def manifest(self) -> dict[str, Any]:
+        return {"tokenizer": self.tokenizer, "append_eod": self.eod is not None, "text_key": self.text_key,
+                "dtype": np.dtype(self.streams[0][1]).name}
+
+    def extract(self, record: dict[str, Any]) -> str:
+        text = record.get(self.text_key)
+        if not isinstance(text, str):
+            raise ValueError(f"field {self.text_key!r} missing or not a string")
+        if not text:
+            raise EmptyDocument()
+        return text
+
+    def encode_batch(self, items: list[str]) -> list[tuple[np.ndarray, ...]]:
+        if self._tok is None:
+            from oc_megatron.data.tokenizer import load_tokenizer
+
+            self._tok = load_tokenizer(self.tokenizer)
+        out = []
+        for enc in self._tok.encode_batch(items, add_special_tokens=False):
+            ids = enc.ids if self.eod is None else enc.ids + [self.eod]
+            out.append((np.asarray(ids, dtype=np.int64),))
+        return out
+
+
 # ---- worker side ---------------------------------------------------------------------------------------------------
-_TOKENIZER = None
-_EOD: int | None = None
+_ENCODER: Encoder | None = None
 
 
-def _init_worker(tokenizer_path: str, eod_id: int | None, in_pool: bool = True) -> None:
-    global _TOKENIZER, _EOD
+def _init_worker(encoder: Encoder, in_pool: bool = True) -> None:
+    global _ENCODER
     if in_pool:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one process per core; no nested Rust thread pools
-    from oc_megatron.data.tokenizer import load_tokenizer
-
-    _TOKENIZER = load_tokenizer(tokenizer_path)
-    _EOD = eod_id
+    _ENCODER = encoder
 
 
-def _encode_batch(texts: list[str]) -> list[np.ndarray]:
-    encoded = _TOKENIZER.encode_batch(texts, add_special_tokens=False)
-    out = []
-    for enc in encoded:
-        ids = enc.ids
-        if _EOD is not None:
-            ids = ids + [_EOD]
-        out.append(np.asarray(ids, dtype=np.int64))
-    return out
+def _encode_batch(items: list[Any]) -> list[tuple[np.ndarray, ...]]:
+    return _ENCODER.encode_batch(items)
 
 
 # ---- driver --------------------------------------------------------------------------------------------------------
-def _batches(path: Path, text_key: str, batch_size: int, stats: PreprocessStats) -> Iterator[list[str]]:
-    batch: list[str] = []
+def _batches(path: Path, encoder: Encoder, batch_size: int, stats: PreprocessStats) -> Iterator[list[Any]]:
+    batch: list[Any] = []
     for line_no, rec in iter_file_records(path):
         if isinstance(rec, RecordError):
             stats.bad_records += 1
             if len(stats.errors) < 20:
                 stats.errors.append(str(rec))
             continue
-        text = rec.get(text_key)
-        if not isinstance(text, str):
-            stats.bad_records += 1
-            if len(stats.errors) < 20:
-                stats.errors.append(f"{path}:{line_no}: field {text_key!r} missing or not a string")
-            continue
-        if not text:
+        try:
+            item = encoder.extract(rec)
+        except EmptyDocument:
             stats.empty_documents += 1
             continue
-        batch.append(text)
+        except ValueError as e:
+            stats.bad_records += 1
+            if len(stats.errors) < 20:
+                stats.errors.append(f"{path}:{line_no}: {e}")
+            continue
+        batch.append(item)
         if len(batch) >= batch_size:
             yield batch
             batch = []
@@ -99,10 +158,11 @@ def _batches(path: Path, text_key: str, batch_size: int, stats: PreprocessStats)
         yield batch
 
 
-def _finished_stats(out_prefix: Path, manifest: dict, files: list[Path]) -> PreprocessStats | None:
+def _finished_stats(out_prefix: Path, manifest: dict, files: list[Path], streams) -> PreprocessStats | None:
     """The stats of a completed earlier run with the same inputs and settings, else None."""
     stats_file = Path(f"{out_prefix}.stats.json")
-    if not (stats_file.is_file() and Path(f"{out_prefix}.bin").is_file() and Path(f"{out_prefix}.idx").is_file()):
+    outputs = [Path(f"{out_prefix}{suffix}{ext}") for suffix, _ in streams for ext in (".bin", ".idx")]
+    if not (stats_file.is_file() and all(p.is_file() for p in outputs)):
         return None
     prev = json.loads(stats_file.read_text())
     if prev.get("manifest") != manifest or prev.get("inputs") != [str(f) for f in files]:
@@ -128,18 +188,29 @@ def preprocess(
     progress: bool = True,
 ) -> PreprocessStats:
     """Tokenize every record's ``text_key`` into ``out_prefix``.bin/.idx; resumable per input file."""
-    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+    encoder = TextEncoder(tokenizer, text_key=text_key, append_eod=append_eod)
+    return build_indexed_dataset(input_path, out_prefix, encoder, workers=workers, batch_size=batch_size,
+                                 keep_parts=keep_parts, progress=progress)
 
-    from oc_megatron.data.tokenizer import load_tokenizer_info
+
+def build_indexed_dataset(
+    input_path: str | Path,
+    out_prefix: str | Path,
+    encoder: Encoder,
+    *,
+    workers: int = 1,
+    batch_size: int = 64,
+    keep_parts: bool = False,
+    progress: bool = True,
+) -> PreprocessStats:
+    """Encode every record under ``input_path`` into ``out_prefix{suffix}``.bin/.idx per stream; resumable."""
+    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 
     out_prefix = Path(out_prefix)
     files = list_record_files(input_path)
-    info = load_tokenizer_info(tokenizer)
-    dtype = token_dtype(info.vocab_size)
-    eod = info.eod_id if append_eod else None
-    manifest = {"tokenizer": str(tokenizer), "append_eod": append_eod, "text_key": text_key,
-                "dtype": np.dtype(dtype).name}
-    finished = _finished_stats(out_prefix, manifest, files)
+    manifest = encoder.manifest()
+    streams = encoder.streams
+    finished = _finished_stats(out_prefix, manifest, files, streams)
     if finished is not None:
         log.info("%s.bin/.idx already built from these inputs; nothing to do", out_prefix)
         return finished
@@ -149,10 +220,10 @@ def preprocess(
     t0 = time.perf_counter()
     tokens_this_run = 0
 
-    pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(str(tokenizer), eod)) \
+    pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(encoder,)) \
         if workers > 1 else None
     if pool is None:  # in-process: the tokenizer's own Rust threads may use the cores
-        _init_worker(str(tokenizer), eod, in_pool=False)
+        _init_worker(encoder, in_pool=False)
     try:
         for i, f in enumerate(files):
             part = _part_prefix(parts_dir, i)
@@ -161,25 +232,28 @@ def preprocess(
                 prev = json.loads(done.read_text())
                 if prev.get("source") == str(f) and prev.get("manifest") == manifest:
                     stats.files_skipped_done += 1
-                    for k in ("documents", "empty_documents", "bad_records", "tokens"):
-                        setattr(stats, k, getattr(stats, k) + prev[k])
+                    for k in _COUNTS:
+                        setattr(stats, k, getattr(stats, k) + prev.get(k, 0))
                     continue
             file_stats = PreprocessStats()
-            builder = IndexedDatasetBuilder(f"{part}.bin.tmp", dtype=dtype)
-            batches = _batches(f, text_key, batch_size, file_stats)
+            builders = [IndexedDatasetBuilder(f"{part}{suffix}.bin.tmp", dtype=dtype) for suffix, dtype in streams]
+            batches = _batches(f, encoder, batch_size, file_stats)
             results = pool.imap(_encode_batch, batches, chunksize=1) if pool else map(_encode_batch, batches)
             for docs in results:
-                for ids in docs:
-                    builder.add_document(ids, [len(ids)])
+                for arrays in docs:
+                    for builder, array in zip(builders, arrays, strict=True):
+                        builder.add_document(array, [len(array)])
                     file_stats.documents += 1
-                    file_stats.tokens += len(ids)
-            builder.finalize(f"{part}.idx.tmp")
-            os.replace(f"{part}.bin.tmp", f"{part}.bin")
-            os.replace(f"{part}.idx.tmp", f"{part}.idx")
-            atomic_write_json(done, {"source": str(f), "manifest": manifest, "documents": file_stats.documents,
-                                     "empty_documents": file_stats.empty_documents,
-                                     "bad_records": file_stats.bad_records, "tokens": file_stats.tokens})
-            for k in ("documents", "empty_documents", "bad_records", "tokens"):
+                    file_stats.tokens += len(arrays[0])
+                    if len(arrays) > 1 and streams[1][0] == LOSS_MASK_SUFFIX:
+                        file_stats.loss_tokens += int(arrays[1].sum())
+            for builder, (suffix, _) in zip(builders, streams, strict=True):
+                builder.finalize(f"{part}{suffix}.idx.tmp")
+                os.replace(f"{part}{suffix}.bin.tmp", f"{part}{suffix}.bin")
+                os.replace(f"{part}{suffix}.idx.tmp", f"{part}{suffix}.idx")
+            atomic_write_json(done, {"source": str(f), "manifest": manifest,
+                                     **{k: getattr(file_stats, k) for k in _COUNTS}})
+            for k in _COUNTS:
                 setattr(stats, k, getattr(stats, k) + getattr(file_stats, k))
             stats.errors.extend(file_stats.errors[: max(0, 20 - len(stats.errors))])
             tokens_this_run += file_stats.tokens
@@ -193,12 +267,13 @@ def preprocess(
             pool.join()
 
     # Merge the parts in input order; readers see the old dataset or the complete new one.
-    merged = IndexedDatasetBuilder(f"{out_prefix}.bin.tmp", dtype=dtype)
-    for i in range(len(files)):
-        merged.add_index(str(_part_prefix(parts_dir, i)))
-    merged.finalize(f"{out_prefix}.idx.tmp")
-    os.replace(f"{out_prefix}.bin.tmp", f"{out_prefix}.bin")
-    os.replace(f"{out_prefix}.idx.tmp", f"{out_prefix}.idx")
+    for suffix, dtype in streams:
+        merged = IndexedDatasetBuilder(f"{out_prefix}{suffix}.bin.tmp", dtype=dtype)
+        for i in range(len(files)):
+            merged.add_index(f"{_part_prefix(parts_dir, i)}{suffix}")
+        merged.finalize(f"{out_prefix}{suffix}.idx.tmp")
+        os.replace(f"{out_prefix}{suffix}.bin.tmp", f"{out_prefix}{suffix}.bin")
+        os.replace(f"{out_prefix}{suffix}.idx.tmp", f"{out_prefix}{suffix}.idx")
     stats.seconds = time.perf_counter() - t0
     stats.tokens_per_second = tokens_this_run / max(stats.seconds, 1e-9)
     atomic_write_json(f"{out_prefix}.stats.json", {**asdict(stats), "manifest": manifest,

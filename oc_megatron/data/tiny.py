@@ -16,6 +16,13 @@ from typing import Iterable, Iterator
 from oc_common.fileio import atomic_write_text
 
 EOD_TOKEN = "<|endoftext|>"
+# ChatML turn markers, special tokens of OpenCoder's tokenizer too: SFT data (``oc-megatron sft-data``) needs them.
+CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")
+# The ChatML chat template (as in tokenizer_config.json of ChatML models): what inference renders, so what SFT trains.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' "
+    "+ '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
 
 
 def stdlib_code_records(max_files: int | None = None, max_bytes: int = 200_000) -> Iterator[dict]:
@@ -44,13 +51,17 @@ def write_jsonl(records: Iterable[dict], path: str | Path) -> int:
 
 
 def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | Path) -> Path:
-    """Train a byte-level BPE with ``vocab_size`` ids (``<|endoftext|>`` = id 0) and save a HF tokenizer dir."""
+    """Train a byte-level BPE with ``vocab_size`` ids and save a HF tokenizer dir.
+
+    Special tokens: ``<|endoftext|>`` (id 0, the EOS/EOD), ``<|im_start|>`` and ``<|im_end|>`` (ids 1, 2); the
+    tokenizer config carries the ChatML chat template, as OpenCoder's instruct tokenizer does.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOD_TOKEN], show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOD_TOKEN, *CHATML_TOKENS], show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(texts, trainer=trainer)
     out = Path(out_dir)
@@ -58,6 +69,7 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | Pa
     tok.save(str(out / "tokenizer.json"))
     atomic_write_text(out / "tokenizer_config.json", json.dumps({
         "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": EOD_TOKEN, "bos_token": None,
-        "pad_token": None, "model_max_length": 1_000_000, "clean_up_tokenization_spaces": False}, indent=2) + "\n")
+        "pad_token": None, "model_max_length": 1_000_000, "clean_up_tokenization_spaces": False,
+        "chat_template": CHATML_TEMPLATE}, indent=2) + "\n")
     atomic_write_text(out / "special_tokens_map.json", json.dumps({"eos_token": EOD_TOKEN}) + "\n")
     return out
