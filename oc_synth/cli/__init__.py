@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from oc_common.cli import common_options, run_app, version_callback
-from oc_synth.cli import dedup as dedup_cli
 from oc_synth.cli import eval as eval_cli
 from oc_synth.cli import generate as generate_cli
 from oc_synth.cli import recall as recall_cli
@@ -19,7 +18,6 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-curate_app.command("dedup")(dedup_cli.dedup)
 app.add_typer(curate_app, name="curate")
 app.add_typer(recall_cli.app, name="recall")
 app.command("generate")(generate_cli.generate)

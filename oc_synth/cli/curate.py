@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from oc_synth.cli import dedup as dedup_cli
 from oc_synth.cli import options as opt
 
 app = typer.Typer(help="RefineCode curation: ingest raw repositories, deduplicate, transform (copyright/PII), "
@@ -36,6 +37,10 @@ def ingest(
 
     run_ingest(src, out, source_format=source_format, shard_size=shard_size, max_file_bytes=max_file_bytes,
                dropped=dropped, overwrite=overwrite, quiet=quiet)
+
+
+# dedup's command lives in its own module (it has many options); registered here to list in pipeline order
+app.command("dedup")(dedup_cli.dedup)
 
 
 @app.command()
