@@ -64,6 +64,9 @@ def test_writes_outside_the_temp_dir_fail_and_leave_the_host_untouched(sandbox, 
     host_file = tmp_path / "written_by_sandbox.txt"
     targets = ["/etc/oc_pwned", "/oc_pwned", "/usr/lib/python3.11/oc_pwned.py", "/dev/oc_pwned",
                str(Path(__file__).resolve().parent / "oc_pwned.py")]
+    # A checkout under /tmp (CI clones may live there) is shadowed by the sandbox's own /tmp: the write succeeds
+    # inside the sandbox's tmpfs; what matters, asserted below, is that nothing reaches the host.
+    expected = ["written" if t.startswith("/tmp/") else "blocked" for t in targets]
     code = ("import os\ndef probe():\n    out = []\n"
             f"    for t in {targets!r}:\n"
             "        try:\n            os.makedirs(os.path.dirname(t), exist_ok=True)\n"
@@ -73,7 +76,7 @@ def test_writes_outside_the_temp_dir_fail_and_leave_the_host_untouched(sandbox, 
             f"    os.makedirs({str(tmp_path)!r}, exist_ok=True)\n"
             f"    open({str(host_file)!r}, 'w').write('x')\n"
             "    return out\n"
-            f"EXPECTED = ['blocked'] * {len(targets)}\n")
+            f"EXPECTED = {expected!r}\n")
     r = probe(sandbox, code)
     assert r.verdict == "passed", (r.detail, r.stderr_tail)
     assert not host_file.exists()
