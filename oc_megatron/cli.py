@@ -68,6 +68,46 @@ def preprocess(
         console.print(f"  skipped {err}")
 
 
+@app.command("sft-data")
+def sft_data(
+    input_path: Path = typer.Argument(..., metavar="IN", help="JSONL/Parquet file or directory of chat records: "
+                                      "`messages` [{role, content}] (OpenAI style), or `instruction` + `output` "
+                                      "(OpenCoder's opc-sft) / `response` (oc-synth generate)."),
+    out_prefix: Path = typer.Argument(..., metavar="OUT_PREFIX", help="Writes OUT_PREFIX.bin/.idx (tokens), "
+                                      "OUT_PREFIX.loss_mask.bin/.idx (1 on assistant tokens) and "
+                                      "OUT_PREFIX.stats.json."),
+    tokenizer: Path = typer.Option(..., "--tokenizer", help="Hugging Face tokenizer directory with <|im_start|> and "
+                                   "<|im_end|> tokens; its chat_template (ChatML) renders the conversations."),
+    system_prompt: Optional[str] = typer.Option(None, "--system-prompt", help="System message for conversations "
+                                                "without one (default: none, or what the template adds)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Tokenizer processes."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Conversations per task sent to a worker."),
+    keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep OUT_PREFIX.parts/ after merging."),
+) -> None:
+    """Tokenize chat records for SFT: ChatML tokens and a loss mask on the assistant turns only.
+
+    Resumable like `preprocess` (finished input files are skipped on a rerun). Train on the result with a config
+    whose `data.sft.paths` lists OUT_PREFIX (examples/sft_stage1.yaml).
+    """
+    from oc_common.log import console
+    from oc_megatron.data.sft import sft_data as run
+
+    if not tokenizer.exists():
+        raise UserError(f"--tokenizer {tokenizer}: no such directory")
+    try:
+        stats = run(input_path, out_prefix, tokenizer, workers=workers, system_prompt=system_prompt,
+                    batch_size=batch_size, keep_parts=keep_parts)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    share = stats.loss_tokens / max(stats.tokens, 1)
+    console.print(f"{out_prefix}.bin/.idx + .loss_mask: {stats.documents:,} conversations, {stats.tokens:,} tokens, "
+                  f"{stats.loss_tokens:,} trained ({share:.0%}); {stats.bad_records:,} bad records skipped"
+                  + (f"; {stats.files_skipped_done} of {stats.files} files already done" if stats.files_skipped_done
+                     else ""))
+    for err in stats.errors[:5]:
+        console.print(f"  skipped {err}")
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def train(
     config: Path = typer.Argument(..., metavar="CONFIG.yaml",
@@ -75,11 +115,13 @@ def train(
     overrides: Optional[List[str]] = typer.Argument(None, metavar="[KEY=VALUE]...", help="Dotted overrides, e.g. "
                                                     "parallel.tensor=2 optimizer.lr=1e-4 train.iters=100."),
 ) -> None:
-    """Pretrain (or continue) an OpenCoder model with Megatron-Core.
+    """Pretrain, anneal or fine-tune (SFT) an OpenCoder model with Megatron-Core.
 
-    Run directly for one process, or under `torchrun --nproc-per-node N` / `srun` (one task per GPU) for N ranks:
-    data parallel size = ranks / (tensor x pipeline). Resumes automatically from the run's latest checkpoint.
-    SIGTERM / SIGUSR1 save a checkpoint and exit with code 124 (slurm/pretrain.sbatch requeues on it).
+    The config says which: `data.blend` (pretraining / annealing, with `checkpoint.init_from` for annealing) or
+    `data.sft` (SFT on `sft-data` output). Run directly for one process, or under `torchrun --nproc-per-node N` /
+    `srun` (one task per GPU) for N ranks: data parallel size = ranks / (tensor x pipeline). Resumes automatically
+    from the run's latest checkpoint. SIGTERM / SIGUSR1 save a checkpoint and exit with code 124 (the sbatch scripts
+    requeue on it).
     """
     import sys
     import warnings

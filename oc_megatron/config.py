@@ -1,4 +1,4 @@
-"""``TrainConfig``: everything a pretraining run needs, validated before any work starts.
+"""``TrainConfig``: everything a pretraining, annealing or SFT run needs, validated before any work starts.
 
 One YAML recipe (e.g. ``examples/pretrain_tiny.yaml``) plus dotted CLI overrides (``optimizer.lr=1e-4``) is loaded by
 ``load_train_config``; field errors come from pydantic (``oc_common.config`` names the key), cross-field problems
@@ -6,14 +6,18 @@ from ``TrainConfig.check(world_size)`` / ``check_data``, which raise ``ConfigErr
 ``parallel.tensor: 4 does not divide model.num_attention_heads (14)``.
 
 Numbers OpenCoder did not publish (weight decay, Adam betas, clipping) are our defaults and are marked so.
+
+The three stages differ only in config: pretraining has ``data.blend``; annealing adds ``checkpoint.init_from`` (the
+pretraining checkpoint, with what is kept spelled out) and the annealing blend; SFT has ``data.sft`` instead of a
+blend and usually ``checkpoint.init_from`` with nothing but the weights kept.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Any, Iterable, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from oc_common.config import ConfigError, StrictModel, load_config
 from oc_megatron.models.opencoder import FP8Format, FP8Recipe, ModelConfig, Recompute
@@ -45,17 +49,59 @@ class PrecisionConfig(StrictModel):
         return self.dtype
 
 
+# OpenCoder's annealing mixture (OPENCODER.md §3) in billions of tokens: the original RefineCode distribution, the
+# algorithmic corpus (`oc-synth curate select-algorithmic`), synthetic code snippets, synthetic code textbooks. They are
+# the default weights of blend sources with these names; Megatron normalises weights, so each component is sampled by
+# its token share (83.95%, 12.43%, 2.71%, 0.91%).
+OPENCODER_ANNEALING_TOKENS_B: dict[str, float] = {
+    "original": 84.0, "algorithmic": 12.44, "synthetic_snippets": 2.71, "synthetic_textbooks": 0.91,
+}
+
+
 class DataSource(StrictModel):
     path: str = Field(description="Megatron indexed dataset prefix (PATH.bin + PATH.idx, from oc-megatron preprocess)")
-    weight: PositiveFloat = 1.0
+    name: str | None = Field(None, description="label in logs and data_blend.json; the annealing components "
+                                               f"{', '.join(OPENCODER_ANNEALING_TOKENS_B)} get OpenCoder's weights")
+    weight: PositiveFloat = Field(1.0, description="sampling weight, normalised over the blend (default 1.0, or "
+                                                   "OpenCoder's annealing token count in billions for those names)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _annealing_default_weight(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("weight") is None and data.get("name") in OPENCODER_ANNEALING_TOKENS_B:
+            data = {**data, "weight": OPENCODER_ANNEALING_TOKENS_B[data["name"]]}
+        return data
+
+    @property
+    def label(self) -> str:
+        return self.name or Path(self.path).name
+
+
+class SFTDataConfig(StrictModel):
+    paths: list[str] = Field(min_length=1, description="prefixes written by `oc-megatron sft-data`; every sample of "
+                                                       "each is used once per epoch")
+    valid_paths: list[str] | None = Field(None, description="validation prefixes (sft-data output), if any")
+    epochs: PositiveInt = Field(1, description="passes over the data (OpenCoder: stage 1: 1, stage 2: 3); sets "
+                                               "train.iters when that is not given")
+    packing: bool = Field(True, description="several samples per sequence (no attention across them, positions "
+                                            "restart); false: one sample per sequence, padded")
+    shuffle: bool = Field(True, description="a new seeded sample order every epoch")
 
 
 class DataConfig(StrictModel):
     tokenizer: str = Field(description="HF tokenizer directory used by preprocess (vocab size and EOD id)")
-    blend: list[DataSource] = Field(min_length=1, description="weighted dataset prefixes, sampled by weight")
+    blend: list[DataSource] = Field(default_factory=list, description="pretraining / annealing: weighted dataset "
+                                                                      "prefixes, sampled by weight")
     valid_blend: list[DataSource] | None = Field(None, description="separate validation data (else split)")
     split: str = Field("99,1,0", description="train,valid,test proportions of each prefix (without valid_blend)")
     cache_dir: str | None = Field(None, description="where GPTDataset index caches go (default: next to data)")
+    sft: SFTDataConfig | None = Field(None, description="SFT: chat samples with loss masks (instead of a blend)")
+
+    @model_validator(mode="after")
+    def _one_kind_of_data(self) -> "DataConfig":
+        if bool(self.blend) == (self.sft is not None):
+            raise ValueError("give exactly one of data.blend (pretraining / annealing) and data.sft (SFT)")
+        return self
 
     @field_validator("split")
     @classmethod
@@ -71,7 +117,9 @@ class DataConfig(StrictModel):
 
 
 class TrainLoopConfig(StrictModel):
-    iters: NonNegativeInt = Field(description="optimizer steps in total (resumed runs count from 0)")
+    iters: NonNegativeInt | None = Field(None, description="optimizer steps in total, counted from step 0 (a resumed "
+                                                           "run, or an init_from run keeping the iteration, too); "
+                                                           "SFT default: data.sft.epochs of the data")
     micro_batch_size: PositiveInt = 1
     global_batch_size: PositiveInt = Field(description="sequences per step; = micro x DP x microbatches")
     seq_length: PositiveInt | None = Field(None, description="default: model.seq_length")
@@ -102,13 +150,38 @@ class ScheduleConfig(StrictModel):
     wsd_decay_style: Literal["exponential", "linear", "cosine", "minus_sqrt"] = "exponential"
 
 
+class InitFromConfig(StrictModel):
+    """Start a new run from another run's checkpoint (annealing from pretraining, SFT from a base model).
+
+    The weights are always loaded; every other piece of state is kept or reset as said here (no defaults: a recipe
+    states each one, and the run logs what it kept). A bare path (``init_from: DIR``) means weights only.
+    """
+
+    path: str = Field(description="a run's checkpoint dir (its latest checkpoint), or one iter_N dir; HF models: "
+                                  "`oc-megatron convert from-hf` first")
+    iteration: NonNegativeInt | None = Field(None, description="use iter_N of `path` instead of its latest")
+    keep_optimizer: bool = Field(description="Adam moments and step counts from the checkpoint (else fresh)")
+    keep_lr: bool = Field(description="the new schedule's peak LR is the checkpoint's current LR (optimizer.lr is "
+                                      "then ignored); annealing decays from there to optimizer.min_lr")
+    keep_iteration: bool = Field(description="continue the step count (and the schedule position) from the "
+                                             "checkpoint's iteration; else start at step 0")
+    keep_data_position: bool = Field(description="start at the checkpoint's consumed_samples in this run's data "
+                                                 "(only meaningful with the same data); else at sample 0")
+
+    @property
+    def kept(self) -> dict[str, bool]:
+        return {"optimizer": self.keep_optimizer, "lr": self.keep_lr, "iteration": self.keep_iteration,
+                "data_position": self.keep_data_position}
+
+
 class CheckpointConfig(StrictModel):
     dir: str | None = Field(None, description="save here and auto-resume from here (default: OUTPUT/checkpoints)")
     interval: NonNegativeInt = Field(0, description="save every N steps (0: only at the end and on signals)")
     save_final: bool = Field(True, description="save when the run ends (train.iters or train.exit_interval)")
     load_from: str | None = Field(None, description="resume (model, optimizer, schedule, data) from this dir/step "
                                                     "when `dir` has no checkpoint yet")
-    init_from: str | None = Field(None, description="initialise weights only from this checkpoint (annealing)")
+    init_from: InitFromConfig | None = Field(None, description="start a new run from another run's checkpoint "
+                                                               "(annealing, SFT); see InitFromConfig")
     async_save: bool = Field(False, description="write checkpoints in the background (GPU)")
     keep_last: NonNegativeInt = Field(0, description="delete older checkpoints, keeping this many (0: keep all)")
     optimizer_format: Literal["fully_reshardable", "dp_reshardable"] = Field(
@@ -116,6 +189,21 @@ class CheckpointConfig(StrictModel):
         description="distributed-optimizer state on disk: fully_reshardable reloads at any TP/PP/DP; "
                     "dp_reshardable saves without gathering but reloads only at the same TP/PP")
     signals: list[str] = Field(["SIGTERM", "SIGUSR1"], description="save a checkpoint and exit on these signals")
+
+    @field_validator("init_from", mode="before")
+    @classmethod
+    def _weights_only_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, str):  # `init_from: DIR`: the weights, nothing else
+            return {"path": v, "keep_optimizer": False, "keep_lr": False, "keep_iteration": False,
+                    "keep_data_position": False}
+        return v
+
+    @model_validator(mode="after")
+    def _resume_or_init(self) -> "CheckpointConfig":
+        if self.load_from and self.init_from:
+            raise ValueError("checkpoint.load_from (resume a run) and checkpoint.init_from (start a new run from a "
+                             "checkpoint) exclude each other")
+        return self
 
 
 class LoggingConfig(StrictModel):
@@ -137,6 +225,13 @@ class TrainConfig(StrictModel):
     schedule: ScheduleConfig = ScheduleConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _iters_known(self) -> "TrainConfig":
+        if self.train.iters is None and self.data.sft is None:
+            raise ValueError("train.iters: required for pretraining and annealing (only SFT derives it from "
+                             "data.sft.epochs)")
+        return self
 
     # ---- derived values ---------------------------------------------------------------------------------------
     @property
@@ -164,17 +259,10 @@ class TrainConfig(StrictModel):
         cuda = torch.cuda.is_available() if cuda is None else cuda
         te = te_available() if te is None else te
         m, p = self.model, self.parallel
-        if m.num_attention_heads % p.tensor:
-            raise ConfigError(f"parallel.tensor: {p.tensor} does not divide model.num_attention_heads "
-                              f"({m.num_attention_heads})")
-        if m.num_query_groups % p.tensor:
-            raise ConfigError(f"parallel.tensor: {p.tensor} does not divide model.num_query_groups "
-                              f"({m.num_query_groups})")
-        if m.vocab_size % p.tensor:
-            raise ConfigError(f"parallel.tensor: {p.tensor} does not divide model.vocab_size ({m.vocab_size})")
-        if m.ffn_hidden_size % p.tensor:
-            raise ConfigError(f"parallel.tensor: {p.tensor} does not divide model.ffn_hidden_size "
-                              f"({m.ffn_hidden_size})")
+        conflicts = m.tensor_parallel_conflicts(p.tensor)
+        if conflicts:
+            raise ConfigError(f"parallel.tensor: {p.tensor} does not divide model.{', model.'.join(conflicts)}; "
+                              f"valid sizes: {', '.join(map(str, m.valid_tensor_parallel_sizes()))}")
         if p.sequence_parallel and p.tensor == 1:
             raise ConfigError("parallel.sequence_parallel: needs parallel.tensor > 1")
         if p.virtual_pipeline is not None and p.pipeline == 1:
@@ -212,22 +300,39 @@ class TrainConfig(StrictModel):
             raise ConfigError("precision.dtype: bf16 needs a CUDA GPU (on CPU the trainer runs fp32)")
         if self.checkpoint.async_save and not cuda:
             raise ConfigError("checkpoint.async_save: needs a CUDA GPU (saves are synchronous on CPU)")
+        if t.iters is not None:
+            self.check_schedule(t.iters)
+        init = self.checkpoint.init_from
+        if not (init and init.keep_lr) and self.optimizer.min_lr > self.optimizer.lr:
+            raise ConfigError(f"optimizer.min_lr: {self.optimizer.min_lr} is above optimizer.lr {self.optimizer.lr}")
+
+    def check_schedule(self, iters: int) -> None:
+        """The schedule fits in ``iters`` steps (SFT knows its iters only once the data is read)."""
         s = self.schedule
-        total = s.total_steps or t.iters
+        total = s.total_steps or iters
         if s.style == "wsd" and total and (s.decay_steps or 0) > max(total - s.warmup_steps, 0):
             raise ConfigError(f"schedule.decay_steps: {s.decay_steps} does not fit after {s.warmup_steps} warmup "
                               f"steps in {total} steps")
-        if self.optimizer.min_lr > self.optimizer.lr:
-            raise ConfigError(f"optimizer.min_lr: {self.optimizer.min_lr} is above optimizer.lr {self.optimizer.lr}")
 
     def check_data(self) -> int:
         """Data prefixes exist and the tokenizer fits the model. Returns the tokenizer's EOD id."""
+        from oc_megatron.data.preprocess import LOSS_MASK_SUFFIX
+
         for key, blend in (("data.blend", self.data.blend), ("data.valid_blend", self.data.valid_blend or [])):
             for i, src in enumerate(blend):
                 missing = [s for s in (".bin", ".idx") if not Path(src.path + s).is_file()]
                 if missing:
                     raise ConfigError(f"{key}[{i}].path: {src.path}{' and '.join(missing)} not found (run "
                                       f"`oc-megatron preprocess` to create the indexed dataset)")
+        sft = self.data.sft
+        for key, paths in (("data.sft.paths", sft.paths if sft else []),
+                           ("data.sft.valid_paths", (sft.valid_paths or []) if sft else [])):
+            for i, prefix in enumerate(paths):
+                missing = [prefix + s for s in (".bin", ".idx", f"{LOSS_MASK_SUFFIX}.bin", f"{LOSS_MASK_SUFFIX}.idx")
+                           if not Path(prefix + s).is_file()]
+                if missing:
+                    raise ConfigError(f"{key}[{i}]: {', '.join(missing)} not found (run `oc-megatron sft-data` to "
+                                      "create the SFT dataset)")
         from oc_megatron.data.tokenizer import load_tokenizer_info
 
         try:

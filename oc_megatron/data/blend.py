@@ -4,11 +4,15 @@
 split train/valid/test by ``data.split`` unless ``data.valid_blend`` is given, then blended by weight; index caches
 are built once by rank 0 and reused by every rank and run).
 
-Batches are drawn by position, not by iterator state: step ``s`` uses samples ``[s*G, (s+1)*G)`` (G = global batch
-size), and microbatch ``m`` of data-parallel rank ``r`` takes the ``k = m*DP + r``-th block of ``micro_batch_size``
-samples in it. The global batch and the microbatch contents are therefore the same for every parallel layout, and
-the data position is just ``consumed_samples`` (saved in checkpoints). Validation always uses the same first
-``eval_iters`` global batches of the validation split, so its loss is comparable across evaluations and runs.
+Batches are drawn by position, not by iterator state: a step starting at data position ``c`` (``consumed_samples``,
+saved in checkpoints) uses samples ``[c, c+G)`` (G = global batch size), and microbatch ``m`` of data-parallel rank
+``r`` takes the ``k = m*DP + r``-th block of ``micro_batch_size`` samples in it. The global batch and the microbatch
+contents are therefore the same for every parallel layout. Validation always uses the same first ``eval_iters``
+global batches of the validation split, so its loss is comparable across evaluations and runs.
+
+``blend_report`` says what a run samples: each source's configured weight and share, and how many of the run's
+samples really come from it (read from the blended dataset's index); the trainer logs it and writes
+``OUTPUT/data_blend.json``. SFT data (``oc_megatron.data.sft.SFTDataset``) goes through the same batch layout.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from oc_common.config import ConfigError
@@ -49,14 +54,15 @@ def _blend(sources) -> tuple[list[str], list[float]]:
     return [s.path for s in sources], [s.weight for s in sources]
 
 
-def build_datasets(cfg, eod_id: int, seed: int | None = None):
-    """(train_dataset, valid_dataset or None) for ``cfg`` (a TrainConfig). Call on every rank."""
+def build_datasets(cfg, eod_id: int, train_samples: int, seed: int | None = None):
+    """(train_dataset, valid_dataset or None) for ``cfg`` (a TrainConfig with ``data.blend``), the training split
+    holding at least ``train_samples`` samples. Call on every rank."""
     from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
 
     t, d = cfg.train, cfg.data
     gbs = t.global_batch_size
-    train_samples = max(t.iters, 1) * gbs
+    train_samples = max(train_samples, gbs)
     valid_samples = t.eval_iters * gbs if t.eval_interval > 0 else 0
     kwargs: dict[str, Any] = {}
     if d.valid_blend:
@@ -95,19 +101,59 @@ class BatchLayout:
     def num_microbatches(self) -> int:
         return self.global_batch_size // (self.micro_batch_size * self.data_parallel_size)
 
-    def sample_indices(self, step: int, microbatch: int) -> range:
+    def sample_indices(self, first_sample: int, microbatch: int) -> range:
+        """This rank's samples of microbatch ``microbatch`` in the global batch starting at ``first_sample``."""
         block = microbatch * self.data_parallel_size + self.data_parallel_rank
-        first = step * self.global_batch_size + block * self.micro_batch_size
+        first = first_sample + block * self.micro_batch_size
         return range(first, first + self.micro_batch_size)
 
 
+BATCH_KEYS = ("tokens", "labels", "loss_mask", "position_ids", "segment_ids")
+
+
 def collate(dataset, indices: range) -> dict[str, torch.Tensor]:
-    """Stack GPTDataset samples into a microbatch: tokens, labels, loss_mask [b, s], position_ids [b, s]."""
+    """Stack samples into a microbatch of [b, s] tensors: tokens, labels, loss_mask, position_ids (+ segment_ids for
+    SFT sequences, whose samples must not attend to each other)."""
     samples = [dataset[i] for i in indices]
-    return {k: torch.stack([s[k] for s in samples]) for k in ("tokens", "labels", "loss_mask", "position_ids")}
+    return {k: torch.stack([s[k] for s in samples]) for k in BATCH_KEYS if k in samples[0]}
 
 
-def microbatch_iterator(dataset, layout: BatchLayout, step: int, needs_data: bool = True):
-    """The microbatches of one step for this rank; pipeline stages that need no data get ``None`` each time."""
+def collate_metadata(dataset, indices: range) -> dict[str, torch.Tensor] | None:
+    """What a pipeline stage without the embedding and the loss still needs: the sample boundaries of packed
+    sequences (positions and segments, for RoPE and the attention mask). None for pretraining data (plain causal)."""
+    if not hasattr(dataset, "metadata"):
+        return None
+    samples = [dataset.metadata(i) for i in indices]
+    return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+
+
+def microbatch_iterator(dataset, layout: BatchLayout, first_sample: int, needs_data: bool = True):
+    """The microbatches of one global batch for this rank. Pipeline stages that need no tokens or labels get only the
+    sequence metadata (``collate_metadata``) -- every stage of a packed sequence needs its sample boundaries."""
     for m in range(layout.num_microbatches):
-        yield collate(dataset, layout.sample_indices(step, m)) if needs_data else None
+        indices = layout.sample_indices(first_sample, m)
+        yield collate(dataset, indices) if needs_data else collate_metadata(dataset, indices)
+
+
+def blend_report(cfg, dataset, first_sample: int, num_samples: int) -> dict[str, Any]:
+    """The configured blend and the realised one over samples ``[first_sample, first_sample + num_samples)``."""
+    sources = cfg.data.blend
+    total_weight = sum(s.weight for s in sources)
+    index = getattr(dataset, "dataset_index", None)  # BlendedDataset: which source each sample comes from
+    if index is None or len(sources) == 1:
+        counts = [num_samples] + [0] * (len(sources) - 1)
+    else:
+        window = np.asarray(index[first_sample: first_sample + num_samples])
+        counts = np.bincount(window, minlength=len(sources)).tolist()
+    return {
+        "first_sample": first_sample,
+        "samples": num_samples,
+        "sources": [{"name": s.label, "path": s.path, "weight": s.weight, "share": s.weight / total_weight,
+                     "samples": int(n), "sampled_share": n / max(num_samples, 1)}
+                    for s, n in zip(sources, counts, strict=True)],
+    }
+
+
+def format_blend(report: dict[str, Any]) -> str:
+    return ", ".join(f"{s['name']} {s['share']:.2%} (weight {s['weight']:g}; {s['samples']} samples = "
+                     f"{s['sampled_share']:.2%})" for s in report["sources"])

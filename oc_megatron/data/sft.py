@@ -4,7 +4,8 @@
 
 * ``messages``: OpenAI style, a list of ``{"role": "system" | "user" | "assistant", "content": str}``; every
   assistant turn is trained;
-* ``instruction`` + ``output`` (OpenCoder's opc-sft-stage1/2 datasets): one user turn and one assistant turn.
+* ``instruction`` + ``output`` (OpenCoder's opc-sft-stage1/2 datasets) or ``instruction`` + ``response`` (our
+  ``oc-synth generate`` instruction recipes): one user turn and one assistant turn.
 
 **Template.** A conversation is rendered by the tokenizer's own chat template (``chat_template`` in
 ``tokenizer_config.json``, rendered with jinja2 the way transformers' ``apply_chat_template`` does, so a default
@@ -48,7 +49,8 @@ ASSISTANT_HEADER = f"{IM_START}assistant\n"
 
 # ---- records -> conversations --------------------------------------------------------------------------------------
 def conversation_from_record(record: dict[str, Any]) -> list[dict[str, str]]:
-    """The ``messages`` of a record (OpenAI style, or opc-sft ``instruction``/``output``). ValueError says why not."""
+    """The ``messages`` of a record (OpenAI style, or ``instruction`` + ``output``/``response``). ValueError says why
+    not."""
     if "messages" in record:
         messages = record["messages"]
         if not isinstance(messages, list) or not messages:
@@ -58,13 +60,15 @@ def conversation_from_record(record: dict[str, Any]) -> list[dict[str, str]]:
             if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
                 raise ValueError(f"messages[{i}]: expected {{role: {'|'.join(ROLES)}, content: string}}")
             out.append({"role": m["role"], "content": m["content"]})
-    elif "instruction" in record and "output" in record:
-        if not isinstance(record["instruction"], str) or not isinstance(record["output"], str):
-            raise ValueError("`instruction` and `output` must be strings")
+    elif "instruction" in record and ("output" in record or "response" in record):
+        answer_key = "output" if "output" in record else "response"
+        if not isinstance(record["instruction"], str) or not isinstance(record[answer_key], str):
+            raise ValueError(f"`instruction` and `{answer_key}` must be strings")
         out = [{"role": "user", "content": record["instruction"]},
-               {"role": "assistant", "content": record["output"]}]
+               {"role": "assistant", "content": record[answer_key]}]
     else:
-        raise ValueError("expected `messages` (a list of {role, content}) or `instruction` and `output`")
+        raise ValueError("expected `messages` (a list of {role, content}) or `instruction` with `output` (opc-sft) "
+                         "or `response` (oc-synth generate)")
     if not any(m["role"] == "assistant" for m in out):
         raise ValueError("no assistant turn: nothing to train on")
     for i, m in enumerate(out):
@@ -89,6 +93,7 @@ class ChatTemplate:
         self._special = special_tokens or {}
         self._compiled = None
         if source is not None:
+            from jinja2 import TemplateError
             from jinja2.sandbox import ImmutableSandboxedEnvironment
 
             def raise_exception(message: str):
@@ -97,10 +102,13 @@ class ChatTemplate:
             env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
                                                 extensions=["jinja2.ext.loopcontrols"])
             env.globals["raise_exception"] = raise_exception
-            self._compiled = env.from_string(source)
+            try:
+                self._compiled = env.from_string(source)
+            except TemplateError as e:
+                raise ValueError(f"chat template: {e}") from None
 
     @classmethod
-    def from_tokenizer(cls, tokenizer_dir: str | Path, system_prompt: str | None = None) -> "ChatTemplate":
+    def from_tokenizer(cls, tokenizer_dir: str | Path, system_prompt: str | None = None) -> ChatTemplate:
         cfg_file = Path(tokenizer_dir) / "tokenizer_config.json"
         cfg = json.loads(cfg_file.read_text(encoding="utf-8")) if cfg_file.is_file() else {}
         source = cfg.get("chat_template")
@@ -121,7 +129,12 @@ class ChatTemplate:
             messages = [{"role": "system", "content": self.system_prompt}, *messages]
         if self._compiled is None:
             return "".join(f"{IM_START}{m['role']}\n{m['content']}{IM_END}\n" for m in messages)
-        return self._compiled.render(messages=messages, add_generation_prompt=False, **self._special)
+        from jinja2 import TemplateError
+
+        try:
+            return self._compiled.render(messages=messages, add_generation_prompt=False, **self._special)
+        except TemplateError as e:
+            raise ValueError(f"chat template: {e}") from None
 
     def render(self, messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
         """(text, [(start, end) character spans trained]): one span per assistant turn, in order."""
@@ -149,7 +162,8 @@ def chat_token_ids(tokenizer) -> tuple[int, int]:
         tid = tokenizer.token_to_id(token)
         if tid is None or tokenizer.encode(token, add_special_tokens=False).ids != [tid]:
             raise ValueError(f"the tokenizer has no {token} token: ChatML SFT data needs {IM_START} and {IM_END} as "
-                             "special tokens (OpenCoder's tokenizer has them; examples/make_tiny_data.py adds them)")
+                             "special tokens (OpenCoder's tokenizer has them; examples/make_tiny_data.py trains a "
+                             "tokenizer with them: remove an older OUT_DIR/tokenizer first)")
         ids.append(tid)
     return ids[0], ids[1]
 
@@ -276,7 +290,8 @@ class SFTDataset:
     def __len__(self) -> int:
         return len(self._bin_start) - 1
 
-    def _samples(self, i: int) -> np.ndarray:
+    def sample_ids(self, i: int) -> np.ndarray:
+        """The samples packed into sequence ``i``, in order (global ids over ``prefixes``; none past the end)."""
         if i >= len(self):
             return self._order[:0]
         return self._order[self._bin_start[i]: self._bin_start[i + 1]]
@@ -291,7 +306,7 @@ class SFTDataset:
         positions = np.zeros(s, dtype=np.int64)
         segments = np.zeros(s, dtype=np.int64)
         at = 0
-        samples = self._samples(i)
+        samples = self.sample_ids(i)
         for k, n in enumerate(self._positions[samples].tolist()):
             positions[at: at + n] = np.arange(n)
             segments[at: at + n] = k
@@ -306,7 +321,7 @@ class SFTDataset:
         labels = np.full(s, self.pad_id, dtype=np.int64)
         loss_mask = np.zeros(s, dtype=np.float32)
         at = 0
-        for sample in self._samples(i).tolist():
+        for sample in self.sample_ids(i).tolist():
             ids, mask = self._read(sample)
             n = len(ids) - 1
             tokens[at: at + n] = ids[:-1]
@@ -315,6 +330,22 @@ class SFTDataset:
             at += n
         return {"tokens": torch.from_numpy(tokens), "labels": torch.from_numpy(labels),
                 "loss_mask": torch.from_numpy(loss_mask), **self.metadata(i)}
+
+
+def build_sft_datasets(cfg, pad_id: int) -> tuple[SFTDataset, SFTDataset | None]:
+    """(train, valid or None) for a TrainConfig with ``data.sft``. Validation: the first sequences of
+    ``valid_paths``, in file order."""
+    d, t = cfg.data.sft, cfg.train
+    train = SFTDataset(d.paths, cfg.seq_length, packing=d.packing, epochs=d.epochs, seed=t.seed, shuffle=d.shuffle,
+                       pad_id=pad_id)
+    valid = None
+    if t.eval_interval > 0:
+        if not d.valid_paths:
+            from oc_common.config import ConfigError
+
+            raise ConfigError("data.sft.valid_paths: needed when train.eval_interval > 0")
+        valid = SFTDataset(d.valid_paths, cfg.seq_length, packing=d.packing, epochs=1, shuffle=False, pad_id=pad_id)
+    return train, valid
 
 
 # ---- attention inputs for packed batches -----------------------------------------------------------------------------

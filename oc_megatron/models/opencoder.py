@@ -19,7 +19,9 @@ Public API (training, annealing, SFT and HF conversion build models only through
 * ``PRESETS``: name -> ModelConfig.
 * ``transformer_config(model, ...)``: Megatron-Core ``TransformerConfig`` for a parallel layout and precision.
 * ``build_model(model, tconfig, spec=..., seed=...)``: the GPTModel chunks of this rank (one per virtual pipeline
-  stage), initialised identically for every parallel layout (see ``init_weights_``).
+  stage), initialised identically for every parallel layout (see ``init_weights_``). The chunks are
+  ``OpenCoderGPTModel``: Megatron-Core's GPTModel with RoPE angles taken from ``position_ids`` (packed SFT sequences
+  restart positions per sample); same parameters and checkpoint keys.
 
 ``vocab_size`` is the number of embedding rows (the "padded" vocabulary). It is not padded further at any TP size:
 it must be divisible by the tensor-parallel size (96,640 = 2^7 x 5 x 151 allows TP 1, 2, 4, 8), so the HF
@@ -85,6 +87,17 @@ class ModelConfig(StrictModel):
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
+
+    def tensor_parallel_conflicts(self, tp: int) -> list[str]:
+        """The dimensions TP must split evenly (attention heads, KV heads, FFN, the never-padded vocabulary) that
+        ``tp`` does not divide, as "field (value)"; empty when ``tp`` is a valid TP size."""
+        dims = {"num_attention_heads": self.num_attention_heads, "num_query_groups": self.num_query_groups,
+                "ffn_hidden_size": self.ffn_hidden_size, "vocab_size": self.vocab_size}
+        return [f"{name} ({value})" for name, value in dims.items() if value % tp]
+
+    def valid_tensor_parallel_sizes(self) -> list[int]:
+        g = math.gcd(self.num_attention_heads, self.num_query_groups, self.ffn_hidden_size, self.vocab_size)
+        return [d for d in range(1, g + 1) if g % d == 0]
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "ModelConfig":
@@ -222,13 +235,13 @@ def build_model(
     With ``initialize`` the weights are set by ``init_weights_(chunks, model, seed)``.
     """
     from megatron.core import parallel_state as ps
-    from megatron.core.models.gpt import GPTModel
 
     from oc_megatron.models.cpu_compat import apply_cpu_shims
     from oc_megatron.models.specs import decoder_block_spec, resolve_spec_backend
 
     apply_cpu_shims()
     backend = resolve_spec_backend(spec, announce=spec == "auto")
+    gpt_model_class = opencoder_gpt_model_class()
     vpp = tconfig.virtual_pipeline_model_parallel_size
     chunks = []
     for vp_stage in range(vpp or 1):
@@ -236,7 +249,7 @@ def build_model(
         kwargs: dict[str, Any] = {}
         if vpp:
             kwargs["vp_stage"] = stage
-        gpt = GPTModel(
+        gpt = gpt_model_class(
             config=tconfig,
             transformer_layer_spec=decoder_block_spec(tconfig, backend, vp_stage=stage),
             vocab_size=model.vocab_size,
@@ -254,6 +267,54 @@ def build_model(
     if initialize:
         init_weights_(chunks, model, seed)
     return chunks
+
+
+_GPT_MODEL_CLASS = None
+
+
+def opencoder_gpt_model_class():
+    """``OpenCoderGPTModel``: Megatron-Core's GPTModel whose RoPE follows ``position_ids`` (built on first use, so
+    importing this module does not import Megatron-Core).
+
+    Megatron-Core's GPTModel rotates position ``t`` of every sequence by angle ``t`` whatever ``position_ids`` say
+    (they only feed learned position embeddings, which Llama models do not have); its way to restart positions is
+    THD packing (``packed_seq_params`` with ``cu_seqlens``), which only Transformer Engine attention accepts. Here,
+    when ``position_ids`` are given without ``packed_seq_params``, the rotary angles are computed per token from them
+    ([s, b, 1, dim] instead of [s, 1, 1, dim]; the same values for 0..s-1), so packed sequences on the local spec
+    (CPU) rotate each sample from position 0, as if it were alone. Every pipeline stage must be given the
+    ``position_ids`` (the trainer does): a stage that computes RoPE from 0..s-1 would silently differ. Fused RoPE
+    (a CUDA kernel that wants [s, 1, 1, dim]) keeps Megatron's angles: with it, pack with THD.
+    """
+    global _GPT_MODEL_CLASS
+    if _GPT_MODEL_CLASS is not None:
+        return _GPT_MODEL_CLASS
+    from megatron.core.models.gpt import GPTModel
+
+    class OpenCoderGPTModel(GPTModel):
+        def _preprocess(self, input_ids, position_ids, *args, **kwargs):
+            out = super()._preprocess(input_ids, position_ids, *args, **kwargs)
+            rotary = out[1]
+            if (rotary is None or position_ids is None or kwargs.get("packed_seq_params") is not None
+                    or kwargs.get("inference_context") is not None or self.config.apply_rope_fusion):
+                return out
+            return (out[0], self._rotary_from_positions(position_ids), *out[2:])
+
+        def _rotary_from_positions(self, position_ids: torch.Tensor) -> torch.Tensor:
+            """RotaryEmbedding.get_emb for arbitrary positions: [b, s] -> [s, b, 1, dim]."""
+            rope = self.rotary_pos_emb
+            inv_freq = rope.inv_freq.to(position_ids.device)
+            positions = position_ids.t().to(inv_freq.dtype)  # [s, b]
+            if rope.seq_len_interpolation_factor is not None:
+                positions = positions * (1 / rope.seq_len_interpolation_factor)
+            freqs = positions[..., None] * inv_freq  # [s, b, dim/2]: the outer product of get_freqs_non_repeated
+            if rope.rotary_interleaved:
+                emb = torch.stack((freqs, freqs), dim=-1).flatten(-2)
+            else:
+                emb = torch.cat((freqs, freqs), dim=-1)
+            return emb[:, :, None, :]
+
+    _GPT_MODEL_CLASS = OpenCoderGPTModel
+    return OpenCoderGPTModel
 
 
 # Output projections of each residual branch get std / sqrt(2 * num_layers) (GPT-2 / Megatron-LM scaled init).

@@ -13,7 +13,9 @@ removed by the next save). Contents:
   by their global names and offsets, so any TP / PP / VPP / DP layout loads any other (resharding on load).
 * ``optimizer``: Megatron-Core's sharded optimizer state (the distributed optimizer in a reshardable format).
 * ``scheduler``: the LR scheduler's state (its step counter is what resume uses).
-* ``train_state``: iteration, consumed samples (the data position), the parallel layout, the model config.
+* ``train_state``: iteration, consumed samples (the data position), the LR of the next step, the parallel layout,
+  the model config, and where the run started from (``init``: the checkpoint an annealing or SFT run
+  was initialised from, what it kept, the schedule's peak LR).
 * ``rng_state``: Python/NumPy/torch(/CUDA) and Megatron tracker states of every rank; restored only when the layout
   is unchanged (a resharded run cannot have "the same" per-rank streams).
 """
@@ -72,6 +74,9 @@ class TrainState:
     consumed_samples: int = 0
     layout: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
+    lr: float | None = None  # the LR the next step would use (what annealing's init_from.keep_lr starts from)
+    init: dict[str, Any] | None = None  # init_from: {"path", "iteration", "kept", "peak_lr"}
+    tokenizer: str | None = None  # absolute path of the training tokenizer (convert to-hf copies it)
 
 
 def current_layout() -> dict[str, int]:
@@ -223,12 +228,32 @@ def read_train_state(path: str | Path) -> TrainState:
     return TrainState(**ts)
 
 
+def has_optimizer_state(path: str | Path) -> bool:
+    """Whether a checkpoint holds optimizer state (a training checkpoint does; `convert from-hf` output does not)."""
+    from megatron.core import dist_checkpointing
+
+    metadata = dist_checkpointing.load_tensors_metadata(str(resolve_checkpoint(path)))
+    return any(key.startswith("optimizer.") for key in metadata)
+
+
+# Optimizer hyperparameters live in the param groups, which Megatron-Core's optimizer state dict restores from the
+# checkpoint. The config owns them (a resumed or annealing run may change the LR, weight decay, betas): keep this
+# run's values and take only the state (Adam moments, step counts) from the checkpoint.
+_PARAM_GROUP_HYPERPARAMETERS = ("lr", "max_lr", "min_lr", "weight_decay", "betas", "eps")
+
+
+def _param_groups(optimizer) -> list[dict[str, Any]]:
+    return [g for opt in getattr(optimizer, "chained_optimizers", [optimizer])
+            for g in getattr(opt, "param_groups", [])]
+
+
 def load_checkpoint(path: str | Path, chunks, optimizer=None, scheduler=None, optimizer_format: str =
-                    "fully_reshardable") -> TrainState:
+                    "fully_reshardable", restore_rng: bool = True) -> TrainState:
     """Load a checkpoint into this layout (any saved layout); optimizer / scheduler / RNG when given and present.
 
-    ``chunks`` are the unwrapped GPTModel chunks. Weights-only loading (annealing's ``init_from``, HF conversion):
-    pass no optimizer and no scheduler.
+    ``chunks`` are the unwrapped GPTModel chunks. Weights-only loading (``init_from`` without the optimizer, HF
+    conversion): pass no optimizer and no scheduler. The optimizer's hyperparameters stay this run's (see above);
+    RNG states are restored only with ``restore_rng`` and an unchanged layout.
     """
     from megatron.core import dist_checkpointing
 
@@ -239,22 +264,38 @@ def load_checkpoint(path: str | Path, chunks, optimizer=None, scheduler=None, op
     if full and optimizer_format == "fully_reshardable":
         _init_optimizer_state(optimizer)
     state = _sharded_state_dict(chunks, optimizer, scheduler, None, optimizer_format, is_loading=True,
-                                with_rng=full and same_layout)
+                                with_rng=full and restore_rng and same_layout)
     loaded = dist_checkpointing.load(state, str(path))
     for i, chunk in enumerate(chunks):
         chunk.load_state_dict(loaded[_model_key(i, len(chunks))], strict=True)
     if optimizer is not None:
+        hyperparameters = [{k: g[k] for k in _PARAM_GROUP_HYPERPARAMETERS if k in g} for g in _param_groups(optimizer)]
         optimizer.load_state_dict(loaded["optimizer"])
+        for group, values in zip(_param_groups(optimizer), hyperparameters, strict=True):
+            group.update(values)
     if scheduler is not None:
         scheduler.load_state_dict(loaded["scheduler"])
     if "rng_state" in loaded:
         _restore_rng(loaded["rng_state"])
-    elif full:
+    elif full and restore_rng:
         log.info("checkpoint layout %s differs from this run's %s: resharded; RNG states start fresh",
                  saved.layout, current_layout())
     log.info("loaded %s (iteration %d, %s)", path, saved.iteration,
-             "model + optimizer + scheduler" if full else "model weights only")
+             ("model + optimizer + scheduler" if scheduler is not None else "model + optimizer") if full
+             else "model weights only")
     return saved
+
+
+def adam_step(optimizer) -> int:
+    """Adam's step count as the optimizer holds it now (0 for a fresh optimizer): how many updates its moments saw."""
+    for opt in getattr(optimizer, "chained_optimizers", [optimizer]):
+        inner = getattr(opt, "optimizer", None)
+        for group in getattr(inner, "param_groups", []):
+            for p in group["params"]:
+                step = inner.state.get(p, {}).get("step")
+                if step is not None:
+                    return int(step)
+    return 0
 
 
 def _init_optimizer_state(optimizer) -> None:

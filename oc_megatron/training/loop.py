@@ -1,16 +1,24 @@
-"""The pretraining loop: Megatron-Core parts, no ``megatron.training``.
+"""The training loop for pretraining, annealing and SFT: Megatron-Core parts, no ``megatron.training``.
 
 ``run_training(cfg)`` does, on every rank (torchrun, srun, or one process):
 
-1. process group (NCCL / gloo) and Megatron parallel state (TP, PP, virtual PP, DP); config checks that need the
-   world size; data checks (prefixes exist, tokenizer fits the model);
-2. model chunks (``models.opencoder.build_model``: TE or local spec, layout-invariant init), each wrapped in
+1. config checks that need the world size; data checks (prefixes exist, tokenizer fits the model); how the run
+   starts (``training.start``: resume, ``init_from`` with explicit keep/reset, or scratch);
+2. process group (NCCL / gloo) and Megatron parallel state (TP, PP, virtual PP, DP);
+3. model chunks (``models.opencoder.build_model``: TE or local spec, layout-invariant init), each wrapped in
    Megatron-Core DDP (fp32 grad buffers; the distributed optimizer shards optimizer state over DP);
-3. optimizer (``get_megatron_optimizer``: Adam, grad clipping) and ``OptimizerParamScheduler`` (WSD / cosine);
-4. resume: the run's latest checkpoint, else ``checkpoint.load_from``, else weights from ``checkpoint.init_from``;
-5. steps: ``get_forward_backward_func`` (1F1B, interleaved with virtual PP) with a per-token loss
-   (``calculate_per_token_loss``: the loss is the mean over all tokens of the global batch, whatever the layout),
-   ``optimizer.step``, scheduler step, metrics, periodic validation and checkpoints, preemption checks.
+4. data: the blended GPTDataset (pretraining / annealing; the realised blend is logged and written to
+   ``data_blend.json``) or the SFT sequences (``data.sft``: packed, with ``train.iters`` from the epochs);
+5. optimizer (``get_megatron_optimizer``: Adam, grad clipping) and ``OptimizerParamScheduler`` (WSD / cosine), then
+   the start point's state loaded into them;
+6. steps: ``get_forward_backward_func`` (1F1B, interleaved with virtual PP) with a per-token loss
+   (``calculate_per_token_loss``: the loss is the mean over all trained tokens of the global batch, whatever the
+   layout), ``optimizer.step``, scheduler step, metrics, periodic validation and checkpoints, preemption checks.
+
+Packed SFT sequences carry ``segment_ids``: with Transformer Engine they become THD ``PackedSeqParams``
+(``cu_seqlens``; the microbatch is laid out as one [1, b*s] sequence), on the local spec a block-diagonal causal mask
+plus per-sample ``position_ids`` for RoPE. Every pipeline stage receives them (``collate_metadata``), not only the
+first and last.
 
 Returns a ``TrainResult``; raises ``Preempted`` after saving when a signal asked the run to stop.
 """
@@ -27,14 +35,16 @@ from typing import Any
 
 import torch
 
-from oc_common.config import dump_config
+from oc_common.config import ConfigError, dump_config
+from oc_common.fileio import atomic_write_json
 from oc_common.log import get_logger
 from oc_megatron.config import TrainConfig
-from oc_megatron.data.blend import BatchLayout, build_datasets, microbatch_iterator
+from oc_megatron.data.blend import BatchLayout, blend_report, build_datasets, format_blend, microbatch_iterator
 from oc_megatron.training import checkpoint as ckpt
 from oc_megatron.training.distributed import DistEnv, init_distributed, init_model_parallel, seed_everything
 from oc_megatron.training.metrics import MetricsLogger, device_peak_tflops, format_line, throughput
 from oc_megatron.training.preemption import PreemptionHandler
+from oc_megatron.training.start import plan_start, restore
 
 log = get_logger(__name__)
 
@@ -71,23 +81,37 @@ class Trainer:
     valid_data: Any
     state: ckpt.TrainState
     is_logging_rank: bool
-    attention_mask: torch.Tensor | None
+    attention_mask: torch.Tensor | None  # causal mask for the local spec (None with TE: causal by itself)
     device: torch.device
+    thd: bool = False  # packed sequences as THD PackedSeqParams (Transformer Engine) rather than a mask
 
     # ---- one step --------------------------------------------------------------------------------------------------
     def _forward_step(self, data_iterator, model):
         batch = next(data_iterator)
-        if batch is None:  # a pipeline stage in the middle: its input comes from the previous stage
+        if batch is None:  # pretraining, a pipeline stage in the middle: its input comes from the previous stage
             output = model(None, None, self.attention_mask)
             return output, None
-        tokens = batch["tokens"].to(self.device, non_blocking=True)
-        labels = batch["labels"].to(self.device, non_blocking=True)
-        loss_mask = batch["loss_mask"].to(self.device, non_blocking=True)
-        position_ids = batch["position_ids"].to(self.device, non_blocking=True)
-        output = model(tokens, position_ids, self.attention_mask, labels=labels)
-        return output, partial(_loss_func, loss_mask)
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        position_ids, attention_mask, packed = batch["position_ids"], self.attention_mask, None
+        if "segment_ids" in batch:  # SFT sequences: each sample sees only itself, from position 0
+            if self.thd:
+                from oc_megatron.data.sft import packed_seq_params
 
-    def _data_iterators(self, dataset, step: int):
+                packed = packed_seq_params(batch["segment_ids"])
+                attention_mask = None
+                batch = {k: v.reshape(1, -1) for k, v in batch.items()}  # THD: the microbatch is one token stream
+                position_ids = batch["position_ids"]
+            else:
+                from oc_megatron.data.sft import packed_attention_mask
+
+                attention_mask = packed_attention_mask(batch["segment_ids"])
+        if "tokens" not in batch:  # a middle stage of a packed batch: boundaries only
+            return model(None, position_ids, attention_mask, packed_seq_params=packed), None
+        output = model(batch["tokens"], position_ids, attention_mask, labels=batch["labels"],
+                       packed_seq_params=packed)
+        return output, partial(_loss_func, batch["loss_mask"])
+
+    def _data_iterators(self, dataset, first_sample: int):
         from megatron.core import parallel_state as ps
 
         def needs_data(vp_stage: int | None) -> bool:
@@ -95,20 +119,23 @@ class Trainer:
                     or ps.is_pipeline_last_stage(ignore_virtual=False, vp_stage=vp_stage))
 
         if len(self.model) == 1:
-            return microbatch_iterator(dataset, self.batch, step, needs_data(None))
-        return [microbatch_iterator(dataset, self.batch, step, needs_data(i))
+            return microbatch_iterator(dataset, self.batch, first_sample, needs_data(None))
+        return [microbatch_iterator(dataset, self.batch, first_sample, needs_data(i))
                 for i in range(len(self.model))]
 
-    def _run_microbatches(self, dataset, step: int, forward_only: bool) -> float | None:
+    def _run_microbatches(self, dataset, first_sample: int, forward_only: bool) -> float | None:
         from megatron.core.pipeline_parallel import get_forward_backward_func
 
+        seq_length, micro_batch_size = self.cfg.seq_length, self.cfg.train.micro_batch_size
+        if self.thd:  # activations are [b*s, 1, h] between pipeline stages
+            seq_length, micro_batch_size = seq_length * micro_batch_size, 1
         results = get_forward_backward_func()(
             forward_step_func=self._forward_step,
-            data_iterator=self._data_iterators(dataset, step),
+            data_iterator=self._data_iterators(dataset, first_sample),
             model=self.model if len(self.model) > 1 else self.model[0],
             num_microbatches=self.batch.num_microbatches,
-            seq_length=self.cfg.seq_length,
-            micro_batch_size=self.cfg.train.micro_batch_size,
+            seq_length=seq_length,
+            micro_batch_size=micro_batch_size,
             forward_only=forward_only,
         )
         return _reduce_loss(results)
@@ -118,9 +145,8 @@ class Trainer:
         for m in self.model:
             m.zero_grad_buffer()
         self.optimizer.zero_grad()
-        step = self.state.iteration
         start = time.perf_counter()
-        loss = self._run_microbatches(self.train_data, step, forward_only=False)
+        loss = self._run_microbatches(self.train_data, self.state.consumed_samples, forward_only=False)
         ok, grad_norm, _ = self.optimizer.step()
         lr = self.optimizer.param_groups[0]["lr"]  # the LR this step used
         self.scheduler.step(increment=1)
@@ -145,7 +171,7 @@ class Trainer:
         total, count = 0.0, 0.0
         with torch.no_grad():
             for i in range(self.cfg.train.eval_iters):
-                r = self._run_microbatches(self.valid_data, i, forward_only=True)
+                r = self._run_microbatches(self.valid_data, i * self.batch.global_batch_size, forward_only=True)
                 if r is not None:
                     total += r
                     count += 1
@@ -156,6 +182,8 @@ class Trainer:
     def save(self, saver: ckpt.CheckpointSaver) -> Path:
         self.state.layout = ckpt.current_layout()
         self.state.model = self.cfg.model.model_dump()
+        self.state.tokenizer = str(Path(self.cfg.data.tokenizer).resolve())
+        self.state.lr = self.optimizer.param_groups[0]["lr"]  # set by the scheduler for the next step
         return saver.save(self.chunks, self.optimizer, self.scheduler, self.state)
 
 
@@ -182,19 +210,25 @@ def _reduce_loss(results: list[dict[str, torch.Tensor]] | None) -> float | None:
 
 
 def setup(cfg: TrainConfig) -> Trainer:
-    """Everything up to the first step (including resume). Collective: call on all ranks."""
+    """Everything up to the first step (including resume / init). Collective: call on all ranks.
+
+    Values the run derives are written back into ``cfg`` (and so into OUTPUT/config.yaml): ``train.iters`` of an SFT
+    run (from the epochs) and ``optimizer.lr`` when it comes from the checkpoint (``init_from.keep_lr``).
+    """
     from oc_megatron.models.cpu_compat import apply_cpu_shims
     from oc_megatron.training.distributed import detect_launcher
 
     # A bad config fails here, before any process group or model exists.
     cfg.check(detect_launcher()[2])
     eod_id = cfg.check_data()
+    start = plan_start(cfg)
     apply_cpu_shims()  # before Megatron-Core builds anything (see cpu_compat)
     from megatron.core import parallel_state as ps
     from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig, finalize_model_grads
     from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
 
     from oc_megatron.models.opencoder import build_model, transformer_config
+    from oc_megatron.models.specs import resolve_spec_backend
     from oc_megatron.training.schedule import build_scheduler
 
     env = init_distributed()
@@ -204,16 +238,26 @@ def setup(cfg: TrainConfig) -> Trainer:
     p, pr = cfg.parallel, cfg.precision
     init_model_parallel(p.tensor, p.pipeline, p.virtual_pipeline, p.context_parallel)
     seed_everything(cfg.train.seed)
+    batch = BatchLayout(cfg.train.global_batch_size, cfg.train.micro_batch_size, ps.get_data_parallel_world_size(),
+                        ps.get_data_parallel_rank())
+    train_data, valid_data = _build_data(cfg, eod_id, start, env.rank == 0)
+    cfg.check_schedule(cfg.train.iters)
+    if start.peak_lr is not None and start.peak_lr != cfg.optimizer.lr:
+        log.info("optimizer.lr: %g -> %g, the LR of %s (init_from.keep_lr)", cfg.optimizer.lr, start.peak_lr,
+                 (start.saved.init or {}).get("path", start.source))
+        cfg.optimizer.lr = start.peak_lr
+
     dtype = pr.resolved_dtype(cuda)
+    backend = resolve_spec_backend(pr.layer_spec)
+    packed = cfg.data.sft is not None
     tconfig = transformer_config(
         cfg.model, tensor_parallel=p.tensor, pipeline_parallel=p.pipeline, virtual_pipeline=p.virtual_pipeline,
         sequence_parallel=p.sequence_parallel, context_parallel=p.context_parallel, precision=dtype,
         fp8=pr.fp8, fp8_recipe=pr.fp8_recipe, fp8_amax_history_len=pr.fp8_amax_history_len,
         recompute=pr.recompute, recompute_num_layers=pr.recompute_num_layers, calculate_per_token_loss=True,
+        # The local spec restarts RoPE per sample from position_ids, which the fused RoPE kernel cannot do.
+        **({"apply_rope_fusion": False} if packed and backend == "local" else {}),
     )
-    from oc_megatron.models.specs import resolve_spec_backend
-
-    backend = resolve_spec_backend(pr.layer_spec)
     chunks = build_model(cfg.model, tconfig, spec=backend, seed=cfg.train.seed)
     ddp_config = DistributedDataParallelConfig(
         grad_reduce_in_fp32=True,
@@ -243,33 +287,54 @@ def setup(cfg: TrainConfig) -> Trainer:
         tconfig.param_sync_func = ([m.start_param_sync for m in model] if len(model) > 1
                                    else model[0].start_param_sync)
 
-    state = _resume(cfg, chunks, optimizer, scheduler)
-    train_data, valid_data = build_datasets(cfg, eod_id)
+    state = restore(start, cfg, chunks, optimizer, scheduler)
     device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
     s = cfg.seq_length
     # TE attention is causal by itself (attn_mask_type=causal, no mask tensor); the local spec gets an explicit
     # causal mask (True = masked), since Megatron's default one is created on "cuda".
     attention_mask = None if backend == "te" else torch.triu(
         torch.ones(1, 1, s, s, dtype=torch.bool, device=device), diagonal=1)
-    batch = BatchLayout(cfg.train.global_batch_size, cfg.train.micro_batch_size, ps.get_data_parallel_world_size(),
-                        ps.get_data_parallel_rank())
     is_logging_rank = (ps.is_pipeline_last_stage(ignore_virtual=True) and ps.get_tensor_model_parallel_rank() == 0
                        and ps.get_data_parallel_rank() == 0)
     return Trainer(cfg, env, model, chunks, optimizer, scheduler, batch, train_data, valid_data, state,
-                   is_logging_rank, attention_mask, device)
+                   is_logging_rank, attention_mask, device, thd=packed and backend == "te")
 
 
-def _resume(cfg: TrainConfig, chunks, optimizer, scheduler) -> ckpt.TrainState:
-    c = cfg.checkpoint
-    own = ckpt.latest_checkpoint(cfg.checkpoint_dir)
-    source = own or (ckpt.resolve_checkpoint(c.load_from) if c.load_from else None)
-    if source is not None:
-        log.info("resuming from %s", source)
-        state = ckpt.load_checkpoint(source, chunks, optimizer, scheduler, c.optimizer_format)
-        return ckpt.TrainState(state.iteration, state.consumed_samples)
-    if c.init_from:
-        ckpt.load_checkpoint(c.init_from, chunks)
-    return ckpt.TrainState()
+def _build_data(cfg: TrainConfig, eod_id: int, start, report: bool):
+    """(train, valid) datasets for the run's sample range; sets ``train.iters`` of SFT runs from the epochs."""
+    t = cfg.train
+    gbs = t.global_batch_size
+    if cfg.data.sft is not None:
+        from oc_megatron.data.sft import build_sft_datasets
+
+        train, valid = build_sft_datasets(cfg, pad_id=eod_id)
+        st = train.stats
+        epoch_steps = start.iteration + math.ceil(max(len(train) - start.consumed_samples, 0) / gbs)
+        log.info("SFT data: %d samples x %d epochs -> %d sequences of %d positions (%s, %.0f%% real tokens); %d "
+                 "samples longer than the sequence dropped", st.samples, cfg.data.sft.epochs, st.sequences,
+                 cfg.seq_length, "packed" if cfg.data.sft.packing else "one sample each", 100 * st.fill,
+                 st.dropped_too_long)
+        if t.iters is None:
+            log.info("train.iters: %d (%d sequences over %d epochs, in global batches of %d)", epoch_steps,
+                     len(train), cfg.data.sft.epochs, gbs)
+            t.iters = epoch_steps
+        elif t.iters != epoch_steps:
+            log.info("train.iters %d given: stops after %d of the %d steps of %d epochs", t.iters, t.iters,
+                     epoch_steps, cfg.data.sft.epochs)
+        if t.iters <= start.iteration:
+            raise ConfigError(f"train.iters: {t.iters} leaves nothing to train after step {start.iteration}")
+        return train, valid
+
+    run_samples = (t.iters - start.iteration) * gbs
+    train, valid = build_datasets(cfg, eod_id, start.consumed_samples + run_samples)
+    blend = blend_report(cfg, train, start.consumed_samples, run_samples)
+    log.info("data blend over samples %d..%d: %s", start.consumed_samples, start.consumed_samples + run_samples,
+             format_blend(blend))
+    if report:
+        out = Path(cfg.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "data_blend.json", blend)
+    return train, valid
 
 
 def run_training(cfg: TrainConfig) -> TrainResult:

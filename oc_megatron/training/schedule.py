@@ -9,7 +9,10 @@
                       OpenCoder decays "exponentially to 1e-5" in annealing)
 * s > T:              lr = min_lr
 
-Pretraining runs WSD with D = 0 (constant after warmup, as OpenCoder's 2T-token stage); the annealing run decays.
+Pretraining runs WSD with D = 0 (constant after warmup, as OpenCoder's 2T-token stage); the annealing run decays: a
+new run from a stable-phase checkpoint (``checkpoint.init_from`` with ``keep_lr``: the peak is the checkpoint's LR)
+with W = 0 and D = T, so step k of T runs at min_lr + (2 * 0.5**((k-1)/T) - 1) * (lr - min_lr) and the floor is
+reached after the last step. SFT: ``cosine`` after ``warmup_steps`` (OpenCoder: 100).
 ``cosine`` / ``linear`` decay from the end of warmup to W + D (default T). ``constant`` holds the peak after warmup.
 Weight decay is constant. The step counter is saved in checkpoints and restored on resume; every other value comes
 from the config (``override_opt_param_scheduler``), so a resumed run may change the schedule.

@@ -10,10 +10,13 @@ from __future__ import annotations
 import copy
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import torch.multiprocessing as mp
+import yaml
 
 from oc_megatron.training.distributed import free_port
 
@@ -34,15 +37,54 @@ def run_distributed_test(fn: Callable, world_size: int, *args: Any, backend: str
     mp.spawn(_entry, args=(fn, world_size, free_port(), backend, args), nprocs=world_size, join=True)
 
 
-def read_losses(run_dir: str | Path, split: str = "train") -> dict[int, float]:
-    """step -> loss from a run's metrics.jsonl (the last record of a step wins: resumed runs append)."""
-    out: dict[int, float] = {}
-    path = Path(run_dir) / "metrics.jsonl"
-    for line in path.read_text().splitlines():
+# Same data, seed and model; only the order of floating-point reductions differs between parallel layouts.
+FP32_RTOL = 2e-5
+
+
+def assert_same_losses(got: dict[int, float], want: dict[int, float], steps, what: str) -> None:
+    import pytest
+
+    for s in steps:
+        assert s in got, f"{what}: no loss logged for step {s}"
+        assert got[s] == pytest.approx(want[s], rel=FP32_RTOL), f"{what}, step {s}: {got[s]} != reference {want[s]}"
+
+
+def write_config(cfg: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def cli(config: Path, *overrides: str) -> list[str]:
+    """The `oc-megatron train` command line (through the interpreter running the tests)."""
+    return [sys.executable, "-m", "oc_megatron.cli", "train", str(config), *overrides]
+
+
+def cli_env() -> dict[str, str]:
+    # A wide console: rich would wrap log lines (and paths in them) at 80 columns.
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "COLUMNS": "1000"}
+
+
+def run_cli(config: Path, *overrides: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `oc-megatron train` to completion (asserting success); stderr holds the log."""
+    proc = subprocess.run(cli(config, *overrides), capture_output=True, text=True, timeout=timeout, env=cli_env(),
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def read_metrics(run_dir: str | Path, split: str = "train") -> dict[int, dict[str, Any]]:
+    """step -> the metrics record of a run's metrics.jsonl (the last record of a step wins: resumed runs append)."""
+    out: dict[int, dict[str, Any]] = {}
+    for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines():
         rec = json.loads(line)
         if rec["split"] == split:
-            out[rec["step"]] = rec["loss"]
+            out[rec["step"]] = rec
     return out
+
+
+def read_losses(run_dir: str | Path, split: str = "train") -> dict[int, float]:
+    """step -> loss from a run's metrics.jsonl."""
+    return {step: rec["loss"] for step, rec in read_metrics(run_dir, split).items()}
 
 
 # ---- workers (module level so that spawn can import them) ---------------------------------------------------------
@@ -74,3 +116,54 @@ def tiny_train_config(tiny_data: dict[str, Path], output_dir: Path, **sections) 
     for name, values in sections.items():
         cfg[name] = {**cfg.get(name, {}), **values}
     return copy.deepcopy(cfg)
+
+
+def sft_per_sample_losses(rank: int, world_size: int, prefix: str, seq_length: int, init_std: float,
+                          out_path: str) -> None:
+    """Per-sample mean losses of the SFT samples in ``prefix`` computed by one tiny model (local spec): ``alone`` in a
+    padded sequence (with position_ids, and without: Megatron-Core's own RoPE); ``packed`` (block-diagonal mask,
+    restarted positions); and three wrong ways to pack (without
+    restarting positions, with a plain causal mask, both). Written to ``out_path`` as {variant: {sample id: loss}}."""
+    import torch
+
+    from oc_megatron.data.sft import SFTDataset, packed_attention_mask
+    from oc_megatron.models.cpu_compat import apply_cpu_shims
+    from oc_megatron.models.opencoder import ModelConfig, build_model, transformer_config
+    from oc_megatron.training.distributed import init_distributed, init_model_parallel, seed_everything
+
+    apply_cpu_shims()
+    init_distributed()
+    init_model_parallel()
+    seed_everything(0)
+    model_cfg = ModelConfig.from_preset("tiny", init_method_std=init_std)
+    tconfig = transformer_config(model_cfg, apply_rope_fusion=False)
+    model = build_model(model_cfg, tconfig, spec="local", seed=0)[0].eval()
+    packed = SFTDataset([prefix], seq_length, packing=True, shuffle=False)
+    alone = SFTDataset([prefix], seq_length, packing=False, shuffle=False)
+    causal = torch.ones(seq_length, seq_length, dtype=torch.bool).triu(1)[None, None]
+
+    def sample_losses(batch, positions, mask) -> list[float]:
+        with torch.no_grad():
+            positions = None if positions is None else positions[None]
+            loss = model(batch["tokens"][None], positions, mask, labels=batch["labels"][None])[0]
+        seg, weight = batch["segment_ids"], batch["loss_mask"]
+        return [float((loss * weight)[seg == k].sum() / weight[seg == k].sum())
+                for k in range(int(seg.max())) if weight[seg == k].sum() > 0]
+
+    out: dict[str, dict[int, float]] = {"alone": {}, "alone_megatron_rope": {}, "packed": {},
+                                        "no_position_restart": {}, "causal_mask": {}, "causal_mask_no_restart": {}}
+    for i in range(len(alone)):
+        b, sample = alone[i], int(alone.sample_ids(i)[0])
+        out["alone"][sample] = sample_losses(b, b["position_ids"], causal)[0]
+        # No position_ids: Megatron-Core's own RoPE (angles 0..s-1), which per-token RoPE must reproduce exactly.
+        out["alone_megatron_rope"][sample] = sample_losses(b, None, causal)[0]
+    for i in range(len(packed)):
+        b, ids = packed[i], [int(x) for x in packed.sample_ids(i)]
+        block = packed_attention_mask(b["segment_ids"][None])
+        arange = torch.arange(seq_length)
+        for variant, positions, mask in (("packed", b["position_ids"], block),
+                                         ("no_position_restart", arange, block),
+                                         ("causal_mask", b["position_ids"], causal),
+                                         ("causal_mask_no_restart", arange, causal)):
+            out[variant].update(zip(ids, sample_losses(b, positions, mask), strict=True))
+    Path(out_path).write_text(json.dumps(out))

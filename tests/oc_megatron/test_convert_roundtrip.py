@@ -244,9 +244,10 @@ def test_to_hf_of_a_trained_checkpoint_loads_in_transformers_and_matches(trained
                            read_hf_tensors(tmp_path / "hf_it2")["lm_head.weight"])  # it trained in between
     with pytest.raises(ConversionError, match=r"no complete checkpoint for iteration 7 \(available: 2, 3\)"):
         to_hf(trained, tmp_path / "nope", iteration=7, tokenizer=str(tiny_data["tokenizer"]))
-    with pytest.raises(ConversionError, match="no tokenizer recorded"):
-        to_hf(trained, tmp_path / "nope")
-    assert not (tmp_path / "nope").exists()
+    # without --tokenizer, the training tokenizer recorded in the checkpoint is used
+    to_hf(trained, tmp_path / "hf_recorded")
+    assert ((tmp_path / "hf_recorded" / "tokenizer.json").read_bytes()
+            == (Path(tiny_data["tokenizer"]) / "tokenizer.json").read_bytes())
 
 
 # ---- bad input ------------------------------------------------------------------------------------------------------
@@ -292,7 +293,7 @@ def test_from_hf_rejects_missing_and_truncated_shards(hf_copy, tmp_path):
 
 
 def test_from_hf_rejects_layouts_that_do_not_divide(models, tmp_path):
-    with pytest.raises(ConversionError, match=r"--tp 3 does not divide num_attention_heads 4.*valid TP sizes "
+    with pytest.raises(ConversionError, match=r"--tp 3 does not divide num_attention_heads \(4\).*valid TP sizes "
                                               r"for this model: 1, 2$"):
         from_hf(models["gqa"]["hf"], tmp_path / "ckpt", tp=3)
     with pytest.raises(ConversionError, match="--pp 3 does not divide num_layers 4"):

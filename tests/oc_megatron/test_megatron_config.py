@@ -107,3 +107,76 @@ def test_cli_reports_a_bad_config_in_one_line(tiny_data, tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "parallel.tensor: 3 does not divide model.num_attention_heads (4)" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# ---- annealing / SFT configs ----------------------------------------------------------------------------------------
+def test_annealing_blend_weights_default_to_opencoders_token_counts(tiny_data, tmp_path):
+    p = str(tiny_data["prefix"])
+    cfg = make(tiny_data, tmp_path, data={"blend": [
+        {"name": "original", "path": p}, {"name": "algorithmic", "path": p},
+        {"name": "synthetic_snippets", "path": p}, {"name": "synthetic_textbooks", "path": p, "weight": 2.0},
+        {"path": p}]})
+    assert [s.weight for s in cfg.data.blend] == [84.0, 12.44, 2.71, 2.0, 1.0]  # explicit weights win
+
+
+def test_init_from_states_every_kept_piece(tiny_data, tmp_path):
+    with pytest.raises(ConfigError, match=r"checkpoint\.init_from\.keep_optimizer: Field required"):
+        make(tiny_data, tmp_path, checkpoint={"init_from": {"path": "x", "keep_lr": True}})
+    shorthand = make(tiny_data, tmp_path, checkpoint={"init_from": "ckpt/dir"}).checkpoint.init_from
+    assert shorthand.path == "ckpt/dir" and not any(shorthand.kept.values())  # a bare path: weights only
+    with pytest.raises(ConfigError, match=r"load_from .*init_from .*exclude each other"):
+        make(tiny_data, tmp_path, checkpoint={"init_from": "a", "load_from": "b"})
+
+
+def test_init_from_missing_iteration_lists_the_available_ones(reference, tiny_data, tmp_path):
+    from oc_megatron.training.start import plan_start
+
+    init = {"path": str(reference["dir"] / "checkpoints"), "iteration": 5, "keep_optimizer": True, "keep_lr": True,
+            "keep_iteration": False, "keep_data_position": False}
+    with pytest.raises(ConfigError, match=r"init_from\.iteration: .*iter_0000005 is not a checkpoint \(available .*"
+                                          r"iter_0000004, iter_0000008, iter_0000012\)"):
+        plan_start(make(tiny_data, tmp_path, checkpoint={"init_from": init}))
+    init["iteration"] = 8
+    start = plan_start(make(tiny_data, tmp_path, checkpoint={"init_from": init}))
+    assert (start.kind, start.saved.iteration, start.iteration, start.peak_lr) == ("init", 8, 0, 3e-3)
+
+
+def test_data_is_a_blend_or_sft_and_sft_derives_iters(tiny_data, sft_data, tmp_path):
+    sft = {"tokenizer": str(tiny_data["tokenizer"]), "sft": {"paths": [str(sft_data["stage1"])]}}
+    data = tiny_train_config(tiny_data, tmp_path)
+    data["data"] = sft
+    del data["train"]["iters"]
+    cfg = validate_config(data, TrainConfig)
+    assert cfg.train.iters is None and cfg.data.sft.epochs == 1
+    cfg.check_data()
+    with pytest.raises(ConfigError, match=r"exactly one of data\.blend .* and data\.sft"):
+        validate_config({**data, "data": {**sft, "blend": [{"path": "x"}]}}, TrainConfig)
+    with pytest.raises(ConfigError, match=r"train\.iters: required for pretraining and annealing"):
+        validate_config({**data, "data": tiny_train_config(tiny_data, tmp_path)["data"]}, TrainConfig)
+    with pytest.raises(ConfigError, match=r"data\.sft\.paths\[0\]: .*nope\.bin.*nope\.loss_mask\.idx not found"):
+        validate_config({**data, "data": {**sft, "sft": {"paths": [str(tmp_path / "nope")]}}},
+                        TrainConfig).check_data()
+
+
+@pytest.mark.parametrize("name, world_size", [("anneal_tiny", 1), ("anneal_opencoder_1p5b", 256),
+                                              ("sft_tiny_stage1", 1), ("sft_tiny_stage2", 1),
+                                              ("sft_stage1", 64), ("sft_stage2", 64)])
+def test_example_recipes_are_valid(name, world_size):
+    from pathlib import Path
+
+    from oc_megatron.config import load_train_config
+
+    cfg = load_train_config(Path(__file__).resolve().parents[2] / "examples" / f"{name}.yaml")
+    cfg.check(world_size=world_size, cuda=True, te=True)
+    init = cfg.checkpoint.init_from
+    if name.startswith("anneal"):  # OpenCoder: keep the optimizer, decay from the checkpoint LR to 1e-5
+        assert init.keep_optimizer and init.keep_lr and not init.keep_data_position
+        assert cfg.optimizer.min_lr == 1e-5 and cfg.schedule.decay_steps == cfg.train.iters
+        assert [(s.name, s.weight) for s in cfg.data.blend] == [
+            ("original", 84.0), ("algorithmic", 12.44), ("synthetic_snippets", 2.71), ("synthetic_textbooks", 0.91)]
+    else:  # SFT: the weights only; warmup then cosine
+        assert not any(init.kept.values()) and cfg.schedule.style == "cosine"
+    if name in ("sft_stage1", "sft_stage2"):  # OpenCoder's two stages
+        want = {"sft_stage1": (2e-5, 4096, 1), "sft_stage2": (5e-5, 512, 3)}[name]
+        assert (cfg.optimizer.lr, cfg.train.global_batch_size, cfg.data.sft.epochs) == want
+        assert cfg.schedule.warmup_steps == 100

@@ -49,7 +49,7 @@ def _run_cases(rank: int, world_size: int, cases: list[tuple[str, dict]], summar
 
 
 @pytest.fixture(scope="module")
-def gpu_summary(tiny_data, tmp_path_factory):
+def gpu_summary(tiny_data, sft_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("gpu")
     tiny = dict(train={"iters": 6}, checkpoint={"interval": 0, "save_final": False},
                 schedule={"warmup_steps": 1, "decay_steps": 0})
@@ -67,6 +67,14 @@ def gpu_summary(tiny_data, tmp_path_factory):
         ("opencoder_1.5b_4l_fp8", tiny_train_config(tiny_data, root / "oc15_fp8", **big,
                                                     precision={"fp8": "hybrid", "fp8_recipe": "delayed"})),
     ]
+    # Packed SFT: THD (cu_seqlens, TE attention; microbatches of 2 laid end to end) vs the block-diagonal mask of
+    # the local spec, on the same data and weights.
+    sft = dict(train={"iters": 4, "micro_batch_size": 2, "global_batch_size": 4, "seq_length": 256},
+               checkpoint={"interval": 0, "save_final": False}, schedule={"style": "cosine", "warmup_steps": 1})
+    for spec in ("te", "local"):
+        case = tiny_train_config(tiny_data, root / f"sft_{spec}", **sft, precision={"layer_spec": spec})
+        case["data"] = {"tokenizer": str(tiny_data["tokenizer"]), "sft": {"paths": [str(sft_data["stage1"])]}}
+        cases.append((f"sft_packed_{spec}", case))
     summary_path = root / "summary.json"
     run_distributed_test(_run_cases, 1, cases, str(summary_path), backend="nccl")
     summary = json.loads(summary_path.read_text())
@@ -99,6 +107,12 @@ def test_opencoder_1p5b_throughput(gpu_summary):
         r = gpu_summary[f"opencoder_1.5b_4l_{precision}"]
         assert r["tokens_per_s"] > 0 and all(math.isfinite(x) for x in r["losses"])
         assert r["mfu"] is None or 0.05 < r["mfu"] < 1.0
+
+
+def test_packed_sft_thd_matches_the_mask_path(gpu_summary):
+    thd, mask = gpu_summary["sft_packed_te"]["losses"], gpu_summary["sft_packed_local"]["losses"]
+    assert len(thd) == len(mask) and all(math.isfinite(x) for x in thd)
+    assert thd == pytest.approx(mask, rel=2e-2)  # bf16, different attention kernels
 
 
 def _tp2_worker(rank: int, world_size: int, data: dict) -> None:

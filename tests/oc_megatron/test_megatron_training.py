@@ -9,53 +9,23 @@ reference curve. A run killed with SIGKILL, then stopped with SIGTERM, then fini
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
-from megatron_test_helpers import read_losses, run_distributed_test, tiny_train_config, train_layouts
-
-# Same data, seed and model; only the order of floating-point reductions differs between layouts.
-FP32_RTOL = 2e-5
-
-
-def _write_config(cfg: dict, path: Path) -> Path:
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def _cli(config: Path, *overrides: str) -> list[str]:
-    return [sys.executable, "-m", "oc_megatron.cli", "train", str(config), *overrides]
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-
-
-def _run_cli(config: Path, *overrides: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run(_cli(config, *overrides), capture_output=True, text=True, timeout=timeout, env=_env())
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return proc
-
-
-def _assert_same_losses(got: dict[int, float], want: dict[int, float], steps, what: str) -> None:
-    for s in steps:
-        assert s in got, f"{what}: no loss logged for step {s}"
-        assert got[s] == pytest.approx(want[s], rel=FP32_RTOL), f"{what}, step {s}: {got[s]} != reference {want[s]}"
-
-
-@pytest.fixture(scope="module")
-def reference(tiny_data, tmp_path_factory):
-    run = tmp_path_factory.mktemp("reference")
-    cfg = _write_config(tiny_train_config(tiny_data, run, train={"eval_interval": 6, "eval_iters": 1},
-                                          logging={"tensorboard": True}), run.parent / "reference.yaml")
-    _run_cli(cfg)
-    return {"dir": run, "losses": read_losses(run), "valid": read_losses(run, "valid")}
+from megatron_test_helpers import (
+    assert_same_losses,
+    cli,
+    cli_env,
+    read_losses,
+    run_cli,
+    run_distributed_test,
+    tiny_train_config,
+    train_layouts,
+    write_config,
+)
 
 
 def test_tiny_model_learns(reference):
@@ -70,11 +40,11 @@ def test_tiny_model_learns(reference):
 
 def test_init_from_loads_weights_only(reference, tiny_data, tmp_path):
     run = tmp_path / "anneal"
-    cfg = _write_config(tiny_train_config(tiny_data, run, train={"iters": 2},
+    cfg = write_config(tiny_train_config(tiny_data, run, train={"iters": 2},
                                           schedule={"warmup_steps": 0, "decay_steps": 0},
                                           checkpoint={"init_from": str(reference["dir"] / "checkpoints")}),
                         tmp_path / "anneal.yaml")
-    _run_cli(cfg)
+    run_cli(cfg)
     losses = read_losses(run)
     assert sorted(losses) == [1, 2]  # a new run (step 1), not a resume at step 13
     assert losses[1] < reference["losses"][1] - 0.5  # but with the trained weights
@@ -99,22 +69,22 @@ def test_parallel_layouts_and_resharded_resume_match_tp1(reference, tiny_data, t
     ]
     run_distributed_test(train_layouts, 4, base, layouts)
 
-    _assert_same_losses(read_losses(runs["tp2_dp2_sp"]), ref, range(1, 5),
+    assert_same_losses(read_losses(runs["tp2_dp2_sp"]), ref, range(1, 5),
                         "TP2 x DP2 + SP, distributed optimizer, selective recompute")
-    _assert_same_losses(read_losses(runs["tp2_pp2_sp"]), ref, range(1, 5), "TP2 x PP2 + SP")
-    _assert_same_losses(read_losses(runs["dp4"]), ref, range(1, 5), "DP4, distributed optimizer, full recompute")
+    assert_same_losses(read_losses(runs["tp2_pp2_sp"]), ref, range(1, 5), "TP2 x PP2 + SP")
+    assert_same_losses(read_losses(runs["dp4"]), ref, range(1, 5), "DP4, distributed optimizer, full recompute")
     resumed = read_losses(runs["pp2_vpp2_dp2"])
     assert min(resumed) == 5, "the PP2 run must resume at step 5 from the TP1 checkpoint"
-    _assert_same_losses(resumed, ref, range(5, 9), "PP2 x VPP2 x DP2 resumed from a TP1 checkpoint")
+    assert_same_losses(resumed, ref, range(5, 9), "PP2 x VPP2 x DP2 resumed from a TP1 checkpoint")
 
     # TP2 x PP2 checkpoint -> TP1: continue steps 5..8 exactly as the uninterrupted TP1 run.
     tp1 = tmp_path / "tp1_from_tp2pp2"
-    cfg = _write_config(tiny_train_config(tiny_data, tp1), tmp_path / "tp1.yaml")
-    _run_cli(cfg, f"checkpoint.load_from={runs['tp2_pp2_sp'] / 'checkpoints'}", "train.exit_interval=8",
+    cfg = write_config(tiny_train_config(tiny_data, tp1), tmp_path / "tp1.yaml")
+    run_cli(cfg, f"checkpoint.load_from={runs['tp2_pp2_sp'] / 'checkpoints'}", "train.exit_interval=8",
              "checkpoint.interval=0", "checkpoint.save_final=false")
     got = read_losses(tp1)
     assert min(got) == 5
-    _assert_same_losses(got, ref, range(5, 9), "TP1 resumed from a TP2 x PP2 checkpoint")
+    assert_same_losses(got, ref, range(5, 9), "TP1 resumed from a TP2 x PP2 checkpoint")
 
 
 def _wait_for_step(run: Path, proc: subprocess.Popen, step: int, timeout: float = 240) -> int:
@@ -133,10 +103,10 @@ def _wait_for_step(run: Path, proc: subprocess.Popen, step: int, timeout: float 
 
 def test_kill_then_preempt_then_finish_continues_the_curve(reference, tiny_data, tmp_path):
     run = tmp_path / "killed"
-    cfg = _write_config(tiny_train_config(tiny_data, run, checkpoint={"interval": 2}), tmp_path / "killed.yaml")
+    cfg = write_config(tiny_train_config(tiny_data, run, checkpoint={"interval": 2}), tmp_path / "killed.yaml")
 
     # 1. SIGKILL mid-run (possibly mid-save): only complete checkpoints count.
-    p = subprocess.Popen(_cli(cfg), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cli(cfg), env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _wait_for_step(run, p, 3)
     p.kill()
     p.wait(timeout=60)
@@ -144,7 +114,7 @@ def test_kill_then_preempt_then_finish_continues_the_curve(reference, tiny_data,
     assert 2 <= latest < 12
 
     # 2. Resume, then SIGTERM (Slurm preemption): saves at a step boundary and exits with 124.
-    p = subprocess.Popen(_cli(cfg), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cli(cfg), env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _wait_for_step(run, p, latest + 2)
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=120) == 124, p.stderr.read()[-3000:]
@@ -152,6 +122,6 @@ def test_kill_then_preempt_then_finish_continues_the_curve(reference, tiny_data,
     assert latest + 2 <= preempted_at < 12
 
     # 3. Resume to the end.
-    _run_cli(cfg)
-    _assert_same_losses(read_losses(run), reference["losses"], range(1, 13), "killed, preempted and resumed run")
+    run_cli(cfg)
+    assert_same_losses(read_losses(run), reference["losses"], range(1, 13), "killed, preempted and resumed run")
     assert not list((run / "checkpoints").glob("*.tmp")), "a stale partial checkpoint was left behind"
