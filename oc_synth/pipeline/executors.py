@@ -23,6 +23,14 @@ log = get_logger(__name__)
 EXECUTORS = ("local", "ray", "xenna")
 
 
+def check_executor(name: str) -> None:
+    """Reject an unknown ``--executor`` before any output is written."""
+    if name not in EXECUTORS:
+        from oc_common.cli import UserError
+
+        raise UserError(f"--executor {name!r}: choose one of {', '.join(EXECUTORS)}")
+
+
 class InProcessExecutor(BaseExecutor):
     """Runs the stages in the calling process, depth first: each initial task goes through every stage before the
     next one starts, so only one shard is in memory and a killed run has written every shard it got through.
@@ -80,16 +88,14 @@ def init_local_ray(num_cpus: int | None = None, object_store_gb: float = 1.0) ->
 
 def make_executor(name: str, num_cpus: int | None = None, on_task_done=None) -> BaseExecutor:  # noqa: ANN001
     """``local`` (in-process), ``ray`` (NeMo Curator's RayActorPoolExecutor) or ``xenna`` (streaming, Ray-based)."""
+    check_executor(name)
     if name == "local":
         return InProcessExecutor(on_task_done=on_task_done)
+    init_local_ray(num_cpus)
     if name == "ray":
         from nemo_curator.backends.ray_actor_pool import RayActorPoolExecutor
 
-        init_local_ray(num_cpus)
         return RayActorPoolExecutor()
-    if name == "xenna":
-        from nemo_curator.backends.xenna import XennaExecutor
+    from nemo_curator.backends.xenna import XennaExecutor
 
-        init_local_ray(num_cpus)
-        return XennaExecutor()
-    raise ValueError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
+    return XennaExecutor()

@@ -28,7 +28,7 @@ from oc_common.fileio import atomic_write_json, remove_stale_temps
 from oc_common.log import console, get_logger
 from oc_common.records import InputError, list_record_files, strip_record_suffix
 from oc_common.stats import Stats, render_stats
-from oc_synth.pipeline.executors import make_executor
+from oc_synth.pipeline.executors import check_executor, make_executor
 from oc_synth.pipeline.stages import STATS_DIR, ShardReader, ShardWriter
 
 log = get_logger(__name__)
@@ -116,6 +116,7 @@ def run_sharded(
     By default the shards are the record files under ``inp`` and the reader is ``ShardReader``; ingest passes its own
     shards (groups of source files) and reader. ``extra_stats`` (e.g. counts from planning) join the totals.
     """
+    check_executor(executor)
     inp, out = Path(inp), Path(out)
     shards = list(shards) if shards is not None else plan_shards(inp)
     prepare_output(out, command, options, overwrite, [dropped] if dropped else [])

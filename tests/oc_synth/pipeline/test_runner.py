@@ -90,3 +90,13 @@ def test_malformed_lines_are_counted_not_fatal(tmp_path):
     assert stats.counters["bad_records"] == 3
     assert set(stats.groups["bad_records"]) == {"malformed JSON", "not UTF-8", "expected a JSON object, got list"}
     assert (out / "empty.jsonl").exists()
+
+
+def test_unknown_executor_is_refused_before_any_output(tmp_path):
+    from oc_common.cli import UserError
+
+    inp = _make_input(tmp_path, 1)
+    with pytest.raises(UserError, match="--executor 'foo': choose one of local, ray, xenna"):
+        run_sharded(command="test", inp=inp, out=tmp_path / "out", stages=[DropShortStage()], options={},
+                    executor="foo", quiet=True)
+    assert not (tmp_path / "out").exists()
