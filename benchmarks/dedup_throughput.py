@@ -106,9 +106,9 @@ def run_datasketch(corpus: Path, preset: str) -> dict:
     from datasketch import MinHash, MinHashLSH
 
     from oc_common.records import iter_records
-    from oc_synth.curate.dedup.clusters import Components
     from oc_synth.curate.dedup.settings import build_settings
-    from oc_synth.curate.dedup.shingles import words
+    from oc_synth.minhash.lsh import Components
+    from oc_synth.minhash.shingles import words
 
     mh = build_settings(preset=preset).minhash
     if mh.shingle != "word":

@@ -1,26 +1,52 @@
-"""Shared CLI plumbing: known user errors become one clear red line and exit code 2, never a traceback."""
+"""Shared CLI plumbing: every mistake the user can fix is one red line and exit code 2, never a traceback.
+
+Three kinds reach ``run_app``: our own ``OcError`` (the message already names the file, key or option), usage
+mistakes typer/click detect (unknown option or command, missing argument, bad value; the line names the command's
+``--help``), and operating-system refusals (``OSError``: full disk, read-only location, permission, too many open
+files), which say which path and what to do. Anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import typer
 
 from oc_common import __version__
+from oc_common.errors import OcError
 from oc_common.log import console, setup_logging
 
+USAGE_EXIT_CODE = 2
+INTERRUPTED_EXIT_CODE = 130
 
-class UserError(Exception):
-    """Raised for bad input that the user can fix; the message says what and where."""
+# What to do about each operating-system refusal a data command can meet (the path is printed before it).
+_OS_ADVICE = {
+    errno.ENOSPC: "no space left on device; free some space or write elsewhere, then rerun to resume",
+    errno.EDQUOT: "disk quota exceeded; free some space or write elsewhere, then rerun to resume",
+    errno.EROFS: "read-only file system; choose a writable location",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOENT: "no such file or directory",
+    errno.ENOTDIR: "not a directory (a file is in the way)",
+    errno.EISDIR: "is a directory, a file was expected",
+    errno.EEXIST: "already exists",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n) or use fewer workers",
+    errno.ENFILE: "too many open files in the system; use fewer workers",
+    errno.ENAMETOOLONG: "file name too long",
+}
 
 
-def user_error_types() -> tuple[type[BaseException], ...]:
-    from oc_common.config import ConfigError
-    from oc_common.records import InputError
-
-    return (UserError, ConfigError, InputError, FileNotFoundError, PermissionError, IsADirectoryError)
+def describe_os_error(e: OSError) -> str:
+    advice = _OS_ADVICE.get(e.errno or -1) or e.strerror or str(e)
+    path = e.filename if e.filename is not None else None
+    if path is None:
+        return advice
+    if e.filename2 is not None:
+        return f"{path} -> {e.filename2}: {advice}"
+    return f"{os.fsdecode(path)}: {advice}"
 
 
 def version_callback(value: bool) -> None:
@@ -30,35 +56,80 @@ def version_callback(value: bool) -> None:
 
 
 def common_options(log_level: str) -> None:
-    # Small models on 2-core boxes: more than one OpenMP thread made generation ~30x slower (see docs/platform).
+    # Small models on 2-core boxes: more than one OpenMP thread made generation ~30x slower (docs/platform.md).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     setup_logging(log_level)
 
 
-def run_app(app: typer.Typer) -> Callable[[], None]:
-    def main() -> None:
+def _click_exception_types() -> tuple[type[BaseException], ...]:
+    """typer >= 0.26 vendors its own click (``typer._click``); older typer raises click's. Catch whichever exists."""
+    types: list[type[BaseException]] = []
+    try:
+        from typer._click.exceptions import ClickException as VendoredClickException
+
+        types.append(VendoredClickException)
+    except ImportError:
+        pass
+    try:
+        from click.exceptions import ClickException
+
+        types.append(ClickException)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+def _usage_line(e: BaseException) -> tuple[str, int]:
+    """One line for a typer/click exception: the message, and which ``--help`` to read for usage mistakes."""
+    message = e.format_message() if hasattr(e, "format_message") else str(e)  # type: ignore[attr-defined]
+    message = " ".join(message.split())
+    ctx = getattr(e, "ctx", None)
+    command = getattr(ctx, "command_path", None)
+    code = getattr(e, "exit_code", USAGE_EXIT_CODE) or USAGE_EXIT_CODE
+    if command and type(e).__name__ != "FileError":
+        return f"{message} (see `{command} --help`)", code
+    return message, code
+
+
+def fail(message: str, code: int = USAGE_EXIT_CODE) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    sys.exit(code)
+
+
+def run_app(app: typer.Typer, prog_name: str | None = None) -> Callable[..., None]:
+    """The console-script entry point of a typer app, with the error contract above."""
+    click_errors = _click_exception_types()
+
+    def main(argv: list[str] | None = None) -> None:
         try:
-            app(standalone_mode=False)
-        except user_error_types() as e:
-            msg = str(e)
-            if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError)) and e.filename:
-                msg = f"{e.filename}: {e.strerror}"
-            console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
-            sys.exit(2)
+            result = app(args=argv, prog_name=prog_name or app.info.name, standalone_mode=False)
+        except OcError as e:
+            fail(_escape(str(e)))
         except typer.Exit as e:
             sys.exit(e.exit_code)
         except typer.Abort:
             console.print("aborted")
-            sys.exit(130)
+            sys.exit(INTERRUPTED_EXIT_CODE)
         except KeyboardInterrupt:
-            console.print("interrupted: finished shards are kept; rerun the same command to resume")
-            sys.exit(130)
-        except Exception as e:  # click usage errors carry their own formatting
-            import click
-
-            if isinstance(e, click.exceptions.ClickException):
-                e.show()
-                sys.exit(e.exit_code)
-            raise
+            console.print("interrupted: finished work is kept; rerun the same command to resume")
+            sys.exit(INTERRUPTED_EXIT_CODE)
+        except click_errors as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # bare `oc-synth` / `oc-synth curate`: help was printed
+                ctx = getattr(e, "ctx", None)
+                if ctx is not None:
+                    typer.echo(ctx.get_help())
+                sys.exit(USAGE_EXIT_CODE)  # as click's standalone mode does
+            message, code = _usage_line(e)
+            fail(_escape(message), code)
+        except OSError as e:
+            fail(_escape(describe_os_error(e)))
+        if isinstance(result, int) and result:  # standalone_mode=False returns the code of ctx.exit(n)
+            sys.exit(result)
 
     return main
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -7,17 +7,16 @@ naming the file and the dotted key, never a bare traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from oc_common.errors import ConfigError
+
 M = TypeVar("M", bound=BaseModel)
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used. The message names the source file and the offending key."""
 
 
 class StrictModel(BaseModel):

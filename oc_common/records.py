@@ -11,18 +11,17 @@ import gzip
 import io
 import json
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
+
+from oc_common.errors import InputError
 
 # A plain ``.json`` file is one JSON document (stats, configs), not records: it is not read as JSONL.
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
 RECORD_SUFFIXES = JSONL_SUFFIXES + PARQUET_SUFFIXES
-
-
-class InputError(ValueError):
-    """An input path that cannot be used (missing, unreadable, no record files). The message names the path."""
 
 
 @dataclass(frozen=True)

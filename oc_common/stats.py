@@ -26,7 +26,7 @@ class Stats:
     def add_to(self, group: str, key: str, n: int | float = 1) -> None:
         self.groups.setdefault(group, Counter())[key] += n
 
-    def merge(self, other: "Stats") -> "Stats":
+    def merge(self, other: Stats) -> Stats:
         self.counters.update(other.counters)
         for g, c in other.groups.items():
             self.groups.setdefault(g, Counter()).update(c)
@@ -39,7 +39,7 @@ class Stats:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Stats":
+    def from_dict(cls, d: dict[str, Any]) -> Stats:
         return cls(Counter(d.get("counters", {})), {g: Counter(c) for g, c in d.get("groups", {}).items()})
 
 

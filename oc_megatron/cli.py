@@ -7,11 +7,11 @@ this module).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
-from oc_common.cli import UserError, common_options, run_app, version_callback
+from oc_common.cli import common_options, run_app, version_callback
+from oc_common.errors import UsageError
 from oc_megatron.convert.cli import app as convert_app
 
 app = typer.Typer(name="oc-megatron", help="OpenCoder models on Megatron-Core: preprocess, train (pretrain / anneal / "
@@ -53,12 +53,12 @@ def preprocess(
     from oc_megatron.data.preprocess import preprocess as run
 
     if not tokenizer.exists():
-        raise UserError(f"--tokenizer {tokenizer}: no such directory")
+        raise UsageError(f"--tokenizer {tokenizer}: no such directory")
     try:
         stats = run(input_path, out_prefix, tokenizer, workers=workers, append_eod=append_eod, text_key=text_key,
                     batch_size=batch_size, keep_parts=keep_parts)
     except ValueError as e:
-        raise UserError(str(e)) from None
+        raise UsageError(str(e)) from None
     console.print(f"{out_prefix}.bin/.idx: {stats.documents:,} documents, {stats.tokens:,} tokens "
                   f"({stats.empty_documents:,} empty, {stats.bad_records:,} bad records skipped); "
                   f"{stats.tokens_per_second:,.0f} tokens/s over {stats.seconds:.1f} s"
@@ -78,7 +78,7 @@ def sft_data(
                                       "OUT_PREFIX.stats.json."),
     tokenizer: Path = typer.Option(..., "--tokenizer", help="Hugging Face tokenizer directory with <|im_start|> and "
                                    "<|im_end|> tokens; its chat_template (ChatML) renders the conversations."),
-    system_prompt: Optional[str] = typer.Option(None, "--system-prompt", help="System message for conversations "
+    system_prompt: str | None = typer.Option(None, "--system-prompt", help="System message for conversations "
                                                 "without one (default: none, or what the template adds)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Tokenizer processes."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Conversations per task sent to a worker."),
@@ -93,12 +93,12 @@ def sft_data(
     from oc_megatron.data.sft import sft_data as run
 
     if not tokenizer.exists():
-        raise UserError(f"--tokenizer {tokenizer}: no such directory")
+        raise UsageError(f"--tokenizer {tokenizer}: no such directory")
     try:
         stats = run(input_path, out_prefix, tokenizer, workers=workers, system_prompt=system_prompt,
                     batch_size=batch_size, keep_parts=keep_parts)
     except ValueError as e:
-        raise UserError(str(e)) from None
+        raise UsageError(str(e)) from None
     share = stats.loss_tokens / max(stats.tokens, 1)
     console.print(f"{out_prefix}.bin/.idx + .loss_mask: {stats.documents:,} conversations, {stats.tokens:,} tokens, "
                   f"{stats.loss_tokens:,} trained ({share:.0%}); {stats.bad_records:,} bad records skipped"
@@ -112,7 +112,7 @@ def sft_data(
 def train(
     config: Path = typer.Argument(..., metavar="CONFIG.yaml",
                                   help="Training recipe, e.g. examples/pretrain_tiny.yaml."),
-    overrides: Optional[List[str]] = typer.Argument(None, metavar="[KEY=VALUE]...", help="Dotted overrides, e.g. "
+    overrides: list[str] | None = typer.Argument(None, metavar="[KEY=VALUE]...", help="Dotted overrides, e.g. "
                                                     "parallel.tensor=2 optimizer.lr=1e-4 train.iters=100."),
 ) -> None:
     """Pretrain, anneal or fine-tune (SFT) an OpenCoder model with Megatron-Core.

@@ -14,12 +14,14 @@ blend and usually ``checkpoint.init_from`` with nothing but the weights kept.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator, model_validator
 
-from oc_common.config import ConfigError, StrictModel, load_config
+from oc_common.config import StrictModel, load_config
+from oc_common.errors import ConfigError
 from oc_megatron.models.opencoder import FP8Format, FP8Recipe, ModelConfig, Recompute
 
 
@@ -98,7 +100,7 @@ class DataConfig(StrictModel):
     sft: SFTDataConfig | None = Field(None, description="SFT: chat samples with loss masks (instead of a blend)")
 
     @model_validator(mode="after")
-    def _one_kind_of_data(self) -> "DataConfig":
+    def _one_kind_of_data(self) -> DataConfig:
         if bool(self.blend) == (self.sft is not None):
             raise ValueError("give exactly one of data.blend (pretraining / annealing) and data.sft (SFT)")
         return self
@@ -199,7 +201,7 @@ class CheckpointConfig(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _resume_or_init(self) -> "CheckpointConfig":
+    def _resume_or_init(self) -> CheckpointConfig:
         if self.load_from and self.init_from:
             raise ValueError("checkpoint.load_from (resume a run) and checkpoint.init_from (start a new run from a "
                              "checkpoint) exclude each other")
@@ -227,7 +229,7 @@ class TrainConfig(StrictModel):
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
-    def _iters_known(self) -> "TrainConfig":
+    def _iters_known(self) -> TrainConfig:
         if self.train.iters is None and self.data.sft is None:
             raise ValueError("train.iters: required for pretraining and annealing (only SFT derives it from "
                              "data.sft.epochs)")

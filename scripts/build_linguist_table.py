@@ -25,7 +25,9 @@ def main(version: str = "9.5.0") -> None:
         with tarfile.open(tgz) as tf:
             tf.extractall(tmp, filter="data")
         dump = subprocess.run(["node", "--input-type=module", "-e",
-                               "import * as L from './package/index.js'; console.log(JSON.stringify(Object.fromEntries(Object.values(L).map(x => [x.name, x]))))"],
+                               "import * as L from './package/index.js'; "
+                               "console.log(JSON.stringify(Object.fromEntries("
+                               "Object.values(L).map(x => [x.name, x]))))"],
                               cwd=tmp, check=True, capture_output=True, text=True).stdout
     languages = {}
     for name, info in sorted(json.loads(dump).items()):

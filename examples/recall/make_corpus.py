@@ -242,7 +242,7 @@ def generate(out: Path, scale: float = 1.0, seed: int = 0, shards: int = 2) -> d
     # seeds: API-reference, paste and lesson pages, half of them also in the corpus (as when seeds are labelled web
     # pages)
     seeds = []
-    for (domain, path, maker, *_), n in zip(SECTIONS[:3], (25, 25, 10)):
+    for (domain, path, maker, *_), n in zip(SECTIONS[:3], (25, 25, 10), strict=True):
         in_corpus = [p for p in pages if domain in p["url"]]
         n = max(2, round(n * scale))
         seeds += in_corpus[: n // 2] + [make_page(r, domain, path, maker, True, 5000 + i) for i in range(n - n // 2)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,17 +18,17 @@ def to_hf_command(
                                     "one iter_NNNNNNN directory. Any TP/PP layout; no GPU needed."),
     hf_dir: Path = typer.Argument(..., help="Output HF model directory (written atomically; must be empty or absent "
                                   "unless --force)."),
-    iteration: Optional[int] = typer.Option(None, "--iteration", help="Convert this iteration instead of the latest."),
+    iteration: int | None = typer.Option(None, "--iteration", help="Convert this iteration instead of the latest."),
     dtype: str = typer.Option("auto", "--dtype", help="Weight dtype of the HF model: bf16, fp16, fp32, or auto (the "
                               "dtype the checkpoint stores)."),
     max_shard_size: str = typer.Option("5GB", "--max-shard-size", help="Largest safetensors shard, e.g. 5GB, 500MB, "
                                        "2GiB (memory use does not depend on it: shards are streamed)."),
-    tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="HF tokenizer directory to copy (default: the "
+    tokenizer: Path | None = typer.Option(None, "--tokenizer", help="HF tokenizer directory to copy (default: the "
                                              "one recorded with the checkpoint)."),
     no_tokenizer: bool = typer.Option(False, "--no-tokenizer", help="Write the model without tokenizer files."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Model preset, only for checkpoints that record no "
+    preset: str | None = typer.Option(None, "--preset", help="Model preset, only for checkpoints that record no "
                                          "model config (opencoder-1.5b, opencoder-8b, tiny)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Training YAML whose `model:` section describes the "
+    config: Path | None = typer.Option(None, "--config", help="Training YAML whose `model:` section describes the "
                                           "model, only for checkpoints that record no model config."),
     force: bool = typer.Option(False, "--force", help="Replace HF_DIR if it exists."),
 ) -> None:
@@ -50,7 +49,7 @@ def from_hf_command(
     tp: int = typer.Option(1, "--tp", help="Tensor-parallel size the checkpoint is meant for; checked against the "
                            "heads, KV heads, FFN and vocabulary. (torch_dist loads at any layout.)"),
     pp: int = typer.Option(1, "--pp", help="Pipeline-parallel size; must divide the number of layers."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Require the HF model to match this preset's "
+    preset: str | None = typer.Option(None, "--preset", help="Require the HF model to match this preset's "
                                          "architecture (opencoder-1.5b, opencoder-8b, tiny) and record its name."),
     dtype: str = typer.Option("auto", "--dtype", help="Stored weight dtype: bf16, fp16, fp32, or auto (the HF "
                               "model's)."),

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
+from oc_common.errors import ConversionError
 from oc_common.fileio import atomic_write_text
 from oc_common.log import get_logger
 from oc_megatron.convert import llama_mapping as lm
-from oc_megatron.convert.errors import ConversionError
 from oc_megatron.convert.hf import (
     DTYPES,
     HFModelDir,

@@ -21,15 +21,16 @@ import os
 import re
 import shutil
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
+from oc_common.errors import ConversionError
 from oc_common.fileio import atomic_write_json
 from oc_common.log import get_logger
-from oc_megatron.convert.errors import ConversionError
 
 log = get_logger(__name__)
 
@@ -416,7 +417,7 @@ class SafetensorsShardWriter:
         self._file = None
         self._shard: _Shard | None = None
 
-    def __enter__(self) -> "SafetensorsShardWriter":
+    def __enter__(self) -> SafetensorsShardWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from oc_megatron.convert.errors import ConversionError
+from oc_common.errors import ConversionError
 
 
 def check_parallel_layout(model, tp: int, pp: int) -> None:  # noqa: ANN001 - ModelConfig

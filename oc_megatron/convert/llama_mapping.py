@@ -33,8 +33,8 @@ before any tensor is read.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 
@@ -76,7 +76,7 @@ class Dims:
         return tuple(self.size(d) for d in spec)
 
     @classmethod
-    def of(cls, model) -> "Dims":  # noqa: ANN001 - oc_megatron.models.opencoder.ModelConfig
+    def of(cls, model) -> Dims:  # noqa: ANN001 - oc_megatron.models.opencoder.ModelConfig
         return cls(vocab=model.vocab_size, hidden=model.hidden_size, heads=model.num_attention_heads,
                    groups=model.num_query_groups, head_dim=model.head_dim, ffn=model.ffn_hidden_size)
 

@@ -19,14 +19,15 @@ state) is the trainer's (``oc_megatron.training.checkpoint``); this module reuse
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 
+from oc_common.errors import ConversionError
 from oc_common.log import get_logger
 from oc_megatron.convert import llama_mapping as lm
-from oc_megatron.convert.errors import ConversionError
 
 log = get_logger(__name__)
 
@@ -274,7 +275,7 @@ def save_streaming(path: Path, model, dtype: torch.dtype, produce: Producer,  # 
             last["id"], last["tensor"] = (layer, key), None  # drop the previous tensor before producing the next
             last["tensor"] = produce(mapping, layer)
         full = last["tensor"]
-        piece = full[tuple(slice(o, o + s) for o, s in zip(region, region_sizes))]
+        piece = full[tuple(slice(o, o + s) for o, s in zip(region, region_sizes, strict=True))]
         if tuple(piece.shape) != tuple(region_sizes):
             raise RuntimeError(f"{key}: piece {offset}+{sizes} outside the produced tensor {tuple(full.shape)}")
         return piece.reshape(sizes).to(want)

@@ -11,10 +11,10 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from oc_megatron.convert.errors import ConversionError
+from oc_common.errors import ConversionError
 
 
 def check_output_dir(final: Path, force: bool) -> None:

@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from oc_common.errors import ConversionError
 from oc_common.fileio import atomic_write_json
 from oc_common.log import get_logger
 from oc_megatron.convert import llama_mapping as lm
-from oc_megatron.convert.errors import ConversionError
 from oc_megatron.convert.from_hf import HF_ASSETS, SOURCE_CONFIG
 from oc_megatron.convert.hf import (
     ARCHITECTURE_FIELDS,
@@ -51,7 +51,8 @@ class ToHFResult:
 
 def _model_config(saved, preset: str | None, config: str | None, path: Path):  # noqa: ANN001 - ModelConfig | None
     """The checkpoint's own model config; ``--preset`` / ``--config`` only for checkpoints that lack one."""
-    from oc_common.config import ConfigError, read_yaml
+    from oc_common.config import read_yaml
+    from oc_common.errors import ConfigError
     from oc_megatron.models.opencoder import ModelConfig
 
     given = None
@@ -148,9 +149,9 @@ def to_hf(ckpt_dir: str | Path, hf_dir: str | Path, *, iteration: int | None = N
         steps += [[(m, None)] for m in lm.LAST]
         with staged_output_dir(hf_dir, force) as tmp:
             with SafetensorsShardWriter(tmp, lm.hf_tensor_shapes(dims, L), out_dtype, max_bytes) as writer:
-                for k, items in enumerate(steps):
+                for items in steps:
                     tensors = reader.load(items)
-                    for (m, layer), t in zip(items, tensors):
+                    for (m, layer), t in zip(items, tensors, strict=True):
                         for name, hf_tensor in m.to_hf(t, dims, layer).items():
                             writer.write(name, hf_tensor.to(out_dtype))
                     del tensors

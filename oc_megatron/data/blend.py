@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from oc_common.config import ConfigError
+from oc_common.errors import ConfigError
 from oc_common.log import get_logger
 
 log = get_logger(__name__)

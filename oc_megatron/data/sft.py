@@ -341,7 +341,7 @@ def build_sft_datasets(cfg, pad_id: int) -> tuple[SFTDataset, SFTDataset | None]
     valid = None
     if t.eval_interval > 0:
         if not d.valid_paths:
-            from oc_common.config import ConfigError
+            from oc_common.errors import ConfigError
 
             raise ConfigError("data.sft.valid_paths: needed when train.eval_interval > 0")
         valid = SFTDataset(d.valid_paths, cfg.seq_length, packing=d.packing, epochs=1, shuffle=False, pad_id=pad_id)

@@ -117,7 +117,7 @@ class _NullStream:
     def wait_event(self, event: Any) -> None:
         pass
 
-    def record_event(self, event: Any = None) -> "_NullEvent":
+    def record_event(self, event: Any = None) -> _NullEvent:
         return event if event is not None else _NullEvent()
 
     def synchronize(self) -> None:
@@ -126,7 +126,7 @@ class _NullStream:
     def query(self) -> bool:
         return True
 
-    def __enter__(self) -> "_NullStream":
+    def __enter__(self) -> _NullStream:
         return self
 
     def __exit__(self, *exc: Any) -> None:

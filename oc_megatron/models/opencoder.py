@@ -75,7 +75,7 @@ class ModelConfig(StrictModel):
         return data
 
     @model_validator(mode="after")
-    def _check_shapes(self) -> "ModelConfig":
+    def _check_shapes(self) -> ModelConfig:
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
                              f"{self.num_attention_heads}")
@@ -100,7 +100,7 @@ class ModelConfig(StrictModel):
         return [d for d in range(1, g + 1) if g % d == 0]
 
     @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> "ModelConfig":
+    def from_preset(cls, name: str, **overrides: Any) -> ModelConfig:
         return cls.model_validate({"preset": name, **overrides})
 
     def num_parameters(self, include_embeddings: bool = True) -> int:
@@ -148,7 +148,7 @@ def transformer_config(
     recompute_num_layers: int = 1,
     fused_kernels: bool | None = None,
     **extra: Any,
-) -> "TransformerConfig":  # noqa: F821
+) -> TransformerConfig:  # noqa: F821
     """Megatron-Core TransformerConfig for ``model`` on a given layout and precision.
 
     The parallel sizes must also be set in TransformerConfig (not only in parallel_state): Megatron-Core checks
@@ -222,12 +222,12 @@ def transformer_config(
 
 def build_model(
     model: ModelConfig,
-    tconfig: "TransformerConfig",  # noqa: F821
+    tconfig: TransformerConfig,  # noqa: F821
     *,
     spec: str = "auto",
     seed: int = 1234,
     initialize: bool = True,
-) -> list["GPTModel"]:  # noqa: F821
+) -> list[GPTModel]:  # noqa: F821
     """The GPTModel chunks this rank holds: one per virtual pipeline stage (a list of one without VPP).
 
     Needs ``megatron.core.parallel_state`` initialised with the sizes in ``tconfig``. On a CPU-only torch the

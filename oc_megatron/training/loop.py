@@ -35,7 +35,8 @@ from typing import Any
 
 import torch
 
-from oc_common.config import ConfigError, dump_config
+from oc_common.config import dump_config
+from oc_common.errors import ConfigError
 from oc_common.fileio import atomic_write_json
 from oc_common.log import get_logger
 from oc_megatron.config import TrainConfig

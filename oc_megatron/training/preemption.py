@@ -30,7 +30,7 @@ class PreemptionHandler:
         self._received: int | None = None
         self._previous: dict[signal.Signals, object] = {}
 
-    def __enter__(self) -> "PreemptionHandler":
+    def __enter__(self) -> PreemptionHandler:
         for sig in self.signals:
             self._previous[sig] = signal.signal(sig, self._handle)
         return self

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from oc_common.config import ConfigError
+from oc_common.errors import ConfigError
 from oc_common.log import get_logger
 from oc_megatron.config import TrainConfig
 from oc_megatron.training import checkpoint as ckpt

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -24,7 +23,7 @@ def ingest(
                                                                "path, repo_name, ...)."),
     shard_size: int = typer.Option(10_000, help="Records per output shard (tree input)."),
     max_file_bytes: int = typer.Option(8 * 2**20, help="Drop files larger than this (OpenCoder: 8 MB)."),
-    dropped: Optional[Path] = opt.Dropped,
+    dropped: Path | None = opt.Dropped,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
@@ -47,8 +46,8 @@ app.command("dedup")(dedup_cli.dedup)
 def transform(
     inp: Path = opt.in_arg(),
     out: Path = opt.out_arg(),
-    config: Optional[Path] = opt.ConfigPath,
-    overrides: Optional[List[str]] = opt.Overrides,
+    config: Path | None = opt.ConfigPath,
+    overrides: list[str] | None = opt.Overrides,
     executor: str = opt.Executor,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
@@ -65,18 +64,18 @@ def transform(
 def filter_(
     inp: Path = opt.in_arg(),
     out: Path = opt.out_arg(),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False,
+    config: Path | None = typer.Option(None, "--config", "-c", exists=True, dir_okay=False,
                                           help="Rules YAML merged over the shipped RefineCode rules "
                                                "(oc_synth/curate/rules.yaml): a full edited copy, or only your "
                                                "changes."),
-    overrides: Optional[List[str]] = typer.Option(None, "--set", "-s",
+    overrides: list[str] | None = typer.Option(None, "--set", "-s",
                                                   help="Override a rules key, e.g. "
                                                        "-s rules.python.qsc_codepython_frac_lines_print.gt=0.5, "
                                                        "-s rules.code.qsc_code_frac_chars_comments=null (rule off), "
                                                        "-s seed=7 (repeatable)."),
     signals: bool = typer.Option(False, "--signals", help="Keep every qsc_* signal on each output record, plus keep "
                                                           "and drop_reasons."),
-    dropped: Optional[Path] = opt.Dropped,
+    dropped: Path | None = opt.Dropped,
     executor: str = opt.Executor,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
@@ -94,10 +93,10 @@ def filter_(
 def sample(
     inp: Path = opt.in_arg(),
     out: Path = opt.out_arg(),
-    config: Optional[Path] = opt.ConfigPath,
-    overrides: Optional[List[str]] = typer.Option(None, "--set", "-s", help="e.g. -s keep_fraction.Java=0.5 "
+    config: Path | None = opt.ConfigPath,
+    overrides: list[str] | None = typer.Option(None, "--set", "-s", help="e.g. -s keep_fraction.Java=0.5 "
                                                   "-s seed=1 (repeatable)."),
-    dropped: Optional[Path] = opt.Dropped,
+    dropped: Path | None = opt.Dropped,
     executor: str = opt.Executor,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
@@ -115,8 +114,8 @@ def sample(
 def select_algorithmic(
     inp: Path = opt.in_arg(),
     out: Path = opt.out_arg(),
-    config: Optional[Path] = opt.ConfigPath,
-    overrides: Optional[List[str]] = typer.Option(None, "--set", "-s", help="e.g. -s 'keywords=[leetcode, "
+    config: Path | None = opt.ConfigPath,
+    overrides: list[str] | None = typer.Option(None, "--set", "-s", help="e.g. -s 'keywords=[leetcode, "
                                                   "def solution]' -s case_sensitive=true (repeatable)."),
     executor: str = opt.Executor,
     overwrite: bool = opt.Overwrite,

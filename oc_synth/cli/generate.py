@@ -70,23 +70,23 @@ def generate(
     HumanEval/MBPP decontamination. Kept records go to OUT/<shard>.jsonl, all others with their reasons to
     OUT/_rejected/. Reruns skip seeds already done; backend failures are retried by the next run.
     """
-    from oc_common.cli import UserError
     from oc_common.config import parse_override
-    from oc_synth.synth.backends.base import BACKENDS
+    from oc_common.errors import UsageError
+    from oc_synth.backends import BACKENDS
 
     if backend not in BACKENDS:
-        raise UserError(f"--backend: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        raise UsageError(f"--backend: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if rank is not None and rank >= world_size:
-        raise UserError(f"--rank {rank} must be < --world-size {world_size}")
+        raise UsageError(f"--rank {rank} must be < --world-size {world_size}")
     if data_parallel > 1 and rank is not None:
-        raise UserError("--data-parallel starts its own ranks; do not combine it with --rank")
+        raise UsageError("--data-parallel starts its own ranks; do not combine it with --rank")
     if finalize_only and rank is not None:
-        raise UserError("--finalize-only runs after the ranks, without --rank")
+        raise UsageError("--finalize-only runs after the ranks, without --rank")
     options: dict = {}
     if backend == "vllm":
         options["tensor_parallel_size"] = tensor_parallel_size
     elif tensor_parallel_size > 1:
-        raise UserError("--tensor-parallel-size needs --backend vllm")
+        raise UsageError("--tensor-parallel-size needs --backend vllm")
     if backend == "openai":
         options.update(base_url=base_url, concurrency=concurrency, timeout=request_timeout, max_retries=max_retries)
     for item in backend_opts or []:
@@ -104,25 +104,19 @@ def generate(
 
 def _run(spec: dict, data_parallel: int, tensor_parallel_size: int) -> None:
     from oc_common.log import console
-    from oc_synth.synth.backends.base import BackendError
     from oc_synth.synth.finalize import render_summary
     from oc_synth.synth.run import config_from_spec, run_generate
 
-    try:
-        cfg = config_from_spec(spec)  # validates the recipe and options before any model is loaded
-        if data_parallel > 1:
-            from oc_synth.pipeline.runner import prepare_output
-            from oc_synth.synth.parallel import run_data_parallel
-            from oc_synth.synth.pipeline import COMMAND
+    cfg = config_from_spec(spec)  # validates the recipe and options before any model is loaded
+    if data_parallel > 1:
+        from oc_synth.pipeline.runner import prepare_output
+        from oc_synth.synth.config import COMMAND
+        from oc_synth.synth.parallel import run_data_parallel
 
-            prepare_output(cfg.out, COMMAND, cfg.fingerprint_options(), cfg.overwrite)
-            run_data_parallel({**spec, "overwrite": False}, data_parallel, tensor_parallel_size)
-            spec = {**spec, "overwrite": False, "finalize_only": True}
-        result = run_generate(spec)  # with --data-parallel: nothing left to generate, only finalize
-    except BackendError as e:
-        from oc_common.cli import UserError
-
-        raise UserError(str(e)) from None
+        prepare_output(cfg.out, COMMAND, cfg.fingerprint_options(), cfg.overwrite)
+        run_data_parallel({**spec, "overwrite": False}, data_parallel, tensor_parallel_size)
+        spec = {**spec, "overwrite": False, "finalize_only": True}
+    result = run_generate(spec)  # with --data-parallel: nothing left to generate, only finalize
     if not spec["quiet"]:
         if result.finalized:
             render_summary(f"oc-synth generate {cfg.recipe.name} ({cfg.backend}: {cfg.model})", result.stats,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -32,7 +31,7 @@ DomainThreshold = typer.Option(None, "--domain-threshold", min=0.0, max=1.0,
                                     "(OpenCoder: 0.1).")
 
 
-def _config(config: Optional[Path], overrides: Optional[List[str]], **cli: object):
+def _config(config: Path | None, overrides: list[str] | None, **cli: object):
     from oc_synth.recall.config import load_recall_config
 
     extra = [f"{k}={v}" for k, v in cli.items() if v is not None]
@@ -45,22 +44,22 @@ def train(
     corpus: Path = Corpus,
     out: Path = typer.Option(..., "--out", file_okay=False, help="Classifier directory to write (model.bin, "
                                                                   "tokenizer.json, classifier.json)."),
-    tokenizer: Optional[Path] = Tokenizer,
-    exclude_domains: Optional[Path] = typer.Option(None, "--exclude-domains", exists=True, dir_okay=False,
+    tokenizer: Path | None = Tokenizer,
+    exclude_domains: Path | None = typer.Option(None, "--exclude-domains", exists=True, dir_okay=False,
                                                    help="domains.json of an earlier round: do not sample negatives "
                                                         "from what it found to be code (train.negatives_exclude: "
                                                         "pages matching --url-patterns in its code-related domains, "
                                                         "or whole domains)."),
-    url_patterns: Optional[Path] = typer.Option(None, "--url-patterns", exists=True, dir_okay=False,
+    url_patterns: Path | None = typer.Option(None, "--url-patterns", exists=True, dir_okay=False,
                                                 help="YAML list of URL patterns, for --exclude-domains."),
-    config: Optional[Path] = RecallConfigPath,
-    overrides: Optional[List[str]] = RecallOverrides,
+    config: Path | None = RecallConfigPath,
+    overrides: list[str] | None = RecallOverrides,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing classifier directory."),
     quiet: bool = opt.Quiet,
 ) -> None:
     """Train the fastText page classifier: seeds are positives, negatives are sampled from the corpus; text is
     BPE-tokenized; precision/recall are measured on a held-out split."""
-    from oc_common.cli import UserError
+    from oc_common.errors import UsageError
     from oc_common.log import console
     from oc_common.stats import render_stats
     from oc_synth.recall.classifier import META_FILE, format_metric
@@ -72,9 +71,9 @@ def train(
     cfg = _config(config, overrides)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise UserError(f"{out}: exists; pass --overwrite to replace it")
+            raise UsageError(f"{out}: exists; pass --overwrite to replace it")
         if not (out / META_FILE).exists() and not (out / "model.bin").exists():
-            raise UserError(f"{out}: exists and is not a classifier directory; refusing to delete it")
+            raise UsageError(f"{out}: exists and is not a classifier directory; refusing to delete it")
         shutil.rmtree(out)
     tok = BpePretokenizer.load(tokenizer, cfg.tokenizer.max_chars) if tokenizer else None
     exclude = NegativeExclusion(
@@ -97,11 +96,11 @@ def score(
     model: Path = typer.Option(..., "--model", "-m", help="A classifier directory written by `recall train`, or any "
                                                           "fastText .bin model (bring your own quality or language "
                                                           "classifier)."),
-    tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Pre-tokenize with this `tokenizers` JSON "
+    tokenizer: Path | None = typer.Option(None, "--tokenizer", help="Pre-tokenize with this `tokenizers` JSON "
                                                                        "(default: the classifier directory's; none "
                                                                        "for a bare .bin: raw text as NeMo Curator "
                                                                        "does)."),
-    label: Optional[str] = typer.Option(None, "--label", help="The label whose probability is the score (default: "
+    label: str | None = typer.Option(None, "--label", help="The label whose probability is the score (default: "
                                                               "the classifier's positive label, __label__code)."),
     score_field: str = typer.Option("code_score", "--score-field", help="Field to write the score to."),
     text_field: str = typer.Option("text", "--text-field", help="Field holding the text."),
@@ -109,10 +108,10 @@ def score(
                                                         "require `url` or add `domain`."),
     threshold: float = typer.Option(0.5, "--score-threshold", min=0.0, max=1.0,
                                     help="Positive/negative split for the summary."),
-    min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0,
+    min_score: float | None = typer.Option(None, "--min-score", min=0.0, max=1.0,
                                               help="Drop records scored below this (written to --dropped with the "
                                                    "reason below_min_score)."),
-    dropped: Optional[Path] = opt.Dropped,
+    dropped: Path | None = opt.Dropped,
     executor: str = opt.Executor,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
@@ -133,14 +132,14 @@ def domains(
     scored: Path = typer.Argument(..., help="Scored pages (the output of `recall score`)."),
     out: Path = typer.Option(..., "--out", dir_okay=False, help="domains.json to write: domain -> {pages, "
                                                                 "positives, positive_fraction, code_related}."),
-    score_threshold: Optional[float] = ScoreThreshold,
-    domain_threshold: Optional[float] = DomainThreshold,
-    min_pages: Optional[int] = typer.Option(None, "--min-pages", min=1, help="Domains with fewer pages are never "
+    score_threshold: float | None = ScoreThreshold,
+    domain_threshold: float | None = DomainThreshold,
+    min_pages: int | None = typer.Option(None, "--min-pages", min=1, help="Domains with fewer pages are never "
                                                                              "code-related (default 1)."),
     score_field: str = typer.Option("code_score", "--score-field", help="Field holding the score."),
     top: int = typer.Option(20, "--top", min=1, help="Domains to show in the table."),
-    config: Optional[Path] = RecallConfigPath,
-    overrides: Optional[List[str]] = RecallOverrides,
+    config: Path | None = RecallConfigPath,
+    overrides: list[str] | None = RecallOverrides,
 ) -> None:
     """Group pages by domain; mark a domain code-related when more than --domain-threshold of its pages are
     positive; print the top domains."""
@@ -171,7 +170,7 @@ def urls(
                                       help="YAML list of URL patterns such as `stackoverflow.com/questions/*`."),
     out: Path = typer.Option(..., "--out", dir_okay=False, help="JSONL of new seeds to write: pattern-matched pages "
                                                                 "the classifier scored negative."),
-    score_threshold: Optional[float] = ScoreThreshold,
+    score_threshold: float | None = ScoreThreshold,
     score_field: str = typer.Option("code_score", "--score-field", help="Field holding the score."),
     quiet: bool = opt.Quiet,
 ) -> None:
@@ -197,17 +196,17 @@ def run(
     corpus: Path = Corpus,
     out: Path = typer.Option(..., "--out", file_okay=False, help="Output directory: round_<k>/ per round, "
                                                                   "recalled/, report.json (reruns resume)."),
-    rounds: Optional[int] = typer.Option(None, "--rounds", min=1, help="Rounds of train/score/domains/URLs "
+    rounds: int | None = typer.Option(None, "--rounds", min=1, help="Rounds of train/score/domains/URLs "
                                                                        "(OpenCoder: 3)."),
-    domain_threshold: Optional[float] = DomainThreshold,
-    score_threshold: Optional[float] = ScoreThreshold,
-    url_patterns: Optional[Path] = typer.Option(None, "--url-patterns", exists=True, dir_okay=False,
+    domain_threshold: float | None = DomainThreshold,
+    score_threshold: float | None = ScoreThreshold,
+    url_patterns: Path | None = typer.Option(None, "--url-patterns", exists=True, dir_okay=False,
                                                 help="YAML list of URL patterns (e.g. stackoverflow.com/questions/*) "
                                                      "applied inside code-related domains."),
-    tokenizer: Optional[Path] = Tokenizer,
-    config: Optional[Path] = RecallConfigPath,
-    overrides: Optional[List[str]] = RecallOverrides,
-    dropped: Optional[Path] = typer.Option(None, "--dropped", file_okay=False,
+    tokenizer: Path | None = Tokenizer,
+    config: Path | None = RecallConfigPath,
+    overrides: list[str] | None = RecallOverrides,
+    dropped: Path | None = typer.Option(None, "--dropped", file_okay=False,
                                            help="Write corpus records that cannot be scored (no url or text, not "
                                                 "UTF-8) here, each with drop_reasons."),
     executor: str = opt.Executor,

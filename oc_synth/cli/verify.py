@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -15,27 +14,27 @@ def verify(
                            "(default python), code, and tests (run after the code, in the same program)."),
     out: Path = opt.out_arg("Output directory (one shard per input shard; reruns resume). Records gain verdict, "
                             "passed, verdict_detail, stderr_tail, runtime_s."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1,
+    workers: int | None = typer.Option(None, "--workers", "-w", min=1,
                                           help="Programs run in parallel, one sandbox slot (and uid) each "
                                                "(default 2)."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", "-t", min=0.001,
+    timeout: float | None = typer.Option(None, "--timeout", "-t", min=0.001,
                                             help="Wall-clock seconds a program may run (compile steps have "
                                                  "build_timeout_s) (default 10)."),
     keep_all: bool = typer.Option(False, "--all", help="Write every record with its verdict; by default only "
                                                       "passing ones are kept."),
-    memory_mb: Optional[int] = typer.Option(None, "--memory-mb", min=64,
+    memory_mb: int | None = typer.Option(None, "--memory-mb", min=64,
                                             help="Address-space limit of each program process (default 1024)."),
-    isolation: Optional[str] = typer.Option(None, "--isolation",
+    isolation: str | None = typer.Option(None, "--isolation",
                                             help="auto (default): full sandbox when root, else rlimits only "
                                                  "(with a warning); namespaces: require the full sandbox; "
                                                  "rlimits: limits and a timeout only."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False,
+    config: Path | None = typer.Option(None, "--config", "-c", exists=True, dir_okay=False,
                                           help="YAML file of sandbox settings (keys of SandboxConfig, see "
                                                "docs/sandbox.md); options given here win."),
-    overrides: Optional[List[str]] = typer.Option(None, "--set", "-s",
+    overrides: list[str] | None = typer.Option(None, "--set", "-s",
                                                   help="Override a sandbox setting, e.g. -s tmpfs_mb=512 "
                                                        "-s processes=128 (repeatable)."),
-    dropped: Optional[Path] = opt.Dropped,
+    dropped: Path | None = opt.Dropped,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
@@ -46,17 +45,12 @@ def verify(
     least one assert ran). Verdicts: passed, failed, timeout, error, no_tests. Languages: Python, C, C++,
     JavaScript, Java, Rust, shell (where the toolchain is installed).
     """
-    from oc_common.cli import UserError
     from oc_common.config import load_config, validate_config
     from oc_synth.sandbox.config import SandboxConfig
-    from oc_synth.sandbox.runner import SandboxError
     from oc_synth.sandbox.stage import run_verify
 
     flags = {"workers": workers, "timeout_s": timeout, "memory_mb": memory_mb, "isolation": isolation}
     data = load_config(config, overrides or [])
     data.update({k: v for k, v in flags.items() if v is not None})
     cfg = validate_config(data, SandboxConfig, str(config) if config else "command-line options")
-    try:
-        run_verify(inp, out, cfg, keep_all=keep_all, dropped=dropped, overwrite=overwrite, quiet=quiet)
-    except SandboxError as e:
-        raise UserError(str(e)) from None
+    run_verify(inp, out, cfg, keep_all=keep_all, dropped=dropped, overwrite=overwrite, quiet=quiet)

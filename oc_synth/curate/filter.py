@@ -22,12 +22,13 @@ from typing import Any
 from nemo_curator.stages.text.filters.doc_filter import DocumentFilter
 from nemo_curator.tasks import DocumentBatch
 
+from oc_common.outcome import reject
 from oc_common.stats import Stats
 from oc_synth.curate.signals import SIGNALS, Document
 from oc_synth.curate.signals.registry import SignalValue
 from oc_synth.curate.signals.rules import FilterConfig, Rule, RuleSet, RuleSpec, load_filter_config, stable_uniform
 from oc_synth.curate.signals.scoring import DocumentScorer
-from oc_synth.pipeline.stages import RecordStage, batch_stats, reject
+from oc_synth.pipeline.stages import RecordStage, batch_stats
 
 
 class RefineCodeRule(DocumentFilter):

@@ -19,21 +19,14 @@ from typing import Any
 from nemo_curator.stages.base import ProcessingStage
 from nemo_curator.tasks import DocumentBatch, FileGroupTask
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError
 from oc_common.log import get_logger
+from oc_common.outcome import DROP_REASONS, KEEP, reject
 from oc_common.records import RecordError, check_fields, iter_file_records, list_record_files, record_suffix
 from oc_common.stats import Stats
 from oc_synth.curate.linguist import LinguistTable, default_table
 from oc_synth.pipeline.runner import Shard, run_sharded
-from oc_synth.pipeline.stages import (
-    DROP_REASONS,
-    KEEP,
-    RecordStage,
-    batch_stats,
-    ensure_keep_columns,
-    frame_from_records,
-    reject,
-)
+from oc_synth.pipeline.stages import RecordStage, batch_stats, ensure_keep_columns, frame_from_records
 
 log = get_logger(__name__)
 
@@ -52,7 +45,8 @@ class ClassifiedFile:
     reason: str | None  # None when the file is kept
 
 
-def classify_file(path: str, data: bytes | str, table: LinguistTable, max_bytes: int = MAX_FILE_BYTES) -> ClassifiedFile:
+def classify_file(path: str, data: bytes | str, table: LinguistTable,
+                  max_bytes: int = MAX_FILE_BYTES) -> ClassifiedFile:
     """Decide whether one file becomes a record: size, known language, excluded type, binary, UTF-8, empty."""
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
     ext = table.extension_of(path)
@@ -108,10 +102,10 @@ def load_repo_meta(src: Path) -> dict[str, dict[str, Any]]:
         return meta
     for line, item in iter_file_records(path):
         if isinstance(item, RecordError):
-            raise UserError(str(item))
+            raise OcError(str(item))
         problem = check_fields(item, {"repo": str, "stars": int, "commit_time": str, "license": str}, ["repo"])
         if problem:
-            raise UserError(f"{path}:{line}: {problem}")
+            raise OcError(f"{path}:{line}: {problem}")
         meta[item["repo"]] = item
     return meta
 
@@ -139,7 +133,10 @@ def plan_tree(src: Path, shard_size: int, stats: Stats) -> list[Shard]:
         if repo_dir.is_symlink() or not repo_dir.is_dir():
             stats.add_to("skipped", "not_in_a_repo_folder")
             continue
-        for dirpath, dirnames, filenames in os.walk(repo_dir, onerror=lambda e: stats.add_to("skipped", "unreadable_dir")):
+        def unreadable(_: OSError) -> None:
+            stats.add_to("skipped", "unreadable_dir")
+
+        for dirpath, dirnames, filenames in os.walk(repo_dir, onerror=unreadable):
             dirnames[:] = sorted(d for d in dirnames if d not in VCS_DIRS)
             for d in dirnames:
                 if os.path.islink(os.path.join(dirpath, d)):
@@ -267,7 +264,7 @@ def detect_format(src: Path) -> str:
     if src.is_file():
         return "stack-v2"
     if not src.is_dir():
-        raise UserError(f"{src}: no such file or directory")
+        raise OcError(f"{src}: no such file or directory")
     entries = [p for p in src.iterdir() if not p.name.startswith((".", "_"))]
     if entries and all(p.is_file() and record_suffix(p) and p.name != REPOS_FILE for p in entries):
         return "stack-v2"
@@ -279,12 +276,12 @@ def run_ingest(src: Path, out: Path, *, source_format: str = "auto", shard_size:
                executor: str = "local", quiet: bool = False) -> Stats:
     src, out = Path(src), Path(out)
     if not src.exists():
-        raise UserError(f"{src}: no such file or directory")
+        raise OcError(f"{src}: no such file or directory")
     fmt = detect_format(src) if source_format == "auto" else source_format
     if fmt not in ("tree", "stack-v2"):
-        raise UserError(f"--format {source_format!r}: choose auto, tree or stack-v2")
+        raise OcError(f"--format {source_format!r}: choose auto, tree or stack-v2")
     if shard_size < 1:
-        raise UserError("--shard-size must be at least 1")
+        raise OcError("--shard-size must be at least 1")
     options = {"format": fmt, "shard_size": shard_size, "max_file_bytes": max_file_bytes}
     common = dict(command="curate ingest", inp=src, out=out, options=options, dropped=dropped, overwrite=overwrite,
                   executor=executor, quiet=quiet, title=f"curate ingest ({fmt})")
@@ -294,7 +291,7 @@ def run_ingest(src: Path, out: Path, *, source_format: str = "auto", shard_size:
     plan_stats = Stats()
     shards = plan_tree(src, shard_size, plan_stats)
     if not shards:
-        raise UserError(f"{src}: no files found (expected one folder per repository)")
+        raise OcError(f"{src}: no files found (expected one folder per repository)")
     log.info("planned %d files from %d repositories into %d shards", sum(len(s.files) for s in shards),
              plan_stats.counters["repos"], len(shards))
     return run_sharded(stages=[], shards=shards, reader=SourceTreeReader(max_file_bytes=max_file_bytes),

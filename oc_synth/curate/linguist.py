@@ -33,7 +33,8 @@ DOC_TYPE_OVERRIDES = {
 
 EXCLUDED_LANGUAGES = frozenset({
     "CSV", "TSV", "SVG", "Jupyter Notebook", "Public Key", "Raw token data", "Checksums", "Robots Exclusion Rules",
-    "Git Revision List", "Wavefront Object", "Wavefront Material", "Adobe Font Metrics", "Glyph Bitmap Distribution Format",
+    "Git Revision List", "Wavefront Object", "Wavefront Material", "Adobe Font Metrics",
+    "Glyph Bitmap Distribution Format",
     "PostScript", "X BitMap", "X PixMap", "OpenType Feature File", "Redirect Rules",
 })
 

@@ -18,9 +18,10 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from oc_common.config import StrictModel, load_config
+from oc_common.outcome import reject
 from oc_common.stats import Stats
 from oc_synth.pipeline.runner import run_sharded
-from oc_synth.pipeline.stages import RecordStage, reject
+from oc_synth.pipeline.stages import RecordStage
 
 
 def stable_unit_interval(key: str, seed: int) -> float:
@@ -110,7 +111,7 @@ def run_select_algorithmic(inp: Path, out: Path, *, config: Path | None = None, 
                            executor: str = "local", overwrite: bool = False, quiet: bool = False) -> Stats:
     cfg = load_config(config, overrides, AlgorithmicConfig)
     if not cfg.keywords:
-        from oc_common.config import ConfigError
+        from oc_common.errors import ConfigError
 
         raise ConfigError("keywords: the list is empty; nothing could be selected")
     return run_sharded(command="curate select-algorithmic", inp=inp, out=out,

@@ -7,9 +7,9 @@ code extraction, sandbox execution and scoring it feeds are the ones a real mode
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from oc_synth.synth.backends.base import Backend, Completion, GenerationRequest, apply_stop
+from oc_synth.backends.base import Backend, Completion, GenerationRequest, apply_stop
 
 # (request, sample index) -> answer text
 Answer = Callable[[GenerationRequest, int], str]

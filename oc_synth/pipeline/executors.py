@@ -26,9 +26,9 @@ EXECUTORS = ("local", "ray", "xenna")
 def check_executor(name: str) -> None:
     """Reject an unknown ``--executor`` before any output is written."""
     if name not in EXECUTORS:
-        from oc_common.cli import UserError
+        from oc_common.errors import OcError
 
-        raise UserError(f"--executor {name!r}: choose one of {', '.join(EXECUTORS)}")
+        raise OcError(f"--executor {name!r}: choose one of {', '.join(EXECUTORS)}")
 
 
 class InProcessExecutor(BaseExecutor):
@@ -40,7 +40,7 @@ class InProcessExecutor(BaseExecutor):
         super().__init__(config)
         self.on_task_done = on_task_done
 
-    def execute(self, stages: list["ProcessingStage"], initial_tasks: list["Task"] | None = None) -> list["Task"]:
+    def execute(self, stages: list[ProcessingStage], initial_tasks: list[Task] | None = None) -> list[Task]:
         from nemo_curator.tasks import EmptyTask
 
         adapters = [BaseStageAdapter(s) for s in stages]

@@ -15,28 +15,26 @@ import hashlib
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from nemo_curator.pipeline import Pipeline
 from nemo_curator.stages.base import ProcessingStage
 from nemo_curator.tasks import FileGroupTask
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from oc_common.errors import OutputExistsError
 from oc_common.fileio import atomic_write_json, remove_stale_temps
 from oc_common.log import console, get_logger
-from oc_common.records import InputError, list_record_files, strip_record_suffix
+from oc_common.records import list_record_files, strip_record_suffix
 from oc_common.stats import Stats, render_stats
 from oc_synth.pipeline.executors import check_executor, make_executor
 from oc_synth.pipeline.stages import STATS_DIR, ShardReader, ShardWriter
 
 log = get_logger(__name__)
 MANIFEST = "_manifest.json"
-
-
-class OutputExistsError(InputError):
-    pass
 
 
 @dataclass

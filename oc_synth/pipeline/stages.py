@@ -20,13 +20,12 @@ from nemo_curator.tasks import DocumentBatch, FileGroupTask
 
 from oc_common.fileio import atomic_write_json
 from oc_common.log import get_logger
+from oc_common.outcome import DROP_REASONS, KEEP
 from oc_common.records import RecordError, dumps_record, read_file_records, write_records
 from oc_common.stats import Stats
 
 log = get_logger(__name__)
 
-KEEP = "keep"
-DROP_REASONS = "drop_reasons"
 STATS_DIR = "_stats"
 MAX_ERRORS_LOGGED = 5
 
@@ -138,15 +137,6 @@ class RecordStage(ProcessingStage[DocumentBatch, DocumentBatch]):
             out.append(rec)
         return DocumentBatch(dataset_name=batch.dataset_name, data=ensure_keep_columns(frame_from_records(out)),
                              _metadata=batch._metadata, _stage_perf=batch._stage_perf)
-
-
-def reject(record: dict[str, Any], reason: str) -> None:
-    record[KEEP] = False
-    reasons = record.get(DROP_REASONS)
-    if not isinstance(reasons, list):
-        reasons = []
-    reasons.append(reason)
-    record[DROP_REASONS] = reasons
 
 
 @dataclass

@@ -23,11 +23,11 @@ from typing import Any
 from nemo_curator.stages.text.filters.doc_filter import DocumentFilter
 from nemo_curator.stages.text.filters.fasttext import FastTextQualityFilter
 
-from oc_common.cli import UserError
+from oc_common.errors import InputError, OcError
 from oc_common.fileio import atomic_write_json
 from oc_common.log import get_logger
 from oc_synth.recall.config import NEGATIVE_LABEL, POSITIVE_LABEL, FastTextConfig
-from oc_synth.recall.fasttext_file import ModelError, check_fasttext_file
+from oc_synth.recall.fasttext_file import check_fasttext_file
 from oc_synth.recall.tokenize import BpePretokenizer
 
 MODEL_FILE = "model.bin"
@@ -53,15 +53,15 @@ def load_fasttext(path: str | Path, expected_sha256: str | None = None):  # noqa
     path = Path(path)
     info = check_fasttext_file(path)
     if expected_sha256 and sha256_file(path) != expected_sha256:
-        raise ModelError(f"{path}: does not match the SHA-256 recorded in {META_FILE} (corrupt or replaced); "
+        raise InputError(f"{path}: does not match the SHA-256 recorded in {META_FILE} (corrupt or replaced); "
                          "retrain it or delete the classifier directory")
     if not info.labels:
-        raise ModelError(f"{path}: a fastText model without labels (unsupervised word vectors?) cannot classify")
+        raise InputError(f"{path}: a fastText model without labels (unsupervised word vectors?) cannot classify")
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # fasttext-wheel prints a deprecation notice on every load
             return fasttext.load_model(str(path))
     except (ValueError, MemoryError) as e:
-        raise ModelError(f"{path}: fastText cannot load it ({e})") from None
+        raise InputError(f"{path}: fastText cannot load it ({e})") from None
 
 
 def label_probability(model, line: str, label: str) -> float:  # noqa: ANN001
@@ -90,16 +90,16 @@ class ClassifierFiles:
 
     @classmethod
     def resolve(cls, model: str | Path, tokenizer: str | Path | None = None, label: str | None = None,
-                max_chars: int | None = None) -> "ClassifierFiles":
+                max_chars: int | None = None) -> ClassifierFiles:
         model = Path(model)
         if model.is_dir():
             meta_path = model / META_FILE
             if not meta_path.is_file():
-                raise ModelError(f"{model}: not a classifier directory (no {META_FILE}; was training finished?)")
+                raise InputError(f"{model}: not a classifier directory (no {META_FILE}; was training finished?)")
             try:
                 meta = json.loads(meta_path.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise ModelError(f"{meta_path}: unreadable ({e})") from None
+                raise InputError(f"{meta_path}: unreadable ({e})") from None
             return cls(model / MODEL_FILE, Path(tokenizer) if tokenizer else model / TOKENIZER_FILE,
                        label or meta.get("positive_label", POSITIVE_LABEL), meta.get("model_sha256"),
                        max_chars or meta.get("max_chars", 100_000))
@@ -110,7 +110,7 @@ class ClassifierFiles:
         """Fail before a pipeline starts: load the model and tokenizer once and check that the label exists."""
         model = load_fasttext(self.model, self.sha256)
         if self.label not in model.get_labels():
-            raise ModelError(f"{self.model}: has no label {self.label!r} (its labels: "
+            raise InputError(f"{self.model}: has no label {self.label!r} (its labels: "
                              f"{', '.join(model.get_labels()[:10])})")
         if self.tokenizer is not None:
             BpePretokenizer.load(self.tokenizer)
@@ -137,7 +137,7 @@ class FastTextPageClassifier(FastTextQualityFilter):
 
     def model_check_or_download(self) -> None:
         if not os.path.exists(self._model_path):
-            raise ModelError(f"{self._model_path}: fastText model not found")
+            raise InputError(f"{self._model_path}: fastText model not found")
 
     def load_model(self) -> None:
         self._model = load_fasttext(self._files.model, self._files.sha256)
@@ -203,7 +203,7 @@ def train_fasttext(train_file: Path, cfg: FastTextConfig):  # noqa: ANN201
             input=str(train_file), dim=cfg.dim, lr=cfg.lr, wordNgrams=cfg.word_ngrams, minCount=cfg.min_count,
             epoch=cfg.epoch, bucket=cfg.bucket, loss=cfg.loss, thread=cfg.thread, seed=cfg.seed, verbose=0)
     except RuntimeError as e:  # "Encountered NaN." when the learning rate is too high for the data
-        raise UserError(f"fastText training failed ({e}); with NaN, lower fasttext.lr (now {cfg.lr})") from None
+        raise OcError(f"fastText training failed ({e}); with NaN, lower fasttext.lr (now {cfg.lr})") from None
 
 
 def binary_metrics(scores_pos: list[float], scores_neg: list[float], threshold: float) -> dict[str, Any]:

@@ -7,8 +7,9 @@ min count 3, 3 epochs), which OpenCoder says it follows. Every other default is 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 from pydantic import Field
 

@@ -9,9 +9,10 @@ set never count a page twice. Holding the URL hashes costs ~70 bytes per page (P
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from rich.table import Table
 
@@ -91,15 +92,15 @@ def write_domains(path: Path, table: dict[str, DomainStats]) -> None:
 
 
 def read_domains(path: Path) -> dict[str, DomainStats]:
-    from oc_common.cli import UserError
+    from oc_common.errors import OcError
 
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         return {k: DomainStats(**v) for k, v in data.items()}
     except FileNotFoundError:
-        raise UserError(f"{path}: domains file not found (written by `oc-synth recall domains`)") from None
+        raise OcError(f"{path}: domains file not found (written by `oc-synth recall domains`)") from None
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as e:
-        raise UserError(f"{path}: not a domains.json file ({e})") from None
+        raise OcError(f"{path}: not a domains.json file ({e})") from None
 
 
 def code_domains(table: dict[str, DomainStats]) -> set[str]:

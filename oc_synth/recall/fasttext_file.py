@@ -14,17 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from oc_common.cli import UserError
+from oc_common.errors import InputError
 
 MAGIC = 793712314
 MAX_VERSION = 12
 ARGS_FORMAT = "<12id"  # dim ws epoch minCount neg wordNgrams loss model bucket minn maxn lrUpdateRate, t
 DICT_HEADER = "<3i2q"  # size nwords nlabels, ntokens pruneidx_size
 PQ_KSUB = 256  # centroids per sub-quantizer (fastText's ProductQuantizer)
-
-
-class ModelError(UserError):
-    """A model file that cannot be used; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +35,8 @@ class _Reader:
     def __init__(self, f: BinaryIO, path: Path, size: int):
         self.f, self.path, self.size = f, path, size
 
-    def fail(self, what: str) -> ModelError:
-        return ModelError(f"{self.path}: corrupt or truncated fastText model ({what} at byte {self.f.tell():,} of "
+    def fail(self, what: str) -> InputError:
+        return InputError(f"{self.path}: corrupt or truncated fastText model ({what} at byte {self.f.tell():,} of "
                           f"{self.size:,})")
 
     def unpack(self, fmt: str, what: str) -> tuple:
@@ -95,20 +91,20 @@ class _Reader:
 
 
 def check_fasttext_file(path: str | Path) -> FastTextFileInfo:
-    """Walk a fastText model file; raise ModelError unless every part is there and the sizes add up exactly."""
+    """Walk a fastText model file; raise InputError unless every part is there and the sizes add up exactly."""
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"{path}: fastText model not found")
+        raise InputError(f"{path}: fastText model not found")
     size = path.stat().st_size
     with open(path, "rb") as f:
         r = _Reader(f, path, size)
         if size < 8:
-            raise ModelError(f"{path}: not a fastText model ({size} bytes)")
+            raise InputError(f"{path}: not a fastText model ({size} bytes)")
         magic, version = r.unpack("<2i", "header")
         if magic != MAGIC:
-            raise ModelError(f"{path}: not a fastText model (wrong magic number)")
+            raise InputError(f"{path}: not a fastText model (wrong magic number)")
         if version > MAX_VERSION:
-            raise ModelError(f"{path}: fastText file format {version} is newer than this loader knows ({MAX_VERSION})")
+            raise InputError(f"{path}: fastText file format {version} is newer than this loader knows ({MAX_VERSION})")
         dim = r.unpack(ARGS_FORMAT, "arguments")[0]
         if not 0 < dim <= 100_000:
             raise r.fail(f"implausible dimension {dim}")

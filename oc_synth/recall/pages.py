@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from oc_common.outcome import reject
 from oc_common.stats import Stats
-from oc_synth.pipeline.stages import RecordStage, reject
+from oc_synth.pipeline.stages import RecordStage
 
 DOMAIN_FIELD = "domain"
 

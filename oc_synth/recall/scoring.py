@@ -19,9 +19,10 @@ from nemo_curator.stages.text.filters.doc_filter import DocumentFilter
 from nemo_curator.stages.text.filters.score_filter import Score
 from nemo_curator.tasks import DocumentBatch
 
+from oc_common.outcome import KEEP, reject
 from oc_common.stats import Stats
 from oc_synth.pipeline.runner import run_sharded
-from oc_synth.pipeline.stages import KEEP, RecordStage, reject
+from oc_synth.pipeline.stages import RecordStage
 from oc_synth.recall.classifier import ClassifierFiles, FastTextPageClassifier
 from oc_synth.recall.config import SCORE_FIELD
 from oc_synth.recall.pages import RecallPageCheck

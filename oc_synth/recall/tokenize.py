@@ -9,12 +9,12 @@ fastText splits on whitespace, so a page becomes its BPE tokens joined by spaces
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError
 from oc_common.fileio import atomic_write_text
 
 _WHITESPACE = re.compile(r"\s+")
@@ -29,7 +29,7 @@ class BpePretokenizer:
 
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int, min_frequency: int = 2,
-              max_chars: int = 100_000) -> "BpePretokenizer":
+              max_chars: int = 100_000) -> BpePretokenizer:
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
@@ -39,16 +39,16 @@ class BpePretokenizer:
         return cls(tok, max_chars)
 
     @classmethod
-    def load(cls, path: str | Path, max_chars: int = 100_000) -> "BpePretokenizer":
+    def load(cls, path: str | Path, max_chars: int = 100_000) -> BpePretokenizer:
         path = Path(path)
         if path.is_dir():
             path = path / "tokenizer.json"
         if not path.is_file():
-            raise UserError(f"{path}: tokenizer file not found (expected a `tokenizers` JSON file, tokenizer.json)")
+            raise OcError(f"{path}: tokenizer file not found (expected a `tokenizers` JSON file, tokenizer.json)")
         try:
             return cls(Tokenizer.from_file(str(path)), max_chars)
         except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception for unreadable files
-            raise UserError(f"{path}: not a `tokenizers` JSON file ({e})") from None
+            raise OcError(f"{path}: not a `tokenizers` JSON file ({e})") from None
 
     def save(self, path: str | Path) -> None:
         atomic_write_text(path, self.tokenizer.to_str())

@@ -14,11 +14,12 @@ import heapq
 import random
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError
 from oc_common.log import get_logger
 from oc_common.records import RecordError, iter_file_records, list_record_files
 from oc_common.stats import Stats
@@ -85,7 +86,7 @@ def collect_training_set(seeds: Sequence[Path], corpus: Path, cfg: RecallConfig,
     max_chars = cfg.tokenizer.max_chars
     ts.positives = list(iter_pages(seeds, ts.stats, "positives", False, max_chars))
     if not ts.positives:
-        raise UserError(f"{', '.join(map(str, seeds))}: no usable positive pages (each needs a non-empty `text`); "
+        raise OcError(f"{', '.join(map(str, seeds))}: no usable positive pages (each needs a non-empty `text`); "
                         f"dropped: {dict(ts.stats.groups.get('positives_dropped', {})) or 'none read'}")
     want = round(cfg.train.negatives_per_positive * len(ts.positives))
     if cfg.train.max_negatives:
@@ -107,7 +108,7 @@ def collect_training_set(seeds: Sequence[Path], corpus: Path, cfg: RecallConfig,
             heapq.heapreplace(heap, (-rank, page.key, page.text))
     ts.negatives = [Page(k, t) for _, k, t in sorted(heap, reverse=True)]
     if not ts.negatives:
-        raise UserError(f"{corpus}: no usable negative pages (pages need `url` and `text`, and must not all be "
+        raise OcError(f"{corpus}: no usable negative pages (pages need `url` and `text`, and must not all be "
                         "seeds or excluded as code)")
     if len(ts.negatives) < want:
         log.warning("only %d negative pages available for %d positives", len(ts.negatives), len(ts.positives))
@@ -141,7 +142,7 @@ def train_classifier(seeds: Sequence[Path], corpus: Path, out: Path, cfg: Recall
             else:
                 train_ex.append((label, p))
     if not any(lab == POSITIVE_LABEL for lab, _ in train_ex):
-        raise UserError(f"all {len(ts.positives)} positive pages fell into the held-out split; add seeds or lower "
+        raise OcError(f"all {len(ts.positives)} positive pages fell into the held-out split; add seeds or lower "
                         "train.holdout_fraction")
     # fastText learns in file order: a fixed pseudo-random order, not positives-then-negatives
     random.Random(seed).shuffle(train_ex)

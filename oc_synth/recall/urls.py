@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from oc_common.config import ConfigError, read_yaml
+from oc_common.config import read_yaml
+from oc_common.errors import ConfigError
 from oc_common.fileio import atomic_open
 from oc_common.records import dumps_record
 from oc_common.stats import Stats
@@ -36,7 +37,7 @@ class UrlPattern:
     path: str
 
     @classmethod
-    def parse(cls, text: str) -> "UrlPattern":
+    def parse(cls, text: str) -> UrlPattern:
         p = re.sub(r"^[a-zA-Z]+://", "", text.strip()).removeprefix("www.")
         host, sep, path = p.partition("/")
         return cls(text.strip(), host.lower(), f"/{path}" if sep else "*")

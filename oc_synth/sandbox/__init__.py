@@ -28,10 +28,11 @@ timeout and a temp dir only, with a loud warning (``isolation="rlimits"``).
 The pipeline stage (``stage.VerifyStage``, ``stage.run_verify``) lives apart: it imports NeMo Curator.
 """
 
+from oc_common.errors import SandboxError
 from oc_synth.sandbox.checks import VERDICTS, Verdict
 from oc_synth.sandbox.config import SandboxConfig
 from oc_synth.sandbox.languages import Program, Step, UnsupportedLanguage, available_languages, build_program
-from oc_synth.sandbox.runner import RunResult, Sandbox, SandboxError
+from oc_synth.sandbox.runner import RunResult, Sandbox
 from oc_synth.sandbox.verify import verify_records
 
 __all__ = ["VERDICTS", "Program", "RunResult", "Sandbox", "SandboxConfig", "SandboxError", "Step",

@@ -19,8 +19,8 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from oc_synth.sandbox.jail.protocol import PHASE_DONE
 
@@ -72,7 +72,7 @@ class Language:
 
 # -- toolchains -----------------------------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tool(name: str) -> str | None:
     """Absolute, symlink-free path of an executable on PATH (or None)."""
     if name == "rustc":  # rustup's proxy in ~/.cargo/bin needs RUSTUP_HOME; run the toolchain's own binary
@@ -81,7 +81,7 @@ def tool(name: str) -> str | None:
     return os.path.realpath(found) if found else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rust_sysroot() -> str | None:
     rustc = shutil.which("rustc")
     if not rustc:
@@ -225,7 +225,7 @@ NATIVE_DIRS = ("/usr/bin", "/usr/lib", "/usr/libexec", "/usr/include", "/usr/lib
 TOP_LEVEL = ("/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def python_binds(python: str) -> tuple[str, ...]:
     """The interpreter, its stdlib, and the directories of the shared libraries it and its extension modules load."""
     exe = os.path.realpath(python)

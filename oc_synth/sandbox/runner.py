@@ -16,12 +16,14 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Queue
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
 
+from oc_common.errors import SandboxError
 from oc_common.log import get_logger
 from oc_synth.sandbox import checks
 from oc_synth.sandbox.cgroups import SlotCgroup, cgroup_name, create_slot_cgroup, remove_stale_cgroups
@@ -44,10 +46,6 @@ BASE_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 DEV_LINKS = {"/dev/shm": "/tmp", "/dev/fd": "/proc/self/fd", "/dev/stdin": "/proc/self/fd/0",
              "/dev/stdout": "/proc/self/fd/1", "/dev/stderr": "/proc/self/fd/2"}
-
-
-class SandboxError(RuntimeError):
-    """The sandbox itself cannot work here (not a verdict on a program). The message says what to fix."""
 
 
 @dataclass
@@ -166,7 +164,7 @@ class _Zygote:
 class _Slot:
     """A worker slot: one uid, one memory cgroup, a zygote per language (started on first use)."""
 
-    def __init__(self, index: int, uid: int, sandbox: "Sandbox"):
+    def __init__(self, index: int, uid: int, sandbox: Sandbox):
         self.index, self.uid, self.sandbox = index, uid, sandbox
         self.zygotes: dict[str, _Zygote] = {}
         self.cgroup: SlotCgroup | None = None
@@ -206,7 +204,7 @@ class _Slot:
         reply = zygote.request(request, sum(s["timeout_s"] for s in steps) + REPLY_SLACK_S)
         if reply is None:  # the next program starts a fresh zygote
             reply = {"error": f"the sandbox worker died ({zygote.stderr_text()[-300:] or 'no message'})"}
-        for s, sent in zip(reply.get("steps", []), steps):
+        for s, sent in zip(reply.get("steps", []), steps, strict=False):
             s["cpu_limit_s"] = sent["limits"]["cpu_s"]
         oom = bool(self.cgroup) and self.cgroup.oom_kills() > before
         return reply, oom
@@ -294,7 +292,7 @@ class Sandbox:
         for slot in self._slots:
             slot.close()
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -6,15 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oc_common.outcome import KEEP, reject
 from oc_common.stats import Stats
 from oc_synth.pipeline.stages import (
-    KEEP,
     RecordStage,
     batch_stats,
     ensure_keep_columns,
     frame_from_records,
     records_from_frame,
-    reject,
 )
 from oc_synth.sandbox.config import SandboxConfig
 from oc_synth.sandbox.runner import Sandbox
@@ -49,7 +48,7 @@ class VerifyStage(RecordStage):
         records = records_from_frame(ensure_keep_columns(batch.to_pandas()))
         todo = [i for i, r in enumerate(records) if r.get(KEEP, True)]
         sb = self._sandbox()
-        for i, rec in zip(todo, sb.ordered_map(lambda r: verify_one(sb, r), [records[i] for i in todo])):
+        for i, rec in zip(todo, sb.ordered_map(lambda r: verify_one(sb, r), [records[i] for i in todo]), strict=True):
             count_verdict(st, rec)
             if not rec["passed"] and not self.keep_all:
                 reject(rec, f"verify_{rec['verdict']}")

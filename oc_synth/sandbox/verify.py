@@ -8,7 +8,8 @@ fatal to the run.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from oc_synth.sandbox.config import SandboxConfig
 from oc_synth.sandbox.languages import Program, UnsupportedLanguage, build_program

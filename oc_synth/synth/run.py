@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from oc_synth.synth.backends.base import make_backend
-from oc_synth.synth.pipeline import GenerateConfig, Generator, RunResult
+from oc_synth.backends import make_backend
+from oc_synth.synth.config import GenerateConfig
+from oc_synth.synth.generator import Generator, RunResult
 from oc_synth.synth.recipes import load_recipe
 from oc_synth.synth.verification import Verifier, sandbox_verifier
 

@@ -22,14 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from oc_common.records import (
-    InputError,
-    RecordError,
-    iter_file_records,
-    list_record_files,
-    record_suffix,
-    strip_record_suffix,
-)
+from oc_common.errors import InputError
+from oc_common.records import RecordError, iter_file_records, list_record_files, record_suffix, strip_record_suffix
 from oc_synth.synth.recipes.recipe import SeedSpec
 
 

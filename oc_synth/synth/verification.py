@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError
 
 VERDICTS = ("passed", "failed", "timeout", "error", "no_tests")
 VERIFY_FIELDS = ("verdict", "passed", "stderr_tail", "runtime_s")
@@ -27,7 +27,7 @@ class SandboxVerifier:
         try:
             from oc_synth.sandbox.verify import verify_records
         except ImportError as e:
-            raise UserError(f"execution checks need the sandbox (oc_synth.sandbox.verify): {e}; "
+            raise OcError(f"execution checks need the sandbox (oc_synth.sandbox.verify): {e}; "
                             "pass --no-verify to generate without running the tests") from None
         self._verify_records = verify_records
         self._sandbox: Any = None
@@ -64,13 +64,13 @@ def apply_verdicts(records: list[dict[str, Any]], verifier: Verifier, *, workers
         results = verifier(payload, workers=workers, timeout=timeout)
         if len(results) != len(records):
             raise RuntimeError(f"sandbox returned {len(results)} results for {len(records)} records")
-    except UserError:
+    except OcError:
         raise
     except Exception as e:  # noqa: BLE001 - a broken sandbox run costs this batch's verdicts, not the run
         results = [{"verdict": "error", "passed": False, "stderr_tail": f"sandbox failure: {type(e).__name__}: {e}",
                     "runtime_s": 0.0} for _ in records]
     by_id = {r.get("id"): r for r in results}
-    for rec, fallback in zip(records, results):
+    for rec, fallback in zip(records, results, strict=False):
         res = by_id.get(rec["id"], fallback)
         for f in VERIFY_FIELDS:
             rec[f] = res.get(f)

@@ -1,7 +1,8 @@
 import pytest
 from pydantic import Field
 
-from oc_common.config import ConfigError, StrictModel, apply_overrides, load_config, parse_override
+from oc_common.config import StrictModel, apply_overrides, load_config, parse_override
+from oc_common.errors import ConfigError
 
 
 class Optim(StrictModel):

@@ -2,8 +2,9 @@ import gzip
 
 import pytest
 
+from oc_common.errors import InputError
 from oc_common.fileio import atomic_open
-from oc_common.records import InputError, iter_records, list_record_files, read_file_records, write_records
+from oc_common.records import iter_records, list_record_files, read_file_records, write_records
 
 
 @pytest.mark.parametrize("name", ["a.jsonl", "a.jsonl.gz", "a.parquet"])

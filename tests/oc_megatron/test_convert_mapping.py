@@ -15,8 +15,8 @@ import struct
 import pytest
 import torch
 
+from oc_common.errors import ConversionError
 from oc_megatron.convert import llama_mapping as lm
-from oc_megatron.convert.errors import ConversionError
 from oc_megatron.convert.hf import (
     INDEX_FILE,
     SafetensorsShardWriter,

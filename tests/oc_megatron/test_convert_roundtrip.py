@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from megatron_test_helpers import run_distributed_test, tiny_train_config
-from oc_megatron.convert.errors import ConversionError
+
+from oc_common.errors import ConversionError
 from oc_megatron.convert.from_hf import from_hf
 from oc_megatron.convert.to_hf import to_hf
 
@@ -154,7 +154,7 @@ def tp2_pp2(models) -> dict[str, dict[str, Path]]:
                       "logits_out": str(m["root"] / f"megatron_tp2pp2_{shape}.pt"),
                       "resave": str(m["root"] / f"resaved_tp2pp2_{shape}")})
     run_distributed_test(tp2_pp2_forward_and_resave, 4, cases)
-    return {shape: {k: Path(v) for k, v in c.items()} for shape, c in zip(models, cases)}
+    return {shape: {k: Path(v) for k, v in c.items()} for shape, c in zip(models, cases, strict=True)}
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
@@ -400,7 +400,8 @@ def test_to_hf_output_serves_in_vllm(tokenizer, tmp_path):
 
 
 def test_to_hf_model_config_comes_from_the_checkpoint(models, tmp_path):
-    with pytest.raises(ConversionError, match="differs from --preset/--config: num_layers: checkpoint 2 vs given 4; hidden_size"):
+    with pytest.raises(ConversionError,
+                       match="differs from --preset/--config: num_layers: checkpoint 2 vs given 4; hidden_size"):
         to_hf(models["mha"]["ckpt"], tmp_path / "hf", preset="tiny")
     assert _no_output(tmp_path / "hf")
 

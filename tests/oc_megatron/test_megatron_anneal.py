@@ -99,6 +99,6 @@ def test_anneal_keeps_the_optimizer_decays_from_the_checkpoint_lr_on_the_anneali
         minlength=4).tolist()
     # Megatron's blending keeps every component within one sample of its share at every prefix of the order.
     assert np.all(np.abs(counts - SHARES * STEPS * GBS) <= 1), (counts, SHARES * STEPS * GBS)
-    print(f"annealing blend over {STEPS * GBS} samples: {dict(zip(COMPONENTS, counts.tolist()))}, "
-          f"expected {dict(zip(COMPONENTS, np.round(SHARES * STEPS * GBS, 2).tolist()))}; LR "
+    print(f"annealing blend over {STEPS * GBS} samples: {dict(zip(COMPONENTS, counts.tolist(), strict=True))}, "
+          f"expected {dict(zip(COMPONENTS, np.round(SHARES * STEPS * GBS, 2).tolist(), strict=True))}; LR "
           f"{metrics[1]['lr']:.3g} -> {metrics[STEPS]['lr']:.3g} -> floor {final.lr:g}")

@@ -9,7 +9,8 @@ import pytest
 import yaml
 from megatron_test_helpers import tiny_train_config
 
-from oc_common.config import ConfigError, validate_config
+from oc_common.config import validate_config
+from oc_common.errors import ConfigError
 from oc_megatron.config import TrainConfig
 from oc_megatron.models.opencoder import PRESETS, ModelConfig
 

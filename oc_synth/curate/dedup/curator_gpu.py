@@ -25,8 +25,9 @@ Tests: tests/oc_synth/curate/dedup/test_gpu_engine.py (``@pytest.mark.gpu``), ru
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,10 +38,9 @@ from nemo_curator.tasks import DocumentBatch
 
 from oc_common.log import get_logger
 from oc_common.stats import Stats
-from oc_synth.curate.dedup.engines import exact_labels_from_hashes
 from oc_synth.curate.dedup.index import ROW_BITS, TEXT, IndexData, run_index, shard_numbers, shard_tasks
 from oc_synth.curate.dedup.settings import DedupSettings
-from oc_synth.curate.dedup.shingles import WORD_RE
+from oc_synth.minhash.shingles import WORD_RE
 from oc_synth.pipeline.executors import make_executor
 from oc_synth.pipeline.runner import Shard
 from oc_synth.pipeline.stages import ShardReader
@@ -206,7 +206,7 @@ class GpuEngine:
     def exact_labels(self, data: IndexData, work: Path) -> np.ndarray:
         docs, groups = _read_groups(work / "gpu_exact" / "ExactDuplicateIds", EXACT_GROUP)
         labels = labels_from_groups(data, docs, groups, data.has_text)
-        cpu = exact_labels_from_hashes(data)  # the index holds SHA-256 too: the two must agree exactly
+        cpu = data.exact_labels()  # the index holds SHA-256 too: the two must agree exactly
         if not np.array_equal(labels, cpu):
             raise RuntimeError("GPU exact groups differ from the SHA-256 groups of the index")
         return labels

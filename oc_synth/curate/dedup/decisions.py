@@ -14,8 +14,9 @@ Fields the removal pass puts on records (documented in docs/dedup.md):
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa

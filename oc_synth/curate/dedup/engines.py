@@ -13,18 +13,19 @@ record that takes no part (no text; for fuzzy: no shingles, or removed as an exa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError
 from oc_common.log import console, get_logger
 from oc_common.stats import Stats
-from oc_synth.curate.dedup.clusters import Components, bucket_edges, bucket_pairs, group_equal
 from oc_synth.curate.dedup.index import IndexData, run_index
 from oc_synth.curate.dedup.settings import DedupSettings
+from oc_synth.minhash.lsh import Components, bucket_edges, bucket_pairs
 from oc_synth.pipeline.runner import Shard
 
 log = get_logger(__name__)
@@ -49,18 +50,11 @@ class Engine(Protocol):
         """Cluster label per record among ``candidates`` (bool mask) for near-identical content."""
 
 
-def exact_labels_from_hashes(data: IndexData) -> np.ndarray:
-    labels = np.full(len(data), -1, np.int64)
-    pos = np.nonzero(data.has_text)[0]
-    labels[pos] = pos[group_equal(data.sha256[pos])]
-    return labels
-
-
 class CpuEngine:
     name = "cpu"
 
     def describe(self) -> str:
-        from oc_synth.curate.dedup.minhash import engine_version
+        from oc_synth.minhash.signatures import engine_version
 
         return f"CPU: SHA-256 + {engine_version()}, banded LSH, numpy connected components"
 
@@ -69,7 +63,7 @@ class CpuEngine:
         return run_index(shards, work / "index", settings, compute_bands=settings.fuzzy, executor=executor, quiet=quiet)
 
     def exact_labels(self, data: IndexData, work: Path) -> np.ndarray:
-        return exact_labels_from_hashes(data)
+        return data.exact_labels()
 
     def fuzzy_labels(self, data: IndexData, candidates: np.ndarray, work: Path, settings: DedupSettings,
                      stats: Stats, quiet: bool) -> np.ndarray:
@@ -127,11 +121,11 @@ def resolve_engine(settings: DedupSettings) -> tuple[Engine, str]:
         reason = "requested" if settings.engine == "cpu" else f"auto: {why}"
         return CpuEngine(), reason
     if not ok:
-        raise UserError(f"--engine gpu: {why}. Install the GPU extra from NVIDIA's index (pip install "
+        raise OcError(f"--engine gpu: {why}. Install the GPU extra from NVIDIA's index (pip install "
                         "--extra-index-url https://pypi.nvidia.com 'nemo-curator[deduplication_cuda12]') or run in "
                         "NVIDIA's NeMo Curator container; --engine cpu runs the same dedup on CPUs.")
     if settings.fuzzy and settings.minhash.jaccard_check is not None:
-        raise UserError("--jaccard-check: NeMo Curator's GPU fuzzy workflow has no candidate check; use --engine cpu "
+        raise OcError("--jaccard-check: NeMo Curator's GPU fuzzy workflow has no candidate check; use --engine cpu "
                         "for a checked run")
     from oc_synth.curate.dedup.curator_gpu import GpuEngine
 

@@ -22,10 +22,11 @@ import hashlib
 import io
 import json
 import multiprocessing
+from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -39,9 +40,10 @@ from oc_common.fileio import atomic_write_bytes
 from oc_common.log import console
 from oc_common.stats import Stats
 from oc_synth.curate.dedup.keep_rule import commit_epoch, id_text, stars_value
-from oc_synth.curate.dedup.minhash import band_keys_parallel
 from oc_synth.curate.dedup.settings import DedupSettings
-from oc_synth.curate.dedup.shingles import has_shingles
+from oc_synth.minhash.lsh import group_equal
+from oc_synth.minhash.shingles import has_shingles
+from oc_synth.minhash.signatures import band_keys_parallel
 from oc_synth.pipeline.executors import make_executor
 from oc_synth.pipeline.runner import Shard
 from oc_synth.pipeline.stages import ShardReader, records_from_frame
@@ -225,6 +227,13 @@ class IndexData:
     @property
     def docs(self) -> np.ndarray:
         return (self.shard.astype(np.int64) << np.int64(ROW_BITS)) | self.row.astype(np.int64)
+
+    def exact_labels(self) -> np.ndarray:
+        """Cluster label per record for identical content (SHA-256); -1 for records without text."""
+        labels = np.full(len(self), -1, np.int64)
+        pos = np.nonzero(self.has_text)[0]
+        labels[pos] = pos[group_equal(self.sha256[pos])]
+        return labels
 
     def band(self, b: int) -> np.ndarray:
         """One band's keys for every record (read on demand: one column per file, one band in memory at a time)."""

@@ -14,8 +14,8 @@ import numpy as np
 
 from oc_common.records import read_file_records
 from oc_synth.curate.dedup.index import TEXT, IndexData
-from oc_synth.curate.dedup.settings import MinHashSettings
-from oc_synth.curate.dedup.shingles import jaccard, shingle_sets
+from oc_synth.minhash.settings import MinHashSettings
+from oc_synth.minhash.shingles import jaccard, shingle_sets
 
 
 def texts_at(data: IndexData, positions: np.ndarray) -> dict[int, str]:

@@ -14,15 +14,10 @@ from typing import Any
 import pyarrow.parquet as pq
 from nemo_curator.tasks import DocumentBatch
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError
+from oc_common.outcome import reject
 from oc_synth.curate.dedup.decisions import decision_path
-from oc_synth.pipeline.stages import (
-    RecordStage,
-    ensure_keep_columns,
-    frame_from_records,
-    records_from_frame,
-    reject,
-)
+from oc_synth.pipeline.stages import RecordStage, ensure_keep_columns, frame_from_records, records_from_frame
 
 CLUSTER_FIELDS = ("dup_cluster", "dup_count", "minhash_cluster", "minhash_count")
 
@@ -38,7 +33,7 @@ class DedupRemovalStage(RecordStage):
         decisions = pq.read_table(path).to_pylist()
         records = records_from_frame(ensure_keep_columns(batch.to_pandas()))
         if len(records) != len(decisions):
-            raise UserError(f"{batch._metadata.get('source')}: has {len(records)} records but had {len(decisions)} "
+            raise OcError(f"{batch._metadata.get('source')}: has {len(records)} records but had {len(decisions)} "
                             "when it was indexed; the input changed during the run (rerun with --overwrite)")
         for rec, dec in zip(records, decisions, strict=True):
             for key in CLUSTER_FIELDS:

@@ -18,12 +18,13 @@ import logging
 import resource
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from rich.table import Table
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError
 from oc_common.fileio import atomic_write_json
 from oc_common.log import console, get_logger
 from oc_common.stats import Stats
@@ -46,7 +47,7 @@ def check_shard_names(shards: Sequence[Shard]) -> None:
     clashes = [n for n, c in seen.items() if c > 1]
     if clashes:
         files = [s.files[0] for s in shards if s.name == clashes[0]]
-        raise UserError(f"input files {' and '.join(files)} would both be written as shard {clashes[0]!r}; rename one")
+        raise OcError(f"input files {' and '.join(files)} would both be written as shard {clashes[0]!r}; rename one")
 
 
 def input_fingerprint(shards: Sequence[Shard]) -> str:
@@ -81,7 +82,7 @@ def run_dedup(inp: Path, out: Path, settings: DedupSettings, *, dropped: Path | 
     """Run the three passes; returns the summary (also written to ``OUT/stats.json`` under ``dedup``)."""
     inp, out = Path(inp), Path(out)
     if output_format not in OUTPUT_SUFFIXES:
-        raise UserError(f"--output-format: {output_format!r} is not one of {', '.join(OUTPUT_SUFFIXES)}")
+        raise OcError(f"--output-format: {output_format!r} is not one of {', '.join(OUTPUT_SUFFIXES)}")
     shards = plan_shards(inp)
     check_shard_names(shards)
     engine, why = resolve_engine(settings)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from oc_common.config import ConfigError, StrictModel, load_config, read_yaml
+from oc_common.config import StrictModel, load_config, read_yaml
+from oc_common.errors import ConfigError
 from oc_synth.curate.signals.registry import SIGNALS, SignalValue
 
 DEFAULT_RULES_PATH = Path(__file__).resolve().parent.parent / "rules.yaml"

@@ -144,7 +144,7 @@ def parse_code_blocks(answer: str, *, names: list[str] = ("code",), split_assert
         return {"code": split[0], "tests": split[1], "code_language": only.language,
                 "tests_language": only.language}
     out: dict[str, Any] = {}
-    for name, b in zip(names, blocks):
+    for name, b in zip(names, blocks, strict=False):
         out[name] = b.code.strip("\n") + "\n"
         out[f"{name}_language"] = b.language
     return out
@@ -173,7 +173,7 @@ def parse_sections(answer: str, *, sections: dict[str, Any]) -> dict[str, Any]:
     in_fence = _fence_mask(lines)
     found: dict[str, list[str]] = {}
     current: str | None = None
-    for line, fenced in zip(lines, in_fence):
+    for line, fenced in zip(lines, in_fence, strict=True):
         m = None if fenced else heading.match(line)
         if m and by_title[m["title"].lower()] not in found:
             current = by_title[m["title"].lower()]

@@ -23,8 +23,9 @@ import jinja2
 import jinja2.sandbox
 from pydantic import Field, field_validator, model_validator
 
-from oc_common.config import ConfigError, StrictModel, load_config
-from oc_synth.synth.backends.base import SamplingParams
+from oc_common.config import StrictModel, load_config
+from oc_common.errors import ConfigError
+from oc_synth.backends.base import SamplingParams
 from oc_synth.synth.recipes.checks import CHECKS, run_checks
 from oc_synth.synth.recipes.parsers import PARSERS, ParseError, first_code_block, parse
 

@@ -10,7 +10,7 @@ from nemo_curator.stages.text.filters.score_filter import ScoreFilter
 from nemo_curator.tasks import DocumentBatch
 from typer.testing import CliRunner
 
-from oc_common.config import ConfigError
+from oc_common.errors import ConfigError
 from oc_common.records import read_file_records, write_records
 from oc_synth.curate.filter import RefineCodeFilterStage, refinecode_filters, run_filter
 from oc_synth.curate.signals import SIGNALS, QualitySignal

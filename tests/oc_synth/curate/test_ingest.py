@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError
 from oc_common.records import read_file_records, write_records
 from oc_synth.curate.ingest import classify_file, run_ingest
 from oc_synth.curate.linguist import default_table
@@ -111,13 +111,13 @@ def test_linguist_table_coverage():
 
 
 def test_bad_inputs_give_clear_errors(tmp_path):
-    with pytest.raises(UserError, match="no such file"):
+    with pytest.raises(OcError, match="no such file"):
         run_ingest(tmp_path / "missing", tmp_path / "out", quiet=True)
     src = tmp_path / "src"
     (src / "r").mkdir(parents=True)
     (src / "r" / "a.py").write_text("x = 1\n")
     (src / "repos.jsonl").write_text('{"repo": "r", "stars": "many"}\n')
-    with pytest.raises(UserError, match=r"repos.jsonl:1: field 'stars': expected int, got str"):
+    with pytest.raises(OcError, match=r"repos.jsonl:1: field 'stars': expected int, got str"):
         run_ingest(src, tmp_path / "out", quiet=True)
 
 

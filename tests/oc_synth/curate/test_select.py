@@ -1,6 +1,6 @@
 import pytest
 
-from oc_common.config import ConfigError
+from oc_common.errors import ConfigError
 from oc_common.records import read_file_records, write_records
 from oc_synth.curate.select import run_sample, run_select_algorithmic, stable_unit_interval
 

@@ -1,6 +1,6 @@
 import pytest
 
-from oc_common.config import ConfigError
+from oc_common.errors import ConfigError
 from oc_common.records import read_file_records, write_records
 from oc_common.stats import Stats
 from oc_synth.curate.transform import PiiConfig, PiiReplacer, run_transform, strip_copyright_header

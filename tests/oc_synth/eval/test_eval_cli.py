@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError
 from oc_synth.cli.eval import eval_
 
 app = typer.Typer()
@@ -23,14 +23,14 @@ def _group() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from oc_synth.synth.backends.tiny import build_tiny_llama
+    from oc_synth.backends.tiny import build_tiny_llama
 
     return str(build_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama"))
 
 
 def invoke(*args):
     result = CliRunner().invoke(app, ["eval", *map(str, args)], catch_exceptions=True)
-    if isinstance(result.exception, UserError):
+    if isinstance(result.exception, OcError):
         raise result.exception
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
     return result
@@ -73,13 +73,13 @@ def test_chat_mode_uses_the_models_template(tiny_model, tmp_path):
 
 
 def test_user_errors(tiny_model, tmp_path):
-    with pytest.raises(UserError, match="google-research"):
+    with pytest.raises(OcError, match="google-research"):
         invoke("mbpp", tiny_model, "--out", tmp_path)
-    with pytest.raises(UserError, match="temperature"):
+    with pytest.raises(OcError, match="temperature"):
         invoke("humaneval", tiny_model, "--temperature", -1, "--out", tmp_path)
-    with pytest.raises(UserError, match="unknown backend"):
+    with pytest.raises(OcError, match="unknown backend"):
         invoke("humaneval", tiny_model, "--backend", "tgi", "--out", tmp_path)
-    with pytest.raises(UserError, match="cannot load model"):
+    with pytest.raises(OcError, match="cannot load model"):
         invoke("humaneval", str(tmp_path / "no-model"), "--limit", 1, "--out", tmp_path / "o")
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 from eval_fixtures import write_jsonl
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError
 from oc_synth.eval.canned import CannedBackend, table_backend
 from oc_synth.eval.data import load_problems
 from oc_synth.eval.prompts import MBPP_STOP, chat_messages, extract_code
@@ -65,9 +65,9 @@ def test_plus_tests_catch_what_the_base_tests_miss(fmt, request, mbpp_original, 
 
 
 def test_variant_must_fit_the_data(mbpp_original, tmp_path):
-    with pytest.raises(UserError, match="--variant plus needs EvalPlus tests"):
+    with pytest.raises(OcError, match="--variant plus needs EvalPlus tests"):
         load_problems("mbpp", mbpp_original, variant="plus")
-    with pytest.raises(UserError, match="--variant plus needs EvalPlus tests"):
+    with pytest.raises(OcError, match="--variant plus needs EvalPlus tests"):
         load_problems("humaneval", variant="plus")
     # evalplus/humanevalplus: HumanEval fields, a check() built on EvalPlus's assertion helper (base + plus merged).
     row = {"task_id": "HumanEval/0", "prompt": "def inc(x):\n", "entry_point": "inc", "canonical_solution":
@@ -75,7 +75,7 @@ def test_variant_must_fit_the_data(mbpp_original, tmp_path):
            "def check(candidate):\n    for i, e in [(1, 2), (-1, 0)]:\n        assertion(candidate(i), e, 0)\n"}
     path = write_jsonl(tmp_path / "he.jsonl", [row])
     assert load_problems("humaneval", path).variant == "plus"
-    with pytest.raises(UserError, match="omit --data"):
+    with pytest.raises(OcError, match="omit --data"):
         load_problems("humaneval", path, variant="base")
 
 
@@ -98,17 +98,17 @@ def test_saved_datasets_directory_is_read(mbpp_original, tmp_path):
 
 
 def test_missing_data_says_where_to_get_it(tmp_path):
-    with pytest.raises(UserError, match="google-research.*mbpp"):
+    with pytest.raises(OcError, match="google-research.*mbpp"):
         load_problems("mbpp")
-    with pytest.raises(UserError, match="no such file.*evalplus"):
+    with pytest.raises(OcError, match="no such file.*evalplus"):
         load_problems("mbpp", tmp_path / "nope.jsonl")
-    with pytest.raises(UserError, match="unknown format.*fields: question"):
+    with pytest.raises(OcError, match="unknown format.*fields: question"):
         load_problems("mbpp", write_jsonl(tmp_path / "x.jsonl", [{"question": "?"}]))
 
 
 def test_duplicate_task_ids_are_refused(tmp_path):
     row = {"task_id": 1, "text": "t", "code": "def f():\n    return 1\n", "test_list": ["assert f() == 1"]}
-    with pytest.raises(UserError, match="appears twice"):
+    with pytest.raises(OcError, match="appears twice"):
         load_problems("mbpp", write_jsonl(tmp_path / "d.jsonl", [row, row]))
 
 
@@ -140,7 +140,7 @@ def test_prompt_mode_from_the_model_name():
     assert resolve_prompt_mode("auto", "infly/OpenCoder-8B-Instruct") == "chat"
     assert resolve_prompt_mode("auto", "/ckpt/opencoder-1.5b-base-hf") == "completion"
     assert resolve_prompt_mode("completion", "x-instruct") == "completion"
-    with pytest.raises(UserError):
+    with pytest.raises(OcError):
         resolve_prompt_mode("fim", "x")
 
 
@@ -149,7 +149,7 @@ def test_published_numbers_are_found_from_the_model_name():
     assert reference_model("/ckpt/opencoder_8b_instruct_hf") == "opencoder-8b-instruct"
     assert reference_model("/ckpt/my-model") is None
     assert reference_model("/ckpt/my-model", "OpenCoder-8B-Base") == "opencoder-8b-base"
-    with pytest.raises(UserError, match="unknown"):
+    with pytest.raises(OcError, match="unknown"):
         reference_model("x", "opencoder-3b")
     assert published_pass_at_1("opencoder-1.5b-base", "humaneval", "base") == pytest.approx(0.543)
     assert published_pass_at_1("opencoder-8b-instruct", "mbpp", "plus") == pytest.approx(0.69)
@@ -160,7 +160,7 @@ def test_tests_needing_a_module_the_sandbox_lacks_fail_before_generation(tmp_pat
            "test": "import oc_no_such_module\nassert f() == 1\n"}
     ps = load_problems("mbpp", write_jsonl(tmp_path / "p.jsonl", [row]))
     backend = table_backend({"1": "def f():\n    return 1\n"})
-    with pytest.raises(UserError, match="import oc_no_such_module.*python3-numpy"):
+    with pytest.raises(OcError, match="import oc_no_such_module.*python3-numpy"):
         score(ps, backend, tmp_path / "o")
     assert backend.requests == []
 

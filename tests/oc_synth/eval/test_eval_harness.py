@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError
+from oc_synth.backends.base import Completion
 from oc_synth.eval.canned import CannedBackend, table_backend
 from oc_synth.eval.data import ProblemSet, load_problems
 from oc_synth.eval.prompts import HUMANEVAL_STOP
 from oc_synth.eval.runner import EvalSettings, run_eval
 from oc_synth.sandbox.config import SandboxConfig
-from oc_synth.synth.backends.base import Completion
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_backend_failures_are_recorded_and_a_rerun_retries_only_them(humaneval, 
 def test_a_rerun_with_other_settings_is_refused(humaneval, tmp_path):
     ps = subset(humaneval, 2)
     run_eval(ps, table_backend({p.task_id: "    pass\n" for p in ps.problems}), tmp_path, EvalSettings())
-    with pytest.raises(UserError, match="other settings.*--overwrite"):
+    with pytest.raises(OcError, match="other settings.*--overwrite"):
         run_eval(ps, table_backend({p.task_id: "    pass\n" for p in ps.problems}), tmp_path,
                  EvalSettings(temperature=0.8, n=2))
     again = run_eval(ps, table_backend({p.task_id: p.canonical_completion for p in ps.problems}), tmp_path,

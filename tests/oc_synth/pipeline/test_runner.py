@@ -3,9 +3,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from oc_common.errors import OutputExistsError
+from oc_common.outcome import reject
 from oc_common.records import read_file_records, write_records
-from oc_synth.pipeline.runner import OutputExistsError, run_sharded
-from oc_synth.pipeline.stages import RecordStage, reject
+from oc_synth.pipeline.runner import run_sharded
+from oc_synth.pipeline.stages import RecordStage
 
 
 @dataclass
@@ -82,7 +84,8 @@ def test_existing_foreign_output_or_other_options_refused(tmp_path):
 def test_malformed_lines_are_counted_not_fatal(tmp_path):
     inp = tmp_path / "in"
     inp.mkdir()
-    (inp / "a.jsonl").write_bytes(b'{"id": "1", "text": "hello"}\n{not json\n\xff\xfe\n[1, 2]\n\n{"id": "2", "text": "ok!"}\n')
+    (inp / "a.jsonl").write_bytes(b'{"id": "1", "text": "hello"}\n{not json\n\xff\xfe\n[1, 2]\n\n'
+                                  b'{"id": "2", "text": "ok!"}\n')
     (inp / "empty.jsonl").write_bytes(b"")
     out = tmp_path / "out"
     stats = run_sharded(command="test", inp=inp, out=out, stages=[DropShortStage()], options={}, quiet=True)
@@ -93,10 +96,10 @@ def test_malformed_lines_are_counted_not_fatal(tmp_path):
 
 
 def test_unknown_executor_is_refused_before_any_output(tmp_path):
-    from oc_common.cli import UserError
+    from oc_common.errors import OcError
 
     inp = _make_input(tmp_path, 1)
-    with pytest.raises(UserError, match="--executor 'foo': choose one of local, ray, xenna"):
+    with pytest.raises(OcError, match="--executor 'foo': choose one of local, ray, xenna"):
         run_sharded(command="test", inp=inp, out=tmp_path / "out", stages=[DropShortStage()], options={},
                     executor="foo", quiet=True)
     assert not (tmp_path / "out").exists()

@@ -6,12 +6,12 @@ import pytest
 from nemo_curator.stages.text.filters.score_filter import Score
 from nemo_curator.tasks import DocumentBatch
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError
 from oc_common.records import write_records
 from oc_synth.recall.classifier import (
     ClassifierFiles,
     FastTextPageClassifier,
-    ModelError,
+    InputError,
     binary_metrics,
     label_probability,
     load_fasttext,
@@ -93,23 +93,23 @@ def test_corrupt_or_truncated_model_is_refused(trained, tmp_path):
     out, meta, _ = trained
     garbage = tmp_path / "garbage.bin"
     garbage.write_bytes(b"not a model at all")
-    with pytest.raises(ModelError, match="garbage.bin: not a fastText model"):
+    with pytest.raises(InputError, match="garbage.bin: not a fastText model"):
         load_fasttext(garbage)
     truncated = tmp_path / "truncated.bin"
     truncated.write_bytes((out / "model.bin").read_bytes()[:5000])
-    with pytest.raises(ModelError, match="truncated.bin: corrupt or truncated fastText model"):  # fastText loads it
+    with pytest.raises(InputError, match="truncated.bin: corrupt or truncated fastText model"):  # fastText loads it
         load_fasttext(truncated)
-    with pytest.raises(ModelError, match="missing.bin: fastText model not found"):
+    with pytest.raises(InputError, match="missing.bin: fastText model not found"):
         load_fasttext(tmp_path / "missing.bin")
-    with pytest.raises(ModelError, match="does not match the SHA-256"):
+    with pytest.raises(InputError, match="does not match the SHA-256"):
         load_fasttext(out / "model.bin", expected_sha256="0" * 64)
-    with pytest.raises(ModelError, match="has no label '__label__hq'"):
+    with pytest.raises(InputError, match="has no label '__label__hq'"):
         ClassifierFiles.resolve(out, label="__label__hq").check()
-    with pytest.raises(ModelError, match="not a classifier directory"):
+    with pytest.raises(InputError, match="not a classifier directory"):
         ClassifierFiles.resolve(tmp_path)
     bad_tok = tmp_path / "tok.json"
     bad_tok.write_text("{}")
-    with pytest.raises(UserError, match="tok.json: not a `tokenizers` JSON file"):
+    with pytest.raises(OcError, match="tok.json: not a `tokenizers` JSON file"):
         BpePretokenizer.load(bad_tok)
 
 
@@ -117,11 +117,11 @@ def test_empty_or_unusable_positive_set_is_a_clear_error(small_corpus, example_c
     data, _ = small_corpus
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    with pytest.raises(UserError, match="empty.jsonl: no usable positive pages"):
+    with pytest.raises(OcError, match="empty.jsonl: no usable positive pages"):
         train_classifier([empty], data / "web", tmp_path / "c1", example_config)
     unusable = tmp_path / "unusable.jsonl"
     write_records(unusable, [{"url": "https://a.org/1"}, {"text": "  "}])
-    with pytest.raises(UserError, match=r"no usable positive pages.*'missing_text': 2"):
+    with pytest.raises(OcError, match=r"no usable positive pages.*'missing_text': 2"):
         train_classifier([unusable], data / "web", tmp_path / "c2", example_config)
 
 
@@ -129,7 +129,7 @@ def test_fasttext_divergence_is_a_clear_error(small_corpus, example_config, tmp_
     data, _ = small_corpus
     cfg = example_config.model_copy(deep=True)
     cfg.fasttext.lr = 50.0
-    with pytest.raises(UserError, match="lower fasttext.lr"):
+    with pytest.raises(OcError, match="lower fasttext.lr"):
         train_classifier([data / "seeds.jsonl"], data / "web", tmp_path / "c", cfg)
 
 

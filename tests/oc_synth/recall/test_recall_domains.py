@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError
 from oc_common.records import read_file_records, write_records
 from oc_common.stats import Stats
 from oc_synth.recall.domains import code_domains, domain_table, read_domains, write_domains
@@ -52,11 +52,11 @@ def test_min_pages_and_threshold_are_configurable(scored):
 
 
 def test_read_domains_errors(tmp_path):
-    with pytest.raises(UserError, match="missing.json: domains file not found"):
+    with pytest.raises(OcError, match="missing.json: domains file not found"):
         read_domains(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text('{"a.org": {"pages": 1, "bogus": 2}}')
-    with pytest.raises(UserError, match="bad.json: not a domains.json file"):
+    with pytest.raises(OcError, match="bad.json: not a domains.json file"):
         read_domains(bad)
 
 

@@ -8,9 +8,9 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from oc_common.errors import OutputExistsError
 from oc_common.records import iter_records, read_file_records
 from oc_synth.cli import app
-from oc_synth.pipeline.runner import OutputExistsError
 
 
 @pytest.fixture(scope="module")

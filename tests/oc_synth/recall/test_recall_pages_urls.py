@@ -1,6 +1,6 @@
 import pytest
 
-from oc_common.config import ConfigError
+from oc_common.errors import ConfigError
 from oc_synth.recall.pages import page_problem, stable_key, url_domain, url_host_path
 from oc_synth.recall.urls import NegativeExclusion, UrlPattern, load_url_patterns, match_pattern
 

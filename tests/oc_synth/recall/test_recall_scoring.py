@@ -3,7 +3,7 @@ import json
 import pytest
 
 from oc_common.records import read_file_records, write_records
-from oc_synth.recall.classifier import ClassifierFiles, ModelError
+from oc_synth.recall.classifier import ClassifierFiles, InputError
 from oc_synth.recall.scoring import run_score
 from oc_synth.recall.training import train_classifier
 
@@ -96,6 +96,6 @@ def test_bring_your_own_model_on_code_files(tmp_path):
 def test_corrupt_model_fails_before_any_shard(messy_corpus, tmp_path, classifier):
     bad = tmp_path / "model.bin"
     bad.write_bytes((classifier / "model.bin").read_bytes()[:-100])
-    with pytest.raises(ModelError, match="model.bin: corrupt or truncated fastText model"):
+    with pytest.raises(InputError, match="model.bin: corrupt or truncated fastText model"):
         run_score(messy_corpus, tmp_path / "out", ClassifierFiles.resolve(bad), quiet=True)
     assert not (tmp_path / "out").exists()

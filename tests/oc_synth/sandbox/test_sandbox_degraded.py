@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from oc_synth.sandbox import Sandbox, SandboxConfig, SandboxError, build_program
+from oc_common.errors import SandboxError
+from oc_synth.sandbox import Sandbox, SandboxConfig, build_program
 from oc_synth.sandbox.runner import RLIMITS_WARNING, choose_isolation
 
 F = "def f(x):\n    return x + 1\n"

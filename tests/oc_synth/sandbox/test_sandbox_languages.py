@@ -60,7 +60,7 @@ def results(sandbox):
             "javascript", "function add(a, b) { process.exit(0); }", SAMPLES["javascript"][1])))
     todo.append(("c", "compile_error", build_program("c", "int add(int a, int b) { return a + }",
                                                      SAMPLES["c"][1])))
-    return {(lang, kind): r for (lang, kind, _), r in zip(todo, sandbox.run_many(p for _, _, p in todo))}
+    return {(lang, kind): r for (lang, kind, _), r in zip(todo, sandbox.run_many(p for _, _, p in todo), strict=True)}
 
 
 @pytest.mark.parametrize("lang", list(SAMPLES))

@@ -36,7 +36,7 @@ CASES = {
 @pytest.fixture(scope="module")
 def results(sandbox):
     programs = [build_program("python", code, tests) for code, tests, _, _ in CASES.values()]
-    return dict(zip(CASES, sandbox.run_many(programs)))
+    return dict(zip(CASES, sandbox.run_many(programs), strict=True))
 
 
 @pytest.mark.parametrize("name", list(CASES))

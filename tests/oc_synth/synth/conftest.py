@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from oc_synth.synth.backends.base import Backend, Completion, GenerationRequest
+from oc_synth.backends.base import Backend, Completion, GenerationRequest
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
-    from oc_synth.synth.backends.tiny import build_tiny_llama
+    from oc_synth.backends.tiny import build_tiny_llama
 
     return str(build_tiny_llama(tmp_path_factory.mktemp("tiny-llama")))
 

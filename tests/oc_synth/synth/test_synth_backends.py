@@ -4,7 +4,8 @@ import time
 
 import pytest
 
-from oc_synth.synth.backends import BackendError, GenerationRequest, SamplingParams, make_backend
+from oc_common.errors import BackendError
+from oc_synth.backends import GenerationRequest, SamplingParams, make_backend
 
 
 def chat(rid, content="hello", **sampling):

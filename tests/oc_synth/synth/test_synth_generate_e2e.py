@@ -78,7 +78,7 @@ def test_cli_real_small_model_writes_real_code(tmp_path):
 
 VLLM_SCRIPT = textwrap.dedent("""
     import json, sys
-    from oc_synth.synth.backends import GenerationRequest, SamplingParams, make_backend
+    from oc_synth.backends import GenerationRequest, SamplingParams, make_backend
     from oc_synth.synth.run import run_generate
 
     if __name__ == "__main__":
@@ -114,7 +114,7 @@ def test_vllm_backend_matches_hf_and_runs_the_pipeline(tmp_path, tiny_model):
     assert got["sampled"] == got["again"] and len(got["sampled"]) == 2  # per-request seeds
     assert got["structured"].lstrip().startswith("{")
     assert got["records"] == 2
-    from oc_synth.synth.backends import GenerationRequest, SamplingParams, make_backend
+    from oc_synth.backends import GenerationRequest, SamplingParams, make_backend
 
     with make_backend("hf", tiny_model) as hf:  # one interface: greedy decoding agrees across engines
         (g,) = hf.generate([GenerationRequest("g", prompt="def add", sampling=SamplingParams(max_tokens=8))])

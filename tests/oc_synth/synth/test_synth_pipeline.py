@@ -6,7 +6,8 @@ import json
 import pytest
 
 from oc_common.records import read_file_records, write_records
-from oc_synth.synth.pipeline import GenerateConfig, Generator, derive_seed
+from oc_synth.synth.config import GenerateConfig
+from oc_synth.synth.generator import Generator, derive_seed
 from oc_synth.synth.recipes import load_recipe
 from oc_synth.synth.store import GenerationStore
 from oc_synth.synth.verification import SandboxVerifier
@@ -242,7 +243,7 @@ def test_ranks_split_the_seeds_and_an_unranked_run_finalizes(seeds, tmp_path, ca
 
 
 def test_other_options_refuse_to_resume_and_limit_takes_first_rows(seeds, tmp_path, canned):
-    from oc_synth.pipeline.runner import OutputExistsError
+    from oc_common.errors import OutputExistsError
 
     out = tmp_path / "out"
     b = canned(answer_by_seed)

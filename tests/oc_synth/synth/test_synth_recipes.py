@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from oc_common.config import ConfigError
+from oc_common.errors import ConfigError
 from oc_synth.synth.recipes import RenderError, checks, list_recipes, load_recipe
 
 SEED = {"id": "s1", "text": "def add(a, b):\n    return a + b\n", "package": "json", "api_name": "json.dumps",

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 from oc_common.records import iter_records
-from oc_synth.curate.dedup.settings import MinHashSettings, build_settings
-from oc_synth.curate.dedup.shingles import jaccard, shingle_sets
+from oc_synth.curate.dedup.settings import build_settings
 from oc_synth.curate.dedup.workflow import run_dedup
+from oc_synth.minhash.settings import MinHashSettings
+from oc_synth.minhash.shingles import jaccard, shingle_sets
 
 S = 200  # word 5-gram shingles per base document
 SEPARATORS = (" = ", "(", ", ", ")\n", ".", " + ", "[", "]\n", " ")

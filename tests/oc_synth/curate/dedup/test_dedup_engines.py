@@ -8,10 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 from nemo_curator.tasks import DocumentBatch
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError
 from oc_common.records import write_records
 from oc_synth.curate.dedup.curator_gpu import CURATOR_ID, FUZZY_GROUP, CuratorIdStage, _read_groups, labels_from_groups
-from oc_synth.curate.dedup.engines import CpuEngine, exact_labels_from_hashes, gpu_status, resolve_engine
+from oc_synth.curate.dedup.engines import CpuEngine, gpu_status, resolve_engine
 from oc_synth.curate.dedup.index import load_index, run_index
 from oc_synth.curate.dedup.settings import build_settings
 from oc_synth.pipeline.runner import plan_shards
@@ -22,7 +22,7 @@ def test_auto_falls_back_to_cpu_and_says_why():
     assert not ok and "cuDF" in why  # this box has no cuDF
     engine, reason = resolve_engine(build_settings(engine="auto"))
     assert isinstance(engine, CpuEngine) and reason.startswith("auto: cuDF")
-    with pytest.raises(UserError, match="deduplication_cuda12"):
+    with pytest.raises(OcError, match="deduplication_cuda12"):
         resolve_engine(build_settings(engine="gpu"))
 
 
@@ -54,6 +54,6 @@ def test_groups_written_by_curator_become_position_labels(tmp_path):
     assert labels.tolist() == [0, 1, 2, -1]  # doc 1 alone in group 9; shard b's row 1 is not a member
     labels = labels_from_groups(data, docs, groups, np.ones(4, bool))
     assert labels.tolist() == [0, 1, 2, 0]
-    assert exact_labels_from_hashes(data).tolist() == [0, 1, 2, 3]
+    assert data.exact_labels().tolist() == [0, 1, 2, 3]
     with pytest.raises(RuntimeError, match="not in the index"):
         labels_from_groups(data, np.array([5 << 32]), np.array([1]), members)

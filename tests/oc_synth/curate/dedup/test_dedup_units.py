@@ -6,12 +6,12 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from oc_common.config import ConfigError
-from oc_synth.curate.dedup.clusters import Components, bucket_edges, bucket_pairs, group_equal
+from oc_common.errors import ConfigError
 from oc_synth.curate.dedup.keep_rule import commit_epoch, pick_survivors, stars_value
-from oc_synth.curate.dedup.minhash import band_keys
 from oc_synth.curate.dedup.settings import build_settings
-from oc_synth.curate.dedup.shingles import WORD_RE, has_shingles, shingle_sets, unit_hashes
+from oc_synth.minhash.lsh import Components, bucket_edges, bucket_pairs, group_equal
+from oc_synth.minhash.shingles import WORD_RE, has_shingles, shingle_sets, unit_hashes
+from oc_synth.minhash.signatures import band_keys
 
 WORD5 = build_settings().minhash
 CHAR24 = build_settings(preset="nemo").minhash

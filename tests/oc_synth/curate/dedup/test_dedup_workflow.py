@@ -10,12 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 from dedup_corpus import planted_corpus
 
-from oc_common.cli import UserError
+from oc_common.errors import OcError, OutputExistsError
 from oc_common.records import iter_records, read_file_records, write_records
 from oc_synth.curate.dedup.index import run_index
 from oc_synth.curate.dedup.settings import build_settings
 from oc_synth.curate.dedup.workflow import run_dedup
-from oc_synth.pipeline.runner import OutputExistsError, plan_shards
+from oc_synth.pipeline.runner import plan_shards
 
 T = "2023-01-01T00:00:00Z"
 
@@ -111,7 +111,7 @@ def test_both_modes_fuzzy_runs_on_exact_survivors(tmp_path):
 def test_name_clash_between_formats_is_refused(tmp_path):
     write_records(tmp_path / "in" / "a.jsonl", [{"id": "1", "text": "x"}])
     write_records(tmp_path / "in" / "a.parquet", [{"id": "2", "text": "y"}])
-    with pytest.raises(UserError, match="would both be written as shard 'a'"):
+    with pytest.raises(OcError, match="would both be written as shard 'a'"):
         run_dedup(tmp_path / "in", tmp_path / "out", build_settings(engine="cpu"), quiet=True)
 
 

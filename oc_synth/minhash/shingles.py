@@ -20,13 +20,13 @@ The whole batch is processed with vectorised numpy; no per-shingle Python object
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from itertools import chain
-from typing import Sequence
 
 import numpy as np
 
-from oc_synth.curate.dedup.settings import MinHashSettings
+from oc_synth.minhash.settings import MinHashSettings
 
 # The definition of a word, as a regex (what the GPU engine runs through cuDF) ...
 WORD_RE = re.compile(r"[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]+")

@@ -1,5 +1,5 @@
-"""``oc-synth generate``: seeds -> prompts -> model -> parse -> checks -> sandbox -> log; then dedup, decontamination
-and the output shards (``finalize``).
+"""The generator behind ``oc-synth generate``: seeds -> prompts -> model -> parse -> checks -> sandbox -> log; then
+dedup, decontamination and the output shards (``finalize``).
 
 Layout of OUT (see store.py for the log)::
 
@@ -24,58 +24,25 @@ import hashlib
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from oc_common.cli import UserError
+from oc_common.errors import BackendError, OcError
 from oc_common.log import console, get_logger
+from oc_common.outcome import reject
 from oc_common.stats import Stats
-from oc_synth.synth.backends.base import Backend, BackendError, Completion, GenerationRequest
+from oc_synth.backends.base import Backend, Completion, GenerationRequest
+from oc_synth.synth.config import COMMAND, GenerateConfig
 from oc_synth.synth.recipes.parsers import ParseError
-from oc_synth.synth.recipes.recipe import Recipe, RenderError
+from oc_synth.synth.recipes.recipe import RenderError
 from oc_synth.synth.seeds import BadSeed, Seed, plan_seed_shards, prepare_seeds
 from oc_synth.synth.store import GenerationStore
 from oc_synth.synth.verification import Verifier, apply_verdicts
 
 log = get_logger(__name__)
-COMMAND = "oc-synth generate"
-
-
-@dataclass
-class GenerateConfig:
-    recipe: Recipe
-    seeds: str
-    out: Path
-    backend: str
-    model: str
-    backend_options: dict[str, Any] = field(default_factory=dict)
-    sampling: dict[str, Any] = field(default_factory=dict)  # command-line overrides of the recipe's sampling
-    n: int | None = None
-    seed: int = 0
-    batch_size: int = 64
-    limit: int | None = None
-    verify: bool = True
-    verify_workers: int = 2
-    verify_timeout: float = 10.0
-    dedup: bool = True
-    decontaminate: bool = True
-    mbpp: Path | None = None
-    rank: int | None = None
-    world_size: int = 1
-    max_failed_batches: int = 3
-    finalize_only: bool = False  # data-parallel parent: the ranks generated, only finalize
-    overwrite: bool = False
-    quiet: bool = False
-
-    def fingerprint_options(self) -> dict[str, Any]:
-        """What decides the content of the generation log: a rerun must match it to resume into OUT."""
-        return {"recipe": self.recipe.name, "recipe_sha": self.recipe.sha, "seeds": str(self.seeds),
-                "backend": self.backend, "model": self.model, "sampling": self.sampling, "n": self.n,
-                "seed": self.seed, "verify": self.verify and self.recipe.spec.verify,
-                "verify_timeout": self.verify_timeout}
 
 
 @dataclass
@@ -120,9 +87,9 @@ class Generator:
 
         cfg = self.cfg
         if cfg.rank is not None and cfg.overwrite:
-            raise UserError("--overwrite with --rank would delete the other ranks' work; clear OUT once, before")
+            raise OcError("--overwrite with --rank would delete the other ranks' work; clear OUT once, before")
         if self.verify and self.verifier is None:
-            raise UserError("this recipe's samples are executed but no verifier is available; pass --no-verify")
+            raise OcError("this recipe's samples are executed but no verifier is available; pass --no-verify")
         shards = plan_seed_shards(cfg.seeds)
         prepare_output(Path(cfg.out), COMMAND, cfg.fingerprint_options(), cfg.overwrite)
         done = self.store.done_seeds()
@@ -202,7 +169,7 @@ class Generator:
                 requests.append((s, GenerationRequest(s.id, messages=messages, prompt=prompt, sampling=sp)))
             completions = self._call_backend([r for _, r in requests])
             alive = []
-            for (s, req), c in zip(requests, completions):
+            for (s, req), c in zip(requests, completions, strict=True):
                 if not c.ok:
                     failures.append({"seed_id": s.id, "step": step.name, "error": c.error, "where": s.where})
                     continue
@@ -294,12 +261,6 @@ class Generator:
             if r["verdict"] != "passed":
                 tail = (r.get("verdict_detail") or r.get("stderr_tail") or "").strip()
                 reject(r, f"verify:{r['verdict']}", tail[-300:])
-
-
-def reject(record: dict[str, Any], reason: str, detail: str) -> None:
-    record["keep"] = False
-    record.setdefault("drop_reasons", []).append(reason)
-    record.setdefault("drop_details", []).append(detail)
 
 
 def seed_reject(s: Seed, reason: str, detail: str, raw: dict[str, str], prov: dict[str, Any]) -> dict[str, Any]:

@@ -13,8 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from oc_common.errors import BackendError
 from oc_common.log import get_logger
-from oc_synth.synth.backends.base import Backend, BackendError, Completion, GenerationRequest, apply_stop
+from oc_synth.backends.base import Backend, Completion, GenerationRequest, apply_stop
 
 log = get_logger(__name__)
 

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-
-class BackendError(RuntimeError):
-    """A backend that cannot be built or used (model not found, option not supported). The message says why."""
+from oc_common.errors import BackendError
 
 
 @dataclass(frozen=True)
@@ -130,7 +127,7 @@ class Backend(abc.ABC):
         for r in requests:
             self.check_request(r)
         out = self._generate(list(requests))
-        if len(out) != len(requests) or any(c.request_id != r.id for c, r in zip(out, requests)):
+        if len(out) != len(requests) or any(c.request_id != r.id for c, r in zip(out, requests, strict=True)):
             raise BackendError(f"{self.name} backend returned completions out of order or missing")
         return out
 
@@ -145,7 +142,7 @@ class Backend(abc.ABC):
         """What provenance and reports record: which engine and model produced a sample, and how it was set up."""
         return {"backend": self.name, "model": self.model}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - nothing to release by default; backends that hold a model override it
         """Release the model / connections. Safe to call twice."""
 
     def __enter__(self) -> Backend:
@@ -159,42 +156,3 @@ def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut ``text`` at the first stop string (excluded). Returns (text, stopped)."""
     cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
-
-
-BACKENDS = ("vllm", "openai", "hf")
-
-
-def backend_class(name: str) -> type[Backend]:
-    # Imported lazily: vllm and torch are heavy, and vllm is an optional dependency.
-    if name == "hf":
-        from oc_synth.synth.backends.hf import HFBackend
-
-        return HFBackend
-    if name == "openai":
-        from oc_synth.synth.backends.openai import OpenAIBackend
-
-        return OpenAIBackend
-    if name == "vllm":
-        from oc_synth.synth.backends.vllm import VLLMBackend
-
-        return VLLMBackend
-    raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-
-
-def backend_options(name: str) -> dict[str, Any]:
-    """The keyword options a backend accepts, with their defaults (for --help texts and error messages)."""
-    sig = inspect.signature(backend_class(name).__init__)
-    return {p.name: p.default for p in sig.parameters.values()
-            if p.kind == p.KEYWORD_ONLY}
-
-
-def make_backend(name: str, model: str, **options: Any) -> Backend:
-    """Build a backend by name. Unknown options are an error naming the options the backend does accept."""
-    cls = backend_class(name)
-    known = backend_options(name)
-    accepts_any = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
-    unknown = sorted(set(options) - set(known))
-    if unknown and not accepts_any:
-        raise BackendError(f"backend {name}: unknown option(s) {', '.join(unknown)}; "
-                           f"known: {', '.join(sorted(known)) or 'none'}")
-    return cls(model, **options)

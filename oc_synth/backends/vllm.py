@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from oc_common.errors import BackendError
 from oc_common.log import get_logger
-from oc_synth.synth.backends.base import Backend, BackendError, Completion, GenerationRequest, SamplingParams
+from oc_synth.backends.base import Backend, Completion, GenerationRequest, SamplingParams
 
 log = get_logger(__name__)
 
@@ -47,7 +48,7 @@ class VLLMBackend(Backend):
                                "or use --backend hf / openai")
         from vllm import LLM
 
-        from oc_synth.synth.backends.hf import read_chat_template
+        from oc_synth.backends.hf import read_chat_template
 
         self.chat_template = read_chat_template(chat_template) if chat_template else None
         self.tensor_parallel_size = tensor_parallel_size
@@ -75,11 +76,11 @@ class VLLMBackend(Backend):
         if chats:
             outs = self.llm.chat([r.messages for r in chats], [to_vllm(r.sampling) for r in chats],
                                  use_tqdm=False, chat_template=self.chat_template)
-            done.update(from_vllm(r, o) for r, o in zip(chats, outs))
+            done.update(from_vllm(r, o) for r, o in zip(chats, outs, strict=True))
         if plain:
             outs = self.llm.generate([r.prompt for r in plain], [to_vllm(r.sampling) for r in plain],
                                      use_tqdm=False)
-            done.update(from_vllm(r, o) for r, o in zip(plain, outs))
+            done.update(from_vllm(r, o) for r, o in zip(plain, outs, strict=True))
         return [done[r.id] for r in requests]
 
     def close(self) -> None:

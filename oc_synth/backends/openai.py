@@ -14,8 +14,9 @@ import os
 import random
 from typing import Any
 
+from oc_common.errors import BackendError
 from oc_common.log import get_logger
-from oc_synth.synth.backends.base import Backend, BackendError, Completion, GenerationRequest
+from oc_synth.backends.base import Backend, Completion, GenerationRequest
 
 log = get_logger(__name__)
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import array
 import hashlib
+from collections.abc import Sequence
 from concurrent.futures import Executor
-from typing import Sequence
 
 import numpy as np
 
-from oc_synth.curate.dedup.settings import MinHashSettings
-from oc_synth.curate.dedup.shingles import shingle_hashes, unit_hashes
+from oc_synth.minhash.settings import MinHashSettings
+from oc_synth.minhash.shingles import shingle_hashes, unit_hashes
 
 CHUNK_DOCS = 512  # signatures of one chunk: 512 x 2,048 x 4 B = 4 MB, plus rensa's row lists (~30 MB transient)
 
