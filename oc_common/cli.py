@@ -49,6 +49,53 @@ def describe_os_error(e: OSError) -> str:
     return f"{os.fsdecode(path)}: {advice}"
 
 
+# Old spellings of options, kept for one release: {command path: {old flag: new flag}}. run_app rewrites them before
+# typer parses the command line and says so; they are not in --help, and tests/test_cli_conventions.py checks
+# that every new flag exists.
+DeprecatedFlags = dict[tuple[str, ...], dict[str, str]]
+
+
+def warn_deprecated(old: str, new: str, command: str) -> None:
+    console.print(f"[yellow]warning:[/] `{old}` is deprecated in `{command}` and goes in the next release; use "
+                  f"`{new}`", highlight=False, soft_wrap=True)
+
+
+def command_path(root: object, argv: list[str]) -> tuple[tuple[str, ...], int]:
+    """The subcommand names at the start of ``argv`` (skipping group options and their values) and the index where
+    the command's own arguments begin."""
+    cmd, path, i = root, [], 0
+    while i < len(argv) and hasattr(cmd, "commands"):
+        token = argv[i]
+        if token.startswith("-"):
+            option = next((p for p in cmd.params if token.split("=", 1)[0] in p.opts), None)  # type: ignore[attr-defined]
+            takes_value = option is not None and not getattr(option, "is_flag", False) and "=" not in token
+            i += 2 if takes_value else 1
+            continue
+        sub = cmd.commands.get(token)  # type: ignore[attr-defined]
+        if sub is None:
+            break
+        cmd, path, i = sub, [*path, token], i + 1
+    return tuple(path), i
+
+
+def rewrite_deprecated(argv: list[str], root: object, table: DeprecatedFlags, prog: str) -> list[str]:
+    path, start = command_path(root, argv)
+    renames = table.get(path)
+    if not renames:
+        return argv
+    out = list(argv[:start])
+    for j, token in enumerate(argv[start:], start):
+        if token == "--":
+            out.extend(argv[j:])
+            break
+        flag, eq, value = token.partition("=")
+        if flag in renames:
+            warn_deprecated(flag, renames[flag], " ".join([prog, *path]))
+            token = renames[flag] + eq + value
+        out.append(token)
+    return out
+
+
 def version_callback(value: bool) -> None:
     if value:
         typer.echo(f"oc-cookbook {__version__}")
@@ -96,13 +143,17 @@ def fail(message: str, code: int = USAGE_EXIT_CODE) -> None:
     sys.exit(code)
 
 
-def run_app(app: typer.Typer, prog_name: str | None = None) -> Callable[..., None]:
+def run_app(app: typer.Typer, deprecated: DeprecatedFlags | None = None) -> Callable[..., None]:
     """The console-script entry point of a typer app, with the error contract above."""
     click_errors = _click_exception_types()
+    prog = app.info.name or "oc"
 
     def main(argv: list[str] | None = None) -> None:
+        args = list(sys.argv[1:] if argv is None else argv)
         try:
-            result = app(args=argv, prog_name=prog_name or app.info.name, standalone_mode=False)
+            if deprecated:
+                args = rewrite_deprecated(args, typer.main.get_command(app), deprecated, prog)
+            result = app(args=args, prog_name=prog, standalone_mode=False)
         except OcError as e:
             fail(_escape(str(e)))
         except typer.Exit as e:
@@ -114,10 +165,7 @@ def run_app(app: typer.Typer, prog_name: str | None = None) -> Callable[..., Non
             console.print("interrupted: finished work is kept; rerun the same command to resume")
             sys.exit(INTERRUPTED_EXIT_CODE)
         except click_errors as e:
-            if type(e).__name__ == "NoArgsIsHelpError":  # bare `oc-synth` / `oc-synth curate`: help was printed
-                ctx = getattr(e, "ctx", None)
-                if ctx is not None:
-                    typer.echo(ctx.get_help())
+            if type(e).__name__ == "NoArgsIsHelpError":  # bare `oc-synth` / `oc-synth curate`: typer printed help
                 sys.exit(USAGE_EXIT_CODE)  # as click's standalone mode does
             message, code = _usage_line(e)
             fail(_escape(message), code)

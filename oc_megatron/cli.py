@@ -36,7 +36,7 @@ def preprocess(
     out_prefix: Path = typer.Argument(..., metavar="OUT_PREFIX", help="Writes OUT_PREFIX.bin and OUT_PREFIX.idx "
                                       "(a Megatron indexed dataset) and OUT_PREFIX.stats.json."),
     tokenizer: Path = typer.Option(..., "--tokenizer", help="Hugging Face tokenizer directory (with tokenizer.json)."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Tokenizer processes."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Tokenizer processes."),
     append_eod: bool = typer.Option(False, "--append-eod", help="End every document with the tokenizer's EOS/EOD "
                                     "token (pretraining: separates documents packed into one sequence)."),
     text_key: str = typer.Option("text", "--text-key", help="Record field holding the text."),
@@ -80,7 +80,7 @@ def sft_data(
                                    "<|im_end|> tokens; its chat_template (ChatML) renders the conversations."),
     system_prompt: str | None = typer.Option(None, "--system-prompt", help="System message for conversations "
                                                 "without one (default: none, or what the template adds)."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Tokenizer processes."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Tokenizer processes."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Conversations per task sent to a worker."),
     keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep OUT_PREFIX.parts/ after merging."),
 ) -> None:
@@ -108,12 +108,14 @@ def sft_data(
         console.print(f"  skipped {err}")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command()
 def train(
     config: Path = typer.Argument(..., metavar="CONFIG.yaml",
                                   help="Training recipe, e.g. examples/pretrain_tiny.yaml."),
-    overrides: list[str] | None = typer.Argument(None, metavar="[KEY=VALUE]...", help="Dotted overrides, e.g. "
-                                                    "parallel.tensor=2 optimizer.lr=1e-4 train.iters=100."),
+    overrides: list[str] | None = typer.Option(None, "--set", "-s", help="Override a config key (repeatable), e.g. "
+                                               "-s parallel.tensor=2 -s optimizer.lr=1e-4 -s train.iters=100."),
+    positional_overrides: list[str] | None = typer.Argument(None, hidden=True, metavar="[KEY=VALUE]...",
+                                                            help="Deprecated spelling of -s KEY=VALUE."),
 ) -> None:
     """Pretrain, anneal or fine-tune (SFT) an OpenCoder model with Megatron-Core.
 
@@ -134,7 +136,12 @@ def train(
     from oc_megatron.training.loop import Preempted, run_training
     from oc_megatron.training.preemption import PREEMPTED_EXIT_CODE
 
-    cfg = load_train_config(config, overrides or [])
+    if positional_overrides:
+        from oc_common.cli import warn_deprecated
+
+        warn_deprecated(" ".join(positional_overrides), " ".join(f"-s {o}" for o in positional_overrides),
+                        "oc-megatron train")
+    cfg = load_train_config(config, [*(positional_overrides or []), *(overrides or [])])
     try:
         run_training(cfg)
     except Preempted as e:
@@ -148,7 +155,14 @@ def train(
         destroy()
 
 
-main = run_app(app)
+# Spellings replaced by the CLI conventions (docs/cli.md), accepted with a warning for one release. (Positional
+# KEY=VALUE overrides of `train` are handled by `train` itself.)
+DEPRECATED_FLAGS = {
+    ("convert", "to-hf"): {"--force": "--overwrite"},
+    ("convert", "from-hf"): {"--force": "--overwrite"},
+}
+
+main = run_app(app, DEPRECATED_FLAGS)
 
 if __name__ == "__main__":
     main()

@@ -34,8 +34,8 @@ step "7. preprocess: a small code corpus + a BPE tokenizer trained here -> Megat
 python examples/make_tiny_data.py "$OUT/tiny_data"
 
 step "8. pretrain: the tiny OpenCoder-architecture model on Megatron-Core (CPU, gloo), WSD schedule"
-oc-megatron train examples/pretrain_tiny.yaml output_dir="$OUT/pretrain" data.tokenizer="$OUT/tiny_data/tokenizer" \
-    "data.blend=[{path: $OUT/tiny_data/code_text_document, weight: 1.0}]"
+oc-megatron train examples/pretrain_tiny.yaml -s output_dir="$OUT/pretrain" -s data.tokenizer="$OUT/tiny_data/tokenizer" \
+    -s "data.blend=[{path: $OUT/tiny_data/code_text_document, weight: 1.0}]"
 
 step "9. convert: Megatron-Core checkpoint -> Hugging Face LlamaForCausalLM"
 oc-megatron convert to-hf "$OUT/pretrain/checkpoints" "$OUT/hf" --tokenizer "$OUT/tiny_data/tokenizer"

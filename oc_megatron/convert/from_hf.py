@@ -75,14 +75,14 @@ def check_hf_tensors(hf: HFModelDir, dims: lm.Dims, num_layers: int) -> None:
 
 
 def from_hf(hf_dir: str | Path, ckpt_dir: str | Path, *, tp: int = 1, pp: int = 1, preset: str | None = None,
-            dtype: str = "auto", force: bool = False) -> FromHFResult:
+            dtype: str = "auto", overwrite: bool = False) -> FromHFResult:
     """Convert a HF Llama model directory into a torch_dist checkpoint for a TP x PP layout (see module doc)."""
     from oc_megatron.convert.megatron_ckpt import save_streaming, single_process_group
     from oc_megatron.training.checkpoint import LATEST_FILE, TrainState, iteration_dir
 
     start = time.perf_counter()
     ckpt_dir = Path(ckpt_dir)
-    check_output_dir(ckpt_dir.absolute(), force)
+    check_output_dir(ckpt_dir.absolute(), overwrite)
     hf = HFModelDir(hf_dir)
     model = model_config_from_hf(hf.config, str(hf.path / "config.json"), preset)
     check_parallel_layout(model, tp, pp)
@@ -108,7 +108,7 @@ def from_hf(hf_dir: str | Path, ckpt_dir: str | Path, *, tp: int = 1, pp: int = 
                              layout={"tensor": tp, "pipeline": pp, "virtual_pipeline": 1, "data": 1})
     log.info("from-hf %s -> %s: %d layers, %s, TP %d x PP %d", hf.path, ckpt_dir, model.num_layers,
              dtype_name(out_dtype), tp, pp)
-    with staged_output_dir(ckpt_dir, force) as tmp:
+    with staged_output_dir(ckpt_dir, overwrite) as tmp:
         it_dir = iteration_dir(tmp, 0)
         it_dir.mkdir()
         with single_process_group(model_parallel=True):

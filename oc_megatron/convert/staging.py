@@ -17,19 +17,19 @@ from pathlib import Path
 from oc_common.errors import ConversionError
 
 
-def check_output_dir(final: Path, force: bool) -> None:
-    """Fail before any work if ``final`` holds something and ``force`` was not given."""
-    if final.exists() and not force:
+def check_output_dir(final: Path, overwrite: bool) -> None:
+    """Fail before any work if ``final`` holds something and ``overwrite`` was not given."""
+    if final.exists() and not overwrite:
         if not final.is_dir():
-            raise ConversionError(f"{final}: exists and is not a directory (pass --force to replace it)")
+            raise ConversionError(f"{final}: exists and is not a directory (pass --overwrite to replace it)")
         if next(final.iterdir(), None) is not None:
-            raise ConversionError(f"{final}: exists and is not empty (pass --force to replace it)")
+            raise ConversionError(f"{final}: exists and is not empty (pass --overwrite to replace it)")
 
 
 @contextlib.contextmanager
-def staged_output_dir(final: str | Path, force: bool = False) -> Iterator[Path]:
+def staged_output_dir(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
     final = Path(final).absolute()
-    check_output_dir(final, force)
+    check_output_dir(final, overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     umask = os.umask(0)

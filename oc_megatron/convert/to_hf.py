@@ -112,7 +112,7 @@ def _special_ids(assets: Path, tok: TokenizerSummary | None, explicit_tokenizer:
 
 def to_hf(ckpt_dir: str | Path, hf_dir: str | Path, *, iteration: int | None = None, dtype: str = "auto",
           max_shard_size: str | int = "5GB", tokenizer: str | None = None, no_tokenizer: bool = False,
-          preset: str | None = None, config: str | None = None, force: bool = False) -> ToHFResult:
+          preset: str | None = None, config: str | None = None, overwrite: bool = False) -> ToHFResult:
     """Convert one checkpoint (``--iteration`` or the latest) into a HF model directory (see module doc)."""
     from oc_megatron.convert.megatron_ckpt import (
         CheckpointReader,
@@ -124,7 +124,7 @@ def to_hf(ckpt_dir: str | Path, hf_dir: str | Path, *, iteration: int | None = N
 
     start = time.perf_counter()
     hf_dir = Path(hf_dir)
-    check_output_dir(hf_dir.absolute(), force)
+    check_output_dir(hf_dir.absolute(), overwrite)
     max_bytes = parse_size(max_shard_size)
     if dtype != "auto" and dtype not in DTYPES:
         raise ConversionError(f"--dtype {dtype!r}: expected auto, {', '.join(DTYPES)}")
@@ -147,7 +147,7 @@ def to_hf(ckpt_dir: str | Path, hf_dir: str | Path, *, iteration: int | None = N
         steps = [[(m, None)] for m in lm.FIRST]
         steps += [[(m, i) for m in lm.PER_LAYER] for i in range(L)]
         steps += [[(m, None)] for m in lm.LAST]
-        with staged_output_dir(hf_dir, force) as tmp:
+        with staged_output_dir(hf_dir, overwrite) as tmp:
             with SafetensorsShardWriter(tmp, lm.hf_tensor_shapes(dims, L), out_dtype, max_bytes) as writer:
                 for items in steps:
                     tensors = reader.load(items)

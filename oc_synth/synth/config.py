@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oc_synth.sandbox.config import SandboxConfig
 from oc_synth.synth.recipes.recipe import Recipe
 
 COMMAND = "oc-synth generate"
@@ -25,8 +26,8 @@ class GenerateConfig:
     batch_size: int = 64
     limit: int | None = None
     verify: bool = True
-    verify_workers: int = 2
-    verify_timeout: float = 10.0
+    verify_workers: int = SandboxConfig.model_fields["workers"].default
+    verify_timeout: float = SandboxConfig.model_fields["timeout_s"].default
     dedup: bool = True
     decontaminate: bool = True
     mbpp: Path | None = None

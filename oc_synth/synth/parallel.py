@@ -43,7 +43,7 @@ def gpu_groups(world_size: int, tensor_parallel_size: int) -> list[str | None]:
         return [None] * world_size
     need = world_size * tensor_parallel_size
     if len(gpus) < need:
-        raise OcError(f"--data-parallel {world_size} x tensor parallel {tensor_parallel_size} needs {need} GPUs; "
+        raise OcError(f"--dp {world_size} x --tp {tensor_parallel_size} needs {need} GPUs; "
                         f"{len(gpus)} visible")
     return [",".join(gpus[r * tensor_parallel_size : (r + 1) * tensor_parallel_size]) for r in range(world_size)]
 

@@ -57,7 +57,7 @@ def write_config(cfg: dict, path: Path) -> Path:
 
 def cli(config: Path, *overrides: str) -> list[str]:
     """The `oc-megatron train` command line (through the interpreter running the tests)."""
-    return [sys.executable, "-m", "oc_megatron.cli", "train", str(config), *overrides]
+    return [sys.executable, "-m", "oc_megatron.cli", "train", str(config), *(x for o in overrides for x in ("-s", o))]
 
 
 def cli_env() -> dict[str, str]:

@@ -338,14 +338,14 @@ def test_a_failure_half_way_leaves_no_output(models, tmp_path, monkeypatch):
     assert _no_output(tmp_path / "hf")
 
 
-def test_existing_output_needs_force(models, tmp_path):
+def test_existing_output_needs_overwrite(models, tmp_path):
     out = tmp_path / "hf"
     out.mkdir()
     (out / "keep.txt").write_text("x")
     with pytest.raises(ConversionError, match="not empty"):
         to_hf(models["mha"]["ckpt"], out)
     assert (out / "keep.txt").is_file()
-    to_hf(models["mha"]["ckpt"], out, force=True)
+    to_hf(models["mha"]["ckpt"], out, overwrite=True)
     assert not (out / "keep.txt").exists() and (out / "config.json").is_file()
 
 

@@ -103,7 +103,7 @@ def test_unknown_key_and_bad_value_name_the_key(tiny_data, tmp_path):
 def test_cli_reports_a_bad_config_in_one_line(tiny_data, tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(tiny_train_config(tiny_data, tmp_path / "run")))
-    proc = subprocess.run([sys.executable, "-m", "oc_megatron.cli", "train", str(path), "parallel.tensor=3"],
+    proc = subprocess.run([sys.executable, "-m", "oc_megatron.cli", "train", str(path), "-s", "parallel.tensor=3"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "parallel.tensor: 3 does not divide model.num_attention_heads (4)" in proc.stderr

@@ -65,7 +65,7 @@ def test_training_scripts_srun_one_task_per_gpu(name, config):
     step = the_line(lines, "srun ")
     assert "--nodes=2" in step and "--ntasks-per-node=8" in step and "--gpus-per-node=8" in step
     assert "torchrun" not in step
-    assert step.rstrip().endswith(f"-m oc_megatron.cli train {config} parallel.tensor=2")
+    assert step.rstrip().endswith(f"-m oc_megatron.cli train {config} -s parallel.tensor=2")
     assert "2 node(s) x 8 GPU(s)" in the_line(lines, "# job ")
     assert "MASTER_ADDR=" in the_line(lines, "export ") and "CUDA_DEVICE_MAX_CONNECTIONS=1" in "\n".join(lines)
     assert "scontrol requeue" in the_line(lines, "# on exit code 124")
@@ -114,7 +114,7 @@ def test_synth_array_task_is_one_data_parallel_rank(tmp_path):
     step = the_line(lines, "srun ")
     assert "--container-image=vllm/vllm-openai:latest" in step and "--container-mounts=/data:/data" in step
     assert "oc-synth generate annealing-snippets --seeds /data/seeds --out /data/snippets" in step
-    assert "--backend vllm --tensor-parallel-size 8 --rank 1 --world-size 2" in step
+    assert "--backend vllm --tp 8 --rank 1 --world-size 2" in step
     assert "scontrol requeue" in the_line(lines, "# on USR1")
     serve = dry_run("synth", cwd=tmp_path, **env, MODE="serve")
     assert "--tensor-parallel-size 8 --host 127.0.0.1 --port 8001" in the_line(serve, "python -m vllm.entrypoints")

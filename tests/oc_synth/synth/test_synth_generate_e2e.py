@@ -124,7 +124,7 @@ def test_vllm_backend_matches_hf_and_runs_the_pipeline(tmp_path, tiny_model):
 def test_cli_data_parallel_workers_share_the_seeds(tmp_path, tiny_model):
     out = tmp_path / "out"
     r = invoke(["code-textbook", "--seeds", str(EXAMPLES / "algorithmic.jsonl"), "--out", str(out), "--backend", "hf",
-                "--model", tiny_model, "--max-tokens", "4", "--data-parallel", "2", "--quiet"])
+                "--model", tiny_model, "--max-tokens", "4", "--dp", "2", "--quiet"])
     assert r.exit_code == 0, r.output
     logs = sorted(p.name for p in (out / "_generations").iterdir())
     assert logs == ["algorithmic.rank00000.jsonl", "algorithmic.rank00001.jsonl"]
