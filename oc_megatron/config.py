@@ -51,7 +51,7 @@ class PrecisionConfig(StrictModel):
         return self.dtype
 
 
-# OpenCoder's annealing mixture (OPENCODER.md §3) in billions of tokens: the original RefineCode distribution, the
+# OpenCoder's annealing mixture (docs/opencoder.md §3) in billions of tokens: the original RefineCode distribution, the
 # algorithmic corpus (`oc-synth curate select-algorithmic`), synthetic code snippets, synthetic code textbooks. They are
 # the default weights of blend sources with these names; Megatron normalises weights, so each component is sampled by
 # its token share (83.95%, 12.43%, 2.71%, 0.91%).

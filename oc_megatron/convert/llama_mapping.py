@@ -25,7 +25,7 @@ So the rules here never depend on the parallel layout: three kinds of mapping, a
 * :class:`GatedMLP`: ``linear_fc1 = cat([gate_proj, up_proj])``.
 
 Both sides use rotate-half RoPE (Megatron-Core's ``rotary_interleaved=False``, HF's ``rotate_half``), so q and k need
-no permutation. With this table TP-1 logits are bitwise equal to transformers' (PLATFORM.md).
+no permutation. With this table TP-1 logits are bitwise equal to transformers' (docs/platform.md).
 
 Shapes are written with the dimension names of :class:`Dims` so that inputs can be checked and output shards planned
 before any tensor is read.

@@ -1,7 +1,7 @@
 """The only CPU shims: what Megatron-Core needs to train on a CPU-only torch (gloo, fp32).
 
 Megatron-Core is written for CUDA. With ``use_cpu_initialization=True`` it never calls ``.cuda()`` on parameters, but
-it still assumes a CUDA device in a few dozen places (measured on 0.16.1 and 0.19.2, see the project's PLATFORM.md):
+it still assumes a CUDA device in a few dozen places (measured on 0.16.1 and 0.19.2, see docs/platform.md):
 
 * tensors created with ``device="cuda"`` / ``device=torch.cuda.current_device()`` (optimizer, grad clipping, DDP
   buffers, pipeline p2p shapes, rotary embeddings, loss reductions);

@@ -1,6 +1,6 @@
 """OpenCoder model presets and the Megatron-Core builders: ModelConfig -> TransformerConfig -> GPTModel chunks.
 
-OpenCoder is a Llama-architecture decoder (OPENCODER.md §5): RMSNorm (eps 1e-5), SwiGLU MLP, RoPE, no biases,
+OpenCoder is a Llama-architecture decoder (docs/opencoder.md §5): RMSNorm (eps 1e-5), SwiGLU MLP, RoPE, no biases,
 untied input/output embeddings, vocabulary 96,640.
 
 | preset          | layers | hidden | heads / kv | head dim | FFN    | RoPE theta | context |

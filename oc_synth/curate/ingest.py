@@ -1,6 +1,6 @@
 """``oc-synth curate ingest``: raw repositories (or The Stack v2 style records) -> code-file records.
 
-RefineCode's preprocessing (OPENCODER.md §1): drop files over 8 MB, keep only languages known to GitHub Linguist
+RefineCode's preprocessing (docs/opencoder.md §1): drop files over 8 MB, keep only languages known to GitHub Linguist
 (minus excluded types), type each file as code / data / text. Binary and undecodable files are dropped with a counted
 reason. Dropped files are written (without their content) to ``--dropped`` so every decision can be audited.
 

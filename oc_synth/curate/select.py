@@ -1,9 +1,9 @@
 """Selection stages after filtering: language downsampling (RefineCode's last step) and the algorithmic corpus.
 
 - ``sample``: OpenCoder downsampled over-represented languages (Java ~450 GB -> 200 GB, HTML ~470 GB -> 64 GB,
-  OPENCODER.md §1). Each record is kept with its language's probability, decided by a stable hash of its id and a
+  docs/opencoder.md §1). Each record is kept with its language's probability, decided by a stable hash of its id and a
   seed, so a rerun (or another worker) makes the same decision for the same record.
-- ``select-algorithmic``: the annealing corpus's "algorithmic" part (OPENCODER.md §3): curated files that match
+- ``select-algorithmic``: the annealing corpus's "algorithmic" part (docs/opencoder.md §3): curated files that match
   keywords such as "leetcode", "def solution", "class Solution".
 """
 
@@ -74,7 +74,7 @@ def run_sample(inp: Path, out: Path, *, config: Path | None = None, overrides: l
 
 # -------------------------------------------------------------------------------------------- algorithmic corpus
 class AlgorithmicConfig(StrictModel):
-    # OPENCODER.md §3 names "leetcode", "def solution", "class Solution"; the rest of the list is ours.
+    # docs/opencoder.md §3 names "leetcode", "def solution", "class Solution"; the rest of the list is ours.
     keywords: list[str] = Field(default_factory=lambda: [
         "leetcode", "def solution", "class Solution", "codeforces", "atcoder", "hackerrank", "codechef",
         "competitive programming", "time complexity", "dynamic programming"])

@@ -1,6 +1,6 @@
 """``oc-synth curate transform``: remove the copyright notice at a file's head and replace PII with placeholders.
 
-OPENCODER.md §1: ~15% of files start with a copyright notice, which teaches a model nothing but costs tokens; PII
+docs/opencoder.md §1: ~15% of files start with a copyright notice, which teaches a model nothing but costs tokens; PII
 (emails, IP addresses, passwords, keys) is replaced by placeholders such as ``<EMAIL>``.
 
 - Copyright: the first comment block of the file (after a shebang / encoding line / blank lines), in the comment

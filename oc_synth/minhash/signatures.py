@@ -1,8 +1,8 @@
 """The CPU MinHash engine: shingle hashes -> rensa R-MinHash signatures -> one 64-bit key per LSH band.
 
 Why rensa: on this project's 2-core boxes it computed 2,048-permutation signatures ~5x faster than datasketch and
-~9x faster than datatrove (PLATFORM.md), and its per-slot collision rate matches Jaccard similarity, so the LSH
-S-curve 1 - (1 - J^r)^b holds (tests/oc_synth/curate/dedup/test_fuzzy_accuracy.py checks this).
+~9x faster than datatrove (docs/platform.md), and its per-slot collision rate matches Jaccard similarity, so the LSH
+S-curve 1 - (1 - J^r)^b holds (tests/oc_synth/curate/dedup/test_dedup_fuzzy_accuracy.py checks this).
 
 Memory: a 2,048-permutation signature is 8 KB per document; only the band keys (8 bytes x bands) leave this module,
 and signatures exist for one chunk of documents at a time.

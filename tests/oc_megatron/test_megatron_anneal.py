@@ -1,4 +1,4 @@
-"""Annealing from a pretraining checkpoint (OPENCODER.md §3, §6): the optimizer state kept, the LR decaying
+"""Annealing from a pretraining checkpoint (docs/opencoder.md §3, §6): the optimizer state kept, the LR decaying
 exponentially from the checkpoint's LR to 1e-5, the data switched to the annealing blend in OpenCoder's proportions.
 
 The four annealing components are indexed datasets whose token ids lie in disjoint ranges, so the source of every
@@ -15,7 +15,7 @@ import pytest
 from megatron_test_helpers import read_metrics, run_cli, tiny_train_config, write_config
 
 COMPONENTS = ("original", "algorithmic", "synthetic_snippets", "synthetic_textbooks")
-SHARES = np.array([84.0, 12.44, 2.71, 0.91]) / 100.06  # OPENCODER.md §3 token counts, normalised
+SHARES = np.array([84.0, 12.44, 2.71, 0.91]) / 100.06  # docs/opencoder.md §3 token counts, normalised
 TOKEN_RANGE = 200  # component k uses token ids [FIRST_ID + k * TOKEN_RANGE, FIRST_ID + (k + 1) * TOKEN_RANGE)
 FIRST_ID = 8  # above the special tokens (<|endoftext|> = 0 is the EOD between documents)
 STEPS, GBS = 6, 16

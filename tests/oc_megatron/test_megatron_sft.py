@@ -1,4 +1,4 @@
-"""SFT (OPENCODER.md §4): ChatML tokens with a loss mask on the assistant turns only, packed sequences that compute
+"""SFT (docs/opencoder.md §4): ChatML tokens with a loss mask on the assistant turns only, packed sequences that compute
 every sample exactly as if it were alone, packing through a 3-stage pipeline, and the two-stage recipe end to end."""
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ per-permutation collision probability is the pair's Jaccard similarity, so both 
 find the same clusters up to the randomness of borderline pairs; their band keys are not comparable bit for bit.
 
 The pipelines need Ray and GPUs (RayActorPoolExecutor: a local Ray, or the cluster named by RAY_ADDRESS).
-Tests: tests/oc_synth/curate/dedup/test_gpu_engine.py (``@pytest.mark.gpu``), run by scripts/gpu_check_dedup.sh.
+Tests: tests/oc_synth/curate/dedup/test_dedup_gpu.py (``@pytest.mark.gpu``), run by scripts/gpu_check_dedup.sh.
 """
 
 from __future__ import annotations
