@@ -64,7 +64,7 @@ def load_records(files: list[tuple[Path, str]]) -> list[dict]:
 
 def run_shared(records: list[dict]) -> tuple[float, dict[str, bool], Counter]:
     stage = RefineCodeFilterStage()
-    stage.setup_record_stage()
+    stage.setup_worker()
     keep, hits = {}, Counter()
     start = time.process_time()
     for i in range(0, len(records), BATCH):

@@ -81,13 +81,11 @@ class RefineCodeFilterStage(RecordStage):
     def __post_init__(self) -> None:
         self.process_rejected = self.process_rejected or self.keep_signals
 
-    def setup_record_stage(self) -> None:
+    def setup_worker(self) -> None:
         self._scorer = DocumentScorer(RuleSet(self.config or load_filter_config()), all_signals=self.keep_signals)
 
     def process(self, batch: DocumentBatch) -> DocumentBatch:
-        if not getattr(self, "_ready", False):
-            self.setup_record_stage()
-            self._ready = True
+        self.ensure_setup()
         self._seconds = Counter()
         with self._scorer:
             out = super().process(batch)

@@ -52,7 +52,7 @@ class LanguageDownsample(RecordStage):
     config: dict[str, Any] = field(default_factory=dict)
     name: str = "language_downsample"
 
-    def setup_record_stage(self) -> None:
+    def setup_worker(self) -> None:
         self._cfg = SampleConfig.model_validate(self.config)
 
     def process_record(self, record: dict[str, Any], stats: Stats) -> dict[str, Any]:
@@ -87,7 +87,7 @@ class AlgorithmicKeywordSelect(RecordStage):
     config: dict[str, Any] = field(default_factory=dict)
     name: str = "algorithmic_keyword_select"
 
-    def setup_record_stage(self) -> None:
+    def setup_worker(self) -> None:
         self._cfg = AlgorithmicConfig.model_validate(self.config)
         flags = 0 if self._cfg.case_sensitive else re.IGNORECASE
         # one alternation: a single pass over the text finds the first keyword, whatever the list's length

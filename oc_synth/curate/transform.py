@@ -237,7 +237,7 @@ class CopyrightPiiTransform(RecordStage):
     config: dict[str, Any] = field(default_factory=dict)
     name: str = "copyright_pii_transform"
 
-    def setup_record_stage(self) -> None:
+    def setup_worker(self) -> None:
         self._cfg = TransformConfig.model_validate(self.config)
         self._pii = PiiReplacer(self._cfg.pii)
 

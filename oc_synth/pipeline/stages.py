@@ -97,8 +97,25 @@ def record_read_errors(st: Stats, errors: list[RecordError]) -> None:
         log.warning("... and %d more bad records in %s", len(errors) - MAX_ERRORS_LOGGED, errors[0].file)
 
 
+class LazySetup:
+    """Per-worker initialisation that runs exactly once: Curator's executors call ``setup()`` on each worker, while
+    the in-process executor and unit tests may call ``process()`` directly. Stages put their initialisation in
+    ``setup_worker()`` and call ``ensure_setup()`` at the top of ``process()``."""
+
+    def setup_worker(self) -> None:
+        """Load data files, compile patterns, start pools: whatever a worker needs once."""
+
+    def ensure_setup(self) -> None:
+        if not self.__dict__.get("_set_up", False):
+            self.setup_worker()
+            self.__dict__["_set_up"] = True
+
+    def setup(self, worker_metadata=None) -> None:  # noqa: ANN001 - Curator's signature
+        self.ensure_setup()
+
+
 @dataclass
-class RecordStage(ProcessingStage[DocumentBatch, DocumentBatch]):
+class RecordStage(LazySetup, ProcessingStage[DocumentBatch, DocumentBatch]):
     """Base for stages that look at one record at a time. Subclasses implement ``process_record``.
 
     ``process_record(record, stats)`` returns the (possibly modified) record. To reject it, call
@@ -115,19 +132,11 @@ class RecordStage(ProcessingStage[DocumentBatch, DocumentBatch]):
     def outputs(self) -> tuple[list[str], list[str]]:
         return ["data"], [KEEP, DROP_REASONS]
 
-    def setup_record_stage(self) -> None:
-        """Per-worker initialisation (load data files, compile patterns)."""
-
-    def setup(self, worker_metadata=None) -> None:  # noqa: ANN001 - Curator's signature
-        self.setup_record_stage()
-
     def process_record(self, record: dict[str, Any], stats: Stats) -> dict[str, Any]:
         raise NotImplementedError
 
     def process(self, batch: DocumentBatch) -> DocumentBatch:
-        if not getattr(self, "_ready", False):  # the in-process path may call process() without setup()
-            self.setup_record_stage()
-            self._ready = True
+        self.ensure_setup()
         st = batch_stats(batch)
         records = records_from_frame(ensure_keep_columns(batch.to_pandas()))
         out = []

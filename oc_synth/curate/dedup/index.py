@@ -46,7 +46,7 @@ from oc_synth.minhash.shingles import has_shingles
 from oc_synth.minhash.signatures import band_keys_parallel
 from oc_synth.pipeline.executors import make_executor
 from oc_synth.pipeline.runner import Shard
-from oc_synth.pipeline.stages import ShardReader, records_from_frame
+from oc_synth.pipeline.stages import LazySetup, ShardReader, records_from_frame
 
 TEXT = "text"
 STATS_KEY = b"oc_dedup_stats"
@@ -133,7 +133,7 @@ def read_index_stats(path: Path) -> dict[str, Any]:
 
 
 @dataclass
-class DedupIndexStage(ProcessingStage[DocumentBatch, FileGroupTask]):
+class DedupIndexStage(LazySetup, ProcessingStage[DocumentBatch, FileGroupTask]):
     """Indexes one shard (``batch.dataset_name``) and writes ``index_dir/<shard>.parquet``.
 
     ``compute_bands``: the CPU engine's band keys (the GPU engine computes signatures in NeMo Curator instead).
@@ -153,7 +153,7 @@ class DedupIndexStage(ProcessingStage[DocumentBatch, FileGroupTask]):
     def outputs(self) -> tuple[list[str], list[str]]:
         return ["data"], []
 
-    def setup(self, worker_metadata=None) -> None:  # noqa: ANN001 - Curator's signature
+    def setup_worker(self) -> None:
         self._settings = DedupSettings.model_validate(self.settings)
         self._pool = None
         if self._settings.workers > 1 and self.compute_bands:
@@ -166,8 +166,7 @@ class DedupIndexStage(ProcessingStage[DocumentBatch, FileGroupTask]):
             self._pool = None
 
     def process(self, batch: DocumentBatch) -> FileGroupTask:
-        if not hasattr(self, "_settings"):  # called without setup() (unit use)
-            self.setup()
+        self.ensure_setup()
         table, st = index_table(records_from_frame(batch.to_pandas()), self._settings, self.compute_bands, self._pool)
         path = index_path(Path(self.index_dir), batch.dataset_name)
         write_index(path, table, batch.dataset_name, self.numbers[batch.dataset_name], st)

@@ -9,26 +9,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pyarrow.parquet as pq
+from nemo_curator.stages.base import ProcessingStage
 from nemo_curator.tasks import DocumentBatch
 
 from oc_common.errors import OcError
-from oc_common.outcome import reject
+from oc_common.outcome import DROP_REASONS, KEEP, reject
 from oc_synth.curate.dedup.decisions import decision_path
-from oc_synth.pipeline.stages import RecordStage, ensure_keep_columns, frame_from_records, records_from_frame
+from oc_synth.pipeline.stages import ensure_keep_columns, frame_from_records, records_from_frame
 
 CLUSTER_FIELDS = ("dup_cluster", "dup_count", "minhash_cluster", "minhash_count")
 
 
 @dataclass
-class DedupRemovalStage(RecordStage):
+class DedupRemovalStage(ProcessingStage[DocumentBatch, DocumentBatch]):
+    """Decisions are per row of a shard, so this stage works on the whole shard rather than record by record."""
+
     decisions_dir: str = ""
     name: str = "dedup_removal"
 
+    def inputs(self) -> tuple[list[str], list[str]]:
+        return ["data"], []
+
+    def outputs(self) -> tuple[list[str], list[str]]:
+        return ["data"], [KEEP, DROP_REASONS]
+
     def process(self, batch: DocumentBatch) -> DocumentBatch:
-        # Decisions are per row of the shard, so this stage walks the rows itself instead of process_record().
         path = decision_path(Path(self.decisions_dir), batch.dataset_name)
         decisions = pq.read_table(path).to_pylist()
         records = records_from_frame(ensure_keep_columns(batch.to_pandas()))
@@ -44,6 +51,3 @@ class DedupRemovalStage(RecordStage):
                 reject(rec, dec["reason"])  # the writer counts drop reasons
         return DocumentBatch(dataset_name=batch.dataset_name, data=ensure_keep_columns(frame_from_records(records)),
                              _metadata=batch._metadata, _stage_perf=batch._stage_perf)
-
-    def process_record(self, record: dict[str, Any], stats) -> dict[str, Any]:  # noqa: ANN001
-        raise NotImplementedError("DedupRemovalStage works per shard (see process)")
