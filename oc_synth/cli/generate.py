@@ -70,10 +70,7 @@ def generate(
     OUT/_rejected/. Reruns skip seeds already done; backend failures are retried by the next run.
     """
     from oc_common.errors import UsageError
-    from oc_synth.backends import BACKENDS
 
-    if backend not in BACKENDS:
-        raise UsageError(f"--backend: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if rank is not None and rank >= world_size:
         raise UsageError(f"--rank {rank} must be < --world-size {world_size}")
     if data_parallel > 1 and rank is not None:

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from oc_common.fileio import atomic_open, atomic_write_json
 from oc_common.log import console, get_logger
-from oc_common.outcome import reject
+from oc_common.outcome import DROP_DETAILS, DROP_REASONS, KEEP, reject
 from oc_common.records import dumps_record
 from oc_common.stats import Stats
 from oc_synth.synth.store import GenerationStore, iter_log
@@ -29,7 +29,7 @@ REJECTED = "_rejected"
 FUNNEL = (("generated", ("seed:",)), ("parsed", ("parse:", "render:")), ("checked", ("check:",)),
           ("passed", ("verify:",)), ("deduped", ("dedup:",)), ("decontaminated", ("decontam:",)))
 # Working fields of the log that the kept records do not carry.
-LOG_ONLY = ("keep", "drop_reasons", "drop_details", "raw", "samples")
+LOG_ONLY = (KEEP, DROP_REASONS, DROP_DETAILS, "raw", "samples")
 
 
 def finalize(cfg: GenerateConfig, store: GenerationStore) -> Stats:
@@ -63,14 +63,14 @@ def finalize(cfg: GenerateConfig, store: GenerationStore) -> Stats:
                     if last.get(key) != (path, line):
                         continue  # superseded by a later copy
                     done_seeds.add(rec.get("seed_id"))
-                    if rec.get("keep") and key in decisions:
+                    if rec.get(KEEP) and key in decisions:
                         reject(rec, *decisions[key])
-                    if rec.get("keep") and decon is not None:
+                    if rec.get(KEEP) and decon is not None:
                         hit = decon.check_record(rec, fields)
                         if hit is not None:
                             reject(rec, *hit)
                     _count(stats, rec)
-                    if rec.get("keep"):
+                    if rec.get(KEEP):
                         kept_f.write(dumps_record({k: v for k, v in rec.items() if k not in LOG_ONLY}) + "\n")
                     else:
                         rej_f.write(dumps_record(rec) + "\n")
@@ -93,7 +93,7 @@ def _dedup(files: dict[str, list[Path]], last: dict, field: str, spec: Any) -> d
         for path in paths:
             for line, rec in iter_log(path):
                 key = (rec.get("seed_id"), rec.get("sample"))
-                if rec.get("keep") and last.get(key) == (path, line):
+                if rec.get(KEEP) and last.get(key) == (path, line):
                     order = (shard, (rec.get("provenance") or {}).get("seed_line") or 0, rec.get("sample") or 0)
                     rows.append((order, key, str(rec.get(field) or "")))
     rows.sort(key=lambda r: r[0])  # input order, whatever the log layout (ranks, resumes): the first one is kept
@@ -107,7 +107,7 @@ def _dedup(files: dict[str, list[Path]], last: dict, field: str, spec: Any) -> d
 
 
 def _count(stats: Stats, rec: dict[str, Any]) -> None:
-    reasons = rec.get("drop_reasons") or []
+    reasons = rec.get(DROP_REASONS) or []
     first = reasons[0] if reasons else None
     if first and first.startswith("seed:"):
         stats.add("seeds_rejected")
@@ -120,7 +120,7 @@ def _count(stats: Stats, rec: dict[str, Any]) -> None:
         stats.add_to("drop reasons", first)
     if rec.get("verdict"):
         stats.add_to("verdicts", rec["verdict"])
-    if rec.get("keep"):
+    if rec.get(KEEP):
         stats.add("records_out")
         if rec.get("language"):
             stats.add_to("kept per language", rec["language"])

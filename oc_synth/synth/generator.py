@@ -32,7 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from oc_common.errors import BackendError, OcError
 from oc_common.log import console, get_logger
-from oc_common.outcome import reject
+from oc_common.outcome import DROP_DETAILS, DROP_REASONS, KEEP, reject
 from oc_common.stats import Stats
 from oc_synth.backends.base import Backend, Completion, GenerationRequest
 from oc_synth.synth.config import COMMAND, GenerateConfig
@@ -190,7 +190,7 @@ class Generator:
                         records.append(self._sample_record(s, j, len(c.texts), text, ctx[s.id], raw[s.id], prov[s.id],
                                                            c.finish_reasons[j] if j < len(c.finish_reasons) else None))
         if self.verify:
-            self._verify([r for r in records if r["keep"] and r.get("sample") is not None])
+            self._verify([r for r in records if r[KEEP] and r.get("sample") is not None])
         self.store.append(shard, records)
         self.store.append_failures(shard, failures)
         self.generated_now += len(records)
@@ -212,7 +212,7 @@ class Generator:
                        prov: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
         step = self.recipe.steps[-1]
         rec: dict[str, Any] = {"id": f"{s.id}-s{j}", "seed_id": s.id, "sample": j, "samples": n,
-                               "recipe": self.recipe.name, "keep": True, "drop_reasons": [], "drop_details": []}
+                               "recipe": self.recipe.name, KEEP: True, DROP_REASONS: [], DROP_DETAILS: []}
         rec["raw"] = {**raw, step.name: text}
         rec["provenance"] = {**prov, "finish_reason": finish_reason}
         try:
@@ -221,7 +221,7 @@ class Generator:
         except ParseError as e:
             reject(rec, f"parse:{e.reason}", f"step {step.name}: {e.detail}")
             if finish_reason == "length":
-                rec["drop_details"][-1] += " (the answer hit max_tokens)"
+                rec[DROP_DETAILS][-1] += " (the answer hit max_tokens)"
             return rec
         except RenderError as e:
             reject(rec, "render:output", str(e))
@@ -266,10 +266,10 @@ class Generator:
 def seed_reject(s: Seed, reason: str, detail: str, raw: dict[str, str], prov: dict[str, Any]) -> dict[str, Any]:
     """One record for a seed that produced no samples (a prompt that did not render, an earlier step's answer that
     did not parse): the seed is done, and the reason and the answers so far are kept."""
-    return {"id": s.id, "seed_id": s.id, "sample": None, "samples": 0, "keep": False, "drop_reasons": [reason],
-            "drop_details": [detail], "raw": dict(raw), "provenance": prov}
+    return {"id": s.id, "seed_id": s.id, "sample": None, "samples": 0, KEEP: False, DROP_REASONS: [reason],
+            DROP_DETAILS: [detail], "raw": dict(raw), "provenance": prov}
 
 
 def bad_seed_record(b: BadSeed) -> dict[str, Any]:
-    return {"id": b.id, "seed_id": b.id, "sample": None, "samples": 0, "keep": False, "drop_reasons": [b.reason],
-            "drop_details": [f"{b.where}: {b.detail}"], "seed": b.record}
+    return {"id": b.id, "seed_id": b.id, "sample": None, "samples": 0, KEEP: False, DROP_REASONS: [b.reason],
+            DROP_DETAILS: [f"{b.where}: {b.detail}"], "seed": b.record}
