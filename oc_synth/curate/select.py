@@ -1,8 +1,8 @@
 """Selection stages after filtering: language downsampling (RefineCode's last step) and the algorithmic corpus.
 
-- ``sample``: OpenCoder downsampled over-represented languages (Java ~450 GB -> 200 GB, HTML ~470 GB -> 64 GB,
-  docs/opencoder.md §1). Each record is kept with its language's probability, decided by a stable hash of its id and a
-  seed, so a rerun (or another worker) makes the same decision for the same record.
+- ``sample``: OpenCoder downsampled over-represented languages (Java 409 GB -> 200 GB, HTML 213 GB -> 64 GB: paper
+  §2.1.1, v1 text; docs/opencoder.md §1). Each record is kept with its language's probability, decided by a stable
+  hash of its id and a seed, so a rerun (or another worker) makes the same decision for the same record.
 - ``select-algorithmic``: the annealing corpus's "algorithmic" part (docs/opencoder.md §3): curated files that match
   keywords such as "leetcode", "def solution", "class Solution".
 """
@@ -32,8 +32,9 @@ def stable_unit_interval(key: str, seed: int) -> float:
 
 # ------------------------------------------------------------------------------------------------------ sampling
 class SampleConfig(StrictModel):
-    # Our defaults from the paper's sizes (v3): Java 450 -> 200 GB, HTML 470 -> 64 GB. Other languages are kept.
-    keep_fraction: dict[str, float] = Field(default_factory=lambda: {"Java": 200 / 450, "HTML": 64 / 470})
+    # The paper's sizes (§2.1.1, v1 text; docs/opencoder.md §1): Java 409 GB -> 200 GB, HTML 213 GB -> 64 GB, as
+    # keep fractions by size. Other languages are kept whole.
+    keep_fraction: dict[str, float] = Field(default_factory=lambda: {"Java": 200 / 409, "HTML": 64 / 213})
     seed: int = 0
     language_field: str = "language"
     id_field: str = "id"
@@ -49,14 +50,11 @@ class SampleConfig(StrictModel):
 
 @dataclass
 class LanguageDownsample(RecordStage):
-    config: dict[str, Any] = field(default_factory=dict)
+    config: SampleConfig = field(default_factory=SampleConfig)
     name: str = "language_downsample"
 
-    def setup_worker(self) -> None:
-        self._cfg = SampleConfig.model_validate(self.config)
-
     def process_record(self, record: dict[str, Any], stats: Stats) -> dict[str, Any]:
-        cfg = self._cfg
+        cfg = self.config
         frac = cfg.keep_fraction.get(str(record.get(cfg.language_field)))
         if frac is not None and stable_unit_interval(str(record.get(cfg.id_field)), cfg.seed) >= frac:
             reject(record, f"downsampled:{record.get(cfg.language_field)}")
@@ -67,7 +65,7 @@ def run_sample(inp: Path, out: Path, *, config: Path | None = None, overrides: l
                dropped: Path | None = None, executor: str = "local", overwrite: bool = False,
                quiet: bool = False) -> Stats:
     cfg = load_config(config, overrides, SampleConfig)
-    return run_sharded(command="curate sample", inp=inp, out=out, stages=[LanguageDownsample(config=cfg.model_dump())],
+    return run_sharded(command="curate sample", inp=inp, out=out, stages=[LanguageDownsample(config=cfg)],
                        options=cfg.model_dump(), dropped=dropped, executor=executor, overwrite=overwrite,
                        quiet=quiet)
 
@@ -84,11 +82,11 @@ class AlgorithmicConfig(StrictModel):
 
 @dataclass
 class AlgorithmicKeywordSelect(RecordStage):
-    config: dict[str, Any] = field(default_factory=dict)
+    config: AlgorithmicConfig = field(default_factory=AlgorithmicConfig)
     name: str = "algorithmic_keyword_select"
 
     def setup_worker(self) -> None:
-        self._cfg = AlgorithmicConfig.model_validate(self.config)
+        self._cfg = self.config
         flags = 0 if self._cfg.case_sensitive else re.IGNORECASE
         # one alternation: a single pass over the text finds the first keyword, whatever the list's length
         self._pattern = re.compile("|".join(re.escape(k) for k in self._cfg.keywords), flags)
@@ -115,5 +113,5 @@ def run_select_algorithmic(inp: Path, out: Path, *, config: Path | None = None, 
 
         raise ConfigError("keywords: the list is empty; nothing could be selected")
     return run_sharded(command="curate select-algorithmic", inp=inp, out=out,
-                       stages=[AlgorithmicKeywordSelect(config=cfg.model_dump())], options=cfg.model_dump(),
+                       stages=[AlgorithmicKeywordSelect(config=cfg)], options=cfg.model_dump(),
                        executor=executor, overwrite=overwrite, quiet=quiet)

@@ -46,3 +46,11 @@ def test_select_algorithmic(tmp_path):
     run_select_algorithmic(tmp_path / "in", tmp_path / "cs", overrides=["case_sensitive=true", "keywords=[LeetCode]"],
                            quiet=True)
     assert [r["id"] for r in read_file_records(tmp_path / "cs" / "a.jsonl")[0]] == ["1"]
+
+
+def test_default_keep_fractions_are_the_papers_v1_sizes():
+    from oc_synth.curate.select import LanguageDownsample, SampleConfig
+
+    # paper §2.1.1 (v1 text): Java 409 GB -> 200 GB, HTML 213 GB -> 64 GB
+    assert SampleConfig().keep_fraction == {"Java": 200 / 409, "HTML": 64 / 213}
+    assert isinstance(LanguageDownsample().config, SampleConfig)  # the stage carries a typed config
