@@ -3,16 +3,23 @@
 A config class is a pydantic model. ``load_config(path, overrides, Model)`` merges the YAML file with overrides like
 ``train.lr=1e-4`` (values parsed as YAML scalars/lists) and validates the result; any problem raises ``ConfigError``
 naming the file and the dotted key, never a bare traceback.
+
+A dotted override that reaches *into* a map field (``keep_fraction.Java=0.44``) changes that one entry and keeps the
+map's other entries, its defaults included (``HTML`` stays downsampled); a value for the map itself
+(``keep_fraction={Java: 0.44}``) replaces the whole map, so replacing a map takes the whole map.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import copy
+import types
+import typing
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from oc_common.errors import ConfigError
 
@@ -65,9 +72,14 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str], model: type[BaseModel] | None = None
+                    ) -> dict[str, Any]:
+    """Set each dotted ``KEY=VALUE`` in ``data``. With the config ``model``, an override inside a map field that
+    ``data`` does not hold yet starts from the field's default map (the entry merges into the map, see above)."""
     for item in overrides:
         keys, value = parse_override(item)
+        if model is not None:
+            _seed_default_maps(data, keys, model)
         node = data
         for i, k in enumerate(keys[:-1]):
             child = node.get(k)
@@ -78,6 +90,50 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
             node = child
         node[keys[-1]] = value
     return data
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _is_map(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation) or annotation
+    return isinstance(origin, type) and issubclass(origin, Mapping)
+
+
+def _seed_default_maps(data: dict[str, Any], keys: list[str], model: type[BaseModel]) -> None:
+    """Walk ``keys`` (all but the last) through ``model``'s fields; where the path enters a map field missing from
+    ``data``, put the field's default there (as plain data), so that the override below merges into it."""
+    node: Any = data
+    annotation: Any = model
+    for k in keys[:-1]:
+        if not isinstance(node, dict):
+            return
+        if _is_model(annotation):
+            field = annotation.model_fields.get(k)
+            if field is None:
+                return  # an unknown key: validation names it
+            child_annotation = _unwrap_optional(field.annotation)
+            if _is_map(child_annotation) and node.get(k) is None:
+                default = field.get_default(call_default_factory=True)
+                if isinstance(default, Mapping):
+                    node[k] = TypeAdapter(field.annotation).dump_python(copy.deepcopy(default))
+        elif _is_map(annotation):
+            args = typing.get_args(annotation)
+            child_annotation = _unwrap_optional(args[1]) if len(args) == 2 else Any
+        else:
+            return
+        if node.get(k) is None:
+            node[k] = {}  # as the override itself would create it
+        node, annotation = node[k], child_annotation
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:
@@ -103,12 +159,10 @@ def validate_config(data: dict[str, Any], model: type[M], source: str = "<config
 def load_config(path: str | Path | None, overrides: Iterable[str] = (), model: type[M] | None = None,
                 defaults: dict[str, Any] | None = None) -> M | dict[str, Any]:
     """Read ``path`` (or start from ``defaults``), apply dotted overrides, validate against ``model``."""
-    import copy
-
     data = copy.deepcopy(defaults) if defaults else {}
     if path is not None:
         data = deep_merge(data, read_yaml(path))
-    data = apply_overrides(data, overrides)
+    data = apply_overrides(data, overrides, model)
     if model is None:
         return data
     return validate_config(data, model, str(path) if path is not None else "defaults + command-line overrides")
