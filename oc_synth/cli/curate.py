@@ -26,19 +26,26 @@ def ingest(
     ),
     shard_size: int = typer.Option(10_000, help="Records per output shard (tree input)."),
     max_file_bytes: int = typer.Option(8 * 2**20, help="Drop files larger than this (OpenCoder: 8 MB)."),
+    languages: Literal["opencoder", "linguist"] = typer.Option(
+        "opencoder", "--languages",
+        help="Language table. opencoder: OpenCoder's released extension, file-name and type tables and its 42 "
+             "excluded types (opc_data_filtering). linguist: GitHub Linguist 9.5 with our doc types and exclusions. "
+             "docs/curation.md lists every difference.",
+    ),
     dropped: Path | None = opt.Dropped,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
-    """Turn raw source files into code-file records (language and doc type from GitHub Linguist's tables).
+    """Turn raw source files into code-file records (language and doc type from OpenCoder's released tables, or
+    GitHub Linguist's with --languages linguist).
 
-    Files over 8 MB, types OpenCoder excludes, binary and undecodable files are dropped with a counted reason.
+    Files over 8 MB, excluded types, binary and undecodable files are dropped with a counted reason.
     Symlinks are never followed outside SRC.
     """
     from oc_synth.curate.ingest import run_ingest
 
     run_ingest(src, out, source_format=source_format, shard_size=shard_size, max_file_bytes=max_file_bytes,
-               dropped=dropped, overwrite=overwrite, quiet=quiet)
+               languages=languages, dropped=dropped, overwrite=overwrite, quiet=quiet)
 
 
 # dedup's command lives in its own module (it has many options); registered here to list in pipeline order

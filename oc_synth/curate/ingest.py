@@ -1,8 +1,9 @@
 """``oc-synth curate ingest``: raw repositories (or The Stack v2 style records) -> code-file records.
 
-RefineCode's preprocessing (docs/opencoder.md §1): drop files over 8 MB, keep only languages known to GitHub Linguist
-(minus excluded types), type each file as code / data / text. Binary and undecodable files are dropped with a counted
-reason. Dropped files are written (without their content) to ``--dropped`` so every decision can be audited.
+RefineCode's preprocessing (docs/opencoder.md §1): drop files over 8 MB, keep only languages known to the language
+table (``--languages``: OpenCoder's released table by default, or GitHub Linguist's; minus excluded types), type each
+file as code / data / text. Binary and undecodable files are dropped with a counted reason. Dropped files are written
+(without their content) to ``--dropped`` so every decision can be audited.
 
 A tree source is planned into shards of ``shard_size`` files in a deterministic (sorted) order, so a killed ingest
 resumes by shard like every other stage.
@@ -24,7 +25,7 @@ from oc_common.log import get_logger
 from oc_common.outcome import DROP_REASONS, KEEP, reject
 from oc_common.records import RecordError, check_fields, iter_file_records, list_record_files, record_suffix
 from oc_common.stats import Stats
-from oc_synth.curate.linguist import LinguistTable, default_table
+from oc_synth.curate.languages import DEFAULT_LANGUAGE_TABLE, LanguageTable, language_table
 from oc_synth.pipeline.runner import Shard, run_sharded
 from oc_synth.pipeline.stages import RecordStage, batch_stats, ensure_keep_columns, frame_from_records
 
@@ -45,7 +46,7 @@ class ClassifiedFile:
     reason: str | None  # None when the file is kept
 
 
-def classify_file(path: str, data: bytes | str, table: LinguistTable,
+def classify_file(path: str, data: bytes | str, table: LanguageTable,
                   max_bytes: int = MAX_FILE_BYTES) -> ClassifiedFile:
     """Decide whether one file becomes a record: size, known language, excluded type, binary, UTF-8, empty."""
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
@@ -163,6 +164,7 @@ class SourceTreeReader(ProcessingStage[FileGroupTask, DocumentBatch]):
     """Reads a shard of source files into code-file records (dropped files carry keep=false and the reason)."""
 
     max_file_bytes: int = MAX_FILE_BYTES
+    languages: str = DEFAULT_LANGUAGE_TABLE
     name: str = "source_tree_reader"
 
     def inputs(self) -> tuple[list[str], list[str]]:
@@ -174,7 +176,7 @@ class SourceTreeReader(ProcessingStage[FileGroupTask, DocumentBatch]):
     def process(self, task: FileGroupTask) -> DocumentBatch:
         cfg = task.reader_config
         root, src, repo_meta = Path(cfg["root"]), Path(cfg["src"]), cfg["repo_meta"]
-        table = default_table()
+        table = language_table(self.languages)
         st = Stats()
         records = []
         for f in task.data:
@@ -190,7 +192,7 @@ class SourceTreeReader(ProcessingStage[FileGroupTask, DocumentBatch]):
         batch_stats(batch).merge(st)
         return batch
 
-    def _read_one(self, f: Path, root: Path, path: str, repo: str, meta: dict, table: LinguistTable) -> dict | None:
+    def _read_one(self, f: Path, root: Path, path: str, repo: str, meta: dict, table: LanguageTable) -> dict | None:
         rid = f"{repo}/{path}"
         base = {"rid": rid, "path": path, "repo": repo, "meta": meta}
         if f.is_symlink():
@@ -208,7 +210,7 @@ class SourceTreeReader(ProcessingStage[FileGroupTask, DocumentBatch]):
         return code_record(cf=classify_file(path, data, table, self.max_file_bytes), size=len(data), **base)
 
 
-def _drop(table: LinguistTable, path: str, reason: str) -> ClassifiedFile:
+def _drop(table: LanguageTable, path: str, reason: str) -> ClassifiedFile:
     return ClassifiedFile(None, None, None, table.extension_of(path), reason)
 
 
@@ -229,10 +231,11 @@ class StackV2RecordMapper(RecordStage):
     """Maps The Stack v2 style fields to ours and applies the same file checks as a tree ingest."""
 
     max_file_bytes: int = MAX_FILE_BYTES
+    languages: str = DEFAULT_LANGUAGE_TABLE
     name: str = "stack_v2_record_mapper"
 
     def process_record(self, record: dict[str, Any], stats: Stats) -> dict[str, Any]:
-        table = default_table()
+        table = language_table(self.languages)
         mapped = {}
         for ours, theirs in STACK_V2_FIELDS.items():
             mapped[ours] = next((record[k] for k in theirs if record.get(k) is not None), None)
@@ -272,7 +275,8 @@ def detect_format(src: Path) -> str:
 
 
 def run_ingest(src: Path, out: Path, *, source_format: str = "auto", shard_size: int = 10_000,
-               max_file_bytes: int = MAX_FILE_BYTES, dropped: Path | None = None, overwrite: bool = False,
+               max_file_bytes: int = MAX_FILE_BYTES, languages: str = DEFAULT_LANGUAGE_TABLE,
+               dropped: Path | None = None, overwrite: bool = False,
                executor: str = "local", quiet: bool = False) -> Stats:
     src, out = Path(src), Path(out)
     if not src.exists():
@@ -282,18 +286,20 @@ def run_ingest(src: Path, out: Path, *, source_format: str = "auto", shard_size:
         raise OcError(f"--format {source_format!r}: choose auto, tree or stack-v2")
     if shard_size < 1:
         raise OcError("--shard-size must be at least 1")
-    options = {"format": fmt, "shard_size": shard_size, "max_file_bytes": max_file_bytes}
+    table = language_table(languages)  # an unknown name fails here, before any work
+    options = {"format": fmt, "shard_size": shard_size, "max_file_bytes": max_file_bytes, "languages": languages,
+               "language_table": table.source}
     common = dict(command="curate ingest", inp=src, out=out, options=options, dropped=dropped, overwrite=overwrite,
                   executor=executor, quiet=quiet, title=f"curate ingest ({fmt})")
     if fmt == "stack-v2":
         list_record_files(src)  # fail early, naming the path, if there is nothing to read
-        return run_sharded(stages=[StackV2RecordMapper(max_file_bytes=max_file_bytes)], **common)
+        return run_sharded(stages=[StackV2RecordMapper(max_file_bytes=max_file_bytes, languages=languages)], **common)
     plan_stats = Stats()
     shards = plan_tree(src, shard_size, plan_stats)
     if not shards:
         raise OcError(f"{src}: no files found (expected one folder per repository)")
     log.info("planned %d files from %d repositories into %d shards", sum(len(s.files) for s in shards),
              plan_stats.counters["repos"], len(shards))
-    return run_sharded(stages=[], shards=shards, reader=SourceTreeReader(max_file_bytes=max_file_bytes),
-                       extra_stats=plan_stats, **common)
+    reader = SourceTreeReader(max_file_bytes=max_file_bytes, languages=languages)
+    return run_sharded(stages=[], shards=shards, reader=reader, extra_stats=plan_stats, **common)
 

@@ -139,3 +139,55 @@ def test_huge_one_line_file_is_dropped_without_being_read(tmp_path):
     assert [r["id"] for r in read_file_records(out / "part-00000.jsonl")[0]] == ["r/ok.py"]
     (rec,), _ = read_file_records(dropped / "part-00000.jsonl")
     assert rec["drop_reasons"] == ["too_large"] and rec["size_bytes"] == 50 * 2**20
+
+
+def test_opencoder_table_is_the_released_one():
+    from oc_synth.curate.opencoder_languages import opencoder_table
+
+    t = opencoder_table()
+    assert "OpenCoder-llm/opc_data_filtering" in t.source and t.commit in t.source and t.license.startswith("MIT")
+    assert (t.extensions(), t.filenames(), len(t.languages)) == (1347, 369, 731)
+    # 42 listed exclusions; 'Checksums' repeats 'checksums' and 'Gerber Image' matches no (lower-case) key
+    assert len(t.kept_languages()) == 731 - 40
+    assert t.languages["CSS"].doc_type == "data" and t.languages["Diff"].doc_type == "code"
+    assert t.languages["Pickle"].excluded and t.languages["WebVTT"].excluded
+    assert not t.languages["Gerber Image"].excluded
+
+
+@pytest.mark.parametrize(("path", "language", "doc_type", "reason"), [
+    ("src/a.py", "Python", "code", None),
+    ("inc/x.h", "C", "code", None),                  # OpenCoder: .h is C, whatever the content
+    ("x.C", "C++", "code", None),                    # extensions are case-sensitive
+    ("conf.yaml", "YAML", "data", None),             # Linguist 9.5 would say MiniYAML
+    ("site.css", "CSS", "data", None),
+    ("fix.patch", "Diff", "code", None),
+    ("CMakeLists.txt", "CMake", "code", None),       # whole file name before the extension
+    ("Makefile", "Makefile", "code", None),
+    ("notes.txt", "Text", "text", None),
+    ("model.pkl", "Pickle", "data", "excluded_language:Pickle"),
+    ("robots.txt", "robots.txt", "data", "excluded_language:robots.txt"),
+    ("a.PY", None, None, "unknown_language"),
+])
+def test_opencoder_table_classifies_like_the_reference(path, language, doc_type, reason):
+    from oc_synth.curate.languages import language_table
+
+    cf = classify_file(path, b"namespace a { class B {}; }\nx\n", language_table("opencoder"))
+    assert (cf.language, cf.doc_type, cf.reason) == (language, doc_type, reason)
+
+
+def test_languages_option_picks_the_table(tmp_path):
+    src = tmp_path / "src" / "r"
+    src.mkdir(parents=True)
+    (src / "site.css").write_text("body { color: red; }\n")
+    (src / "x.sln").write_text("Microsoft Visual Studio Solution File\n")
+    for table, css_type, sln in (("opencoder", "data", ["excluded_language:Microsoft Visual Studio Solution"]),
+                                 ("linguist", "code", None)):
+        out, dropped = tmp_path / table, tmp_path / f"{table}-dropped"
+        run_ingest(tmp_path / "src", out, languages=table, dropped=dropped, quiet=True)
+        kept = {r["path"]: r for r in read_file_records(out / "part-00000.jsonl")[0]}
+        assert kept["site.css"]["doc_type"] == css_type
+        gone = {r["path"]: r["drop_reasons"] for r in read_file_records(dropped / "part-00000.jsonl")[0]} \
+            if (dropped / "part-00000.jsonl").exists() else {}
+        assert gone.get("x.sln") == sln
+    with pytest.raises(OcError, match="--languages"):
+        run_ingest(tmp_path / "src", tmp_path / "bad", languages="nope", quiet=True)
