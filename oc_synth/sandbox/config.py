@@ -42,6 +42,18 @@ class SandboxConfig(StrictModel):
         "auto", description="namespaces: the full sandbox (needs root). rlimits: limits, a timeout and a temp dir "
                             "only, for machines where the process is not root (logged as a warning). auto: "
                             "namespaces when root, else rlimits.")
+    strictness: Literal["basic", "standard", "strict"] = Field(
+        "standard", description="What `passed` demands (docs/sandbox.md has the table per language). basic: the "
+                                "tests ran for real, to their end, and nothing in them failed, caught or not. "
+                                "standard: also no static sign of checks that cannot fail, and one sanity mutant "
+                                "(every function of the code broken) must fail the tests. strict: also one mutant "
+                                "per top-level definition of the code (each must be needed by the tests).")
+    strict_max_mutants: int = Field(8, ge=1, le=64, description="strictness=strict: at most this many "
+                                                               "per-definition mutants per sample.")
+    seccomp: Literal["auto", "required", "off"] = Field(
+        "auto", description="The system-call filter of every program (needs libseccomp's Python binding for "
+                            "`python`: Debian's python3-seccomp). auto: used where available, a loud warning and "
+                            "isolation reported as degraded where not. required: refuse to run without it.")
     python: str = Field("/usr/bin/python3", description="Interpreter that runs the zygotes and Python programs: a "
                                                        "system one, readable by the sandbox uid.")
     uid_base: int | None = Field(None, ge=1000, description="First slot uid (default: derived from the pid).")

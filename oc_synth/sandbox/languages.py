@@ -1,14 +1,13 @@
-"""Languages the sandbox runs: how a (code, tests) pair becomes files and build/run steps, what the sandbox must see
-of the host for it, and the static "tests exercise the code" rule.
+"""Languages the sandbox runs: how a (code, tests) pair becomes files and build/run steps (with ``harness``'s
+additions), what the sandbox must see of the host for it, and the lexical facts the static rules use.
 
 Every argv[0] is an absolute, symlink-free path found on the host (``/usr/bin/javac`` is a chain of symlinks through
 ``/etc/alternatives``); a language whose toolchain is missing is reported per record (verdict ``error``), never
 fatal to a run.
 
-The "tests exercise the code" rule outside Python (Python's is AST-based, see ``checks``): after comments and
-string literals are blanked, the tests must mention at least one name the code defines (``definitions``) and contain
-at least one assertion construct (``assertion``). Languages with a completion ``marker`` append a line that writes
-``done`` on fd 3 after the tests: a program that exits 0 before reaching it (``process.exit(0)`` in the code) fails.
+The basic "tests exercise the code" rule outside Python (Python's is AST-based, see ``checks``): after comments and
+string literals are blanked (``blank``), the tests must mention at least one name the code defines
+(``definitions``) and contain at least one assertion construct (``assertion``).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from oc_synth.sandbox.jail.protocol import PHASE_DONE
+from oc_synth.sandbox import harness
 
 
 class UnsupportedLanguage(ValueError):
@@ -45,7 +44,10 @@ class Step:
 
 @dataclass(frozen=True)
 class Program:
-    """A sample ready to run: its source files (written into the sandbox's /tmp) and the steps to run in order."""
+    """A sample ready to run: its source files (written into the sandbox's /tmp) and the steps to run in order.
+    ``meta``: what the classification needs to know of the harness (``libtest``: the run is a libtest binary;
+    ``expects_asserts``: the tests' only checks are counted asserts, so at least one must run; ``uncalled``: the test
+    functions the harness calls because the tests never do)."""
 
     language: str
     code: str
@@ -53,6 +55,7 @@ class Program:
     files: dict[str, str]
     steps: tuple[Step, ...]
     id: str | None = None
+    meta: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,10 +63,10 @@ class Language:
     name: str
     aliases: tuple[str, ...]
     tools: tuple[str, ...]  # executables (names on PATH) the language needs; Python's is SandboxConfig.python
-    make: Callable[[str, str], tuple[dict[str, str], tuple[Step, ...]]]
+    make: Callable[[str, str], tuple[dict[str, str], tuple[Step, ...], dict]]
     view: str = "native"  # "python": interpreter + stdlib only; "native": the system toolchain directories
     needs_proc: bool = False  # the JVM and rustc's $ORIGIN lookups read /proc/self
-    marker: bool = False  # a completion marker follows the tests (see module docstring)
+    compiled: bool = False  # a build step comes first (a sanity mutant that does not compile is retried)
     min_address_space_mb: int = 0  # V8 and the JVM reserve this much virtual memory before running anything
     definitions: tuple[str, ...] = ()  # regexes; group 1 is a name the code defines
     assertion: str = ""  # regex that an asserting test part matches
@@ -108,28 +111,53 @@ def _java_home() -> str | None:
 
 # -- programs -------------------------------------------------------------------------------------------------------
 
+def blank(src: str, lang: Language) -> str:
+    """``src`` with comments and string literals replaced by a space (what the regex rules look at)."""
+    return re.sub(lang.comment_and_string, " ", src, flags=re.S)
+
+
 def _python(code: str, tests: str):
     return ({"solution.py": code, "tests.py": tests},
-            (Step("run", python={"code": "solution.py", "tests": "tests.py"}),))
+            (Step("run", python={"code": "solution.py", "tests": "tests.py"}),), {})
 
 
-def _c_like(compiler: str, source: str, flags: tuple[str, ...]):
+# Checks other than assert() in C/C++ tests: with none of these, at least one assert() must run.
+_C_OTHER_CHECKS = r"\babort\s*\(|\bexit\s*\(|\breturn\s+(?!0\s*;)[^;]+;|\bthrow\b|\b_Exit\s*\("
+
+
+def _c_like(name: str, compiler: str, source: str, flags: tuple[str, ...]):
     def make(code: str, tests: str):
-        build = Step("build", (_need(compiler), *flags, "-o", "main", source, "-lm"))
-        return {source: f"{code}\n{tests}\n"}, (build, Step("run", ("./main",)))
+        blanked = blank(tests, LANGUAGES[name])
+        uncalled = harness.uncalled_tests(name, blanked)
+        files = {source: f"{code}\n{tests}\n{harness.c_uncalled_tests(uncalled)}", "oc_harness.c": harness.C_HARNESS,
+                 "oc_include/assert.h": harness.C_ASSERT_H}
+        build = Step("build", (_need(compiler), *flags, "-I", "oc_include", "-o", "main", source, "-x", "c",
+                               "oc_harness.c", "-x", "none", "-lm", "-Wl,--wrap=main"))
+        meta = {"uncalled": uncalled,
+                "expects_asserts": bool(re.search(r"\bassert\s*\(", blanked))
+                and not re.search(_C_OTHER_CHECKS, blanked)}
+        return files, (build, Step("run", ("./main",))), meta
 
     return make
 
 
 def _javascript(code: str, tests: str):
-    marker = f';require("fs").writeSync(3, "{PHASE_DONE}\\n");'
-    return {"main.js": f"{code}\n{tests}\n{marker}\n"}, (Step("run", (_need("node"), "main.js")),)
+    blanked = blank(tests, LANGUAGES["javascript"])
+    uncalled = harness.uncalled_tests("javascript", blanked)
+    files = {"main.js": f"{code}\n{tests}\n{harness.js_uncalled_tests(uncalled)}",
+             harness.JS_HARNESS_FILE: harness.JS_HARNESS}
+    run = Step("run", (_need("node"), "--require", f"./{harness.JS_HARNESS_FILE}", "main.js"))
+    meta = {"uncalled": uncalled, "expects_asserts": bool(re.search(r"(?<![.\w$])assert\b", blanked))
+            and not re.search(r"\bthrow\b|\bprocess\.exit|\bexitCode\b", blanked)}
+    return files, (run,), meta
 
 
 def _shell(code: str, tests: str):
+    uncalled = harness.uncalled_tests("shell", blank(tests, LANGUAGES["shell"]))
+    calls = "".join(f"{n}\n" for n in uncalled)
     # set -e: a bare failing check such as [ "$(f 1)" = 2 ] ends the script with a failure status.
-    src = f"{code}\nset -e\n{tests}\nprintf '{PHASE_DONE}\\n' >&3\n"
-    return {"main.sh": src}, (Step("run", (_need("bash"), "main.sh")),)
+    src = f"{harness.SHELL_PROLOGUE}{code}\nset -e\n{tests}\n{calls}{harness.SHELL_EPILOGUE}"
+    return {"main.sh": src}, (Step("run", (_need("bash"), "main.sh")),), {"uncalled": uncalled}
 
 
 # The JVM reserves gigabytes of address space by default; these keep it inside RLIMIT_AS (--memory-mb) and fast.
@@ -140,8 +168,8 @@ _JAVA_ANY_CLASS = re.compile(r"\bclass\s+(\w+)")
 
 
 def _java(code: str, tests: str):
-    """Code and tests go to their own files (a file holds at most one public class, named after it); the main class
-    is the tests' public class, else their first class."""
+    """Code and tests go to their own files (a file holds at most one public class, named after it); the harness
+    (``harness.JAVA_HARNESS``) is the main class and calls the tests' public (else first) class's ``main``."""
     files: dict[str, str] = {}
     for part, default in ((code, "Solution"), (tests, "Main")):
         m = _JAVA_PUBLIC_TYPE.search(part)
@@ -149,17 +177,41 @@ def _java(code: str, tests: str):
         if f"{name}.java" in files:
             name = f"{name}Tests"
         files[f"{name}.java"] = part
-    m = _JAVA_PUBLIC_TYPE.search(tests) or _JAVA_ANY_CLASS.search(tests)
+    files[f"{harness.JAVA_HARNESS_CLASS}.java"] = harness.JAVA_HARNESS
+    blanked = blank(tests, LANGUAGES["java"])
+    m = _JAVA_PUBLIC_TYPE.search(blanked) or _JAVA_ANY_CLASS.search(blanked)
     main_class = m.group(1) if m else "Main"
+    classes = list(dict.fromkeys([main_class, *_JAVA_ANY_CLASS.findall(blanked)]))
+    uncalled = harness.uncalled_tests("java", blanked)
     javac = (_need("javac"), *(f"-J{f}" for f in JVM_FLAGS), "-encoding", "UTF-8", "-d", ".", *sorted(files))
-    java = (_need("java"), "-ea", *JVM_FLAGS, "-cp", ".", main_class)
-    return files, (Step("build", javac), Step("run", java))
+    java = (_need("java"), "-ea", *JVM_FLAGS, "-cp", ".", harness.JAVA_HARNESS_CLASS, main_class, ",".join(classes),
+            *uncalled)
+    has_main = bool(re.search(r"\bstatic\s+(?:final\s+)?void\s+main\s*\(", blanked))
+    return files, (Step("build", javac), Step("run", java)), {"uncalled": uncalled, "has_entry": has_main or
+                                                             bool(uncalled)}
+
+
+RUST_TEST_ATTR = re.compile(r"#\[\s*(?:tokio::)?test\s*\]")
 
 
 def _rust(code: str, tests: str):
-    build = (_need("rustc"), "--edition", "2021", "-C", f"linker={_need('cc')}", "-C", "opt-level=1",
-             "-C", "debuginfo=0", "-o", "main", "main.rs")
-    return {"main.rs": f"{code}\n{tests}\n"}, (Step("build", build), Step("run", ("./main",)))
+    """Tests with ``#[test]`` functions run under libtest (``rustc --test``); otherwise the tests' ``fn main`` runs
+    inside a ``main`` of ours (``harness``)."""
+    common = ("--edition", "2021", "-C", f"linker={_need('cc')}", "-C", "opt-level=1", "-C", "debuginfo=0",
+              # debug_assert! is on (rustc turns it off with any opt-level but 0); overflow checks stay off as before
+              "-C", "debug-assertions=on", "-C", "overflow-checks=off")
+    blanked = blank(tests, LANGUAGES["rust"])
+    if RUST_TEST_ATTR.search(blanked):
+        src = f"{code}\n{tests}\n{harness.RUST_LIBTEST_END}"
+        build = (_need("rustc"), "--test", *common, "-o", "main", "main.rs")
+        run = ("./main", "--test-threads=1")
+        return {"main.rs": src}, (Step("build", build), Step("run", run)), {"libtest": True, "has_entry": True}
+    uncalled = harness.uncalled_tests("rust", blanked)
+    has_main = bool(re.search(r"\bfn\s+main\s*\(", blanked))
+    src = f"{code}\n{harness.rename_rust_main(tests)}\n{harness.rust_main_wrapper(uncalled) if has_main else ''}"
+    build = (_need("rustc"), *common, "-o", "main", "main.rs")
+    return {"main.rs": src}, (Step("build", build), Step("run", ("./main",))), {"uncalled": uncalled,
+                                                                               "has_entry": has_main}
 
 
 _C_DEFS = (r"\b([A-Za-z_]\w*)\s*\([^;{}()]*\)\s*(?:const\s*)?(?:noexcept\s*)?\{",
@@ -168,25 +220,26 @@ _C_DEFS = (r"\b([A-Za-z_]\w*)\s*\([^;{}()]*\)\s*(?:const\s*)?(?:noexcept\s*)?\{"
 
 LANGUAGES: dict[str, Language] = {lang.name: lang for lang in (
     Language("python", ("py", "python3"), (), _python, view="python"),
-    Language("c", (), ("gcc",), _c_like("gcc", "main.c", ("-O1",)), definitions=_C_DEFS,
+    Language("c", (), ("gcc",), _c_like("c", "gcc", "main.c", ("-O1",)), compiled=True, definitions=_C_DEFS,
              assertion=r"\bassert\s*\(|\babort\s*\(|\bexit\s*\(|\breturn\s+[1-9]"),
-    Language("cpp", ("c++", "cxx", "cc"), ("g++",), _c_like("g++", "main.cpp", ("-std=c++17", "-O1")),
-             definitions=_C_DEFS, assertion=r"\bassert\s*\(|\babort\s*\(|\bexit\s*\(|\bthrow\b|\breturn\s+[1-9]"),
-    Language("javascript", ("js", "node", "nodejs"), ("node",), _javascript, marker=True, min_address_space_mb=1024,
+    Language("cpp", ("c++", "cxx", "cc"), ("g++",), _c_like("cpp", "g++", "main.cpp", ("-std=c++17", "-O1")),
+             compiled=True, definitions=_C_DEFS,
+             assertion=r"\bassert\s*\(|\babort\s*\(|\bexit\s*\(|\bthrow\b|\breturn\s+[1-9]"),
+    Language("javascript", ("js", "node", "nodejs"), ("node",), _javascript, min_address_space_mb=1024,
              definitions=(r"\bfunction\s*\*?\s*([A-Za-z_$][\w$]*)", r"\bclass\s+([A-Za-z_$][\w$]*)",
                           r"\b(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*="),
              # console.assert only logs: it cannot fail a run, so it does not count
              assertion=r"(?<!console\.)\bassert\b\s*[.(]|\bthrow\b|\bprocess\.exit\s*\(\s*[1-9]",
              comment_and_string=r"//[^\n]*|/\*.*?\*/|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|`(?:\\.|[^`\\])*`"),
-    Language("java", (), ("javac", "java"), _java, needs_proc=True, min_address_space_mb=1024,
+    Language("java", (), ("javac", "java"), _java, needs_proc=True, compiled=True, min_address_space_mb=1024,
              definitions=(r"\b(?:class|interface|enum|record)\s+([A-Za-z_]\w*)",
                           r"\b([A-Za-z_]\w*)\s*\([^;{}()]*\)\s*(?:throws\s+[\w.,\s]+)?\{"),
              assertion=r"\bassert\b|\bthrow\b|\bSystem\.exit\s*\("),
-    Language("rust", ("rs",), ("rustc", "cc"), _rust, needs_proc=True,
+    Language("rust", ("rs",), ("rustc", "cc"), _rust, needs_proc=True, compiled=True,
              definitions=(r"\bfn\s+([A-Za-z_]\w*)", r"\b(?:struct|enum|trait|type|union)\s+([A-Za-z_]\w*)",
                           r"\b(?:const|static)\s+(?:mut\s+)?([A-Za-z_]\w*)\s*:", r"\bmacro_rules!\s*([A-Za-z_]\w*)"),
              assertion=r"\b(?:assert|assert_eq|assert_ne|debug_assert\w*|panic|unreachable)!|\bexit\s*\("),
-    Language("shell", ("bash", "sh"), ("bash",), _shell, marker=True,
+    Language("shell", ("bash", "sh"), ("bash",), _shell,
              definitions=(r"^\s*(?:function\s+)?([A-Za-z_][\w-]*)\s*\(\s*\)", r"^\s*function\s+([A-Za-z_][\w-]*)",
                           r"^\s*(?:declare\s+(?:-\w+\s+)*|readonly\s+|local\s+)?([A-Za-z_]\w*)="),
              assertion=r"\[\[?\s|\btest\s|\bexit\b|\breturn\b|\bfalse\b",
@@ -209,8 +262,8 @@ def language(name: str | None) -> Language:
 def build_program(language_name: str | None, code: str, tests: str, id: str | None = None) -> Program:  # noqa: A002
     """Files and steps for one sample. Raises UnsupportedLanguage (unknown language, missing toolchain)."""
     lang = language(language_name)
-    files, steps = lang.make(code, tests)
-    return Program(lang.name, code, tests, files, steps, id)
+    files, steps, meta = lang.make(code, tests)
+    return Program(lang.name, code, tests, files, steps, id, meta)
 
 
 def available_languages() -> list[str]:

@@ -1,15 +1,18 @@
 """The host side of the sandbox: a pool of worker slots, each a set of warm zygotes (one per language), one uid.
 
-``Sandbox.run(program)`` checks the static rule, takes a free slot, sends the program to that slot's zygote for the
-program's language (started on first use: a system interpreter that enters the jail, see ``jail/``), and turns the
-reply into a ``RunResult`` with a verdict. ``imap`` / ``run_many`` keep every slot busy from a thread pool (the
-threads only wait on pipes; the programs run in the zygotes' processes).
+``Sandbox.run(program)`` checks the static rules, takes a free slot, sends the program to that slot's zygote for the
+program's language (started on first use: a system interpreter that enters the jail, see ``jail/``) with a nonce
+drawn for this run, and turns the reply into a ``RunResult`` with a verdict. A program that passed is then run again
+as sanity mutants (``mutants``; strictness standard and strict): if one passes too, the verdict is ``weak_tests``.
+``imap`` / ``run_many`` keep every slot busy from a thread pool (the threads only wait on pipes; the programs run in
+the zygotes' processes).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import secrets
 import select
 import subprocess
 import tempfile
@@ -25,7 +28,7 @@ from typing import TypeVar
 
 from oc_common.errors import SandboxError
 from oc_common.log import get_logger
-from oc_synth.sandbox import checks
+from oc_synth.sandbox import checks, mutants
 from oc_synth.sandbox.cgroups import SlotCgroup, cgroup_name, create_slot_cgroup, remove_stale_cgroups
 from oc_synth.sandbox.config import SandboxConfig, default_uid_base
 from oc_synth.sandbox.jail.protocol import read_frame, write_frame
@@ -38,6 +41,9 @@ R = TypeVar("R")
 JAIL_DIR = Path(__file__).resolve().parent / "jail"
 SETUP_TIMEOUT_S = 60.0
 REPLY_SLACK_S = 15.0  # on top of the steps' own limits, before the host gives up on a zygote
+# A mutant's run step may take this many times the original's (plus a second) before it counts as killed: a mutant
+# that loops forever costs little, and the original's limit still caps it.
+MUTANT_TIME_FACTOR = 3.0
 
 # The whole environment of a sandboxed program: nothing of the host's (its secrets live there).
 BASE_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
@@ -58,6 +64,7 @@ class RunResult:
     language: str = ""
     id: str | None = None
     steps: list[dict] = field(default_factory=list)
+    reason: str = ""  # a short stable code per verdict (``checks``), counted in the stats table
 
     @property
     def passed(self) -> bool:
@@ -66,7 +73,7 @@ class RunResult:
     def record_fields(self) -> dict:
         """The fields ``oc-synth verify`` adds to a record."""
         return {"verdict": self.verdict, "passed": self.passed, "verdict_detail": self.detail,
-                "stderr_tail": self.stderr_tail, "runtime_s": self.runtime_s}
+                "verdict_reason": self.reason, "stderr_tail": self.stderr_tail, "runtime_s": self.runtime_s}
 
 
 def choose_isolation(requested: str, euid: int) -> str:
@@ -81,6 +88,10 @@ def choose_isolation(requested: str, euid: int) -> str:
 RLIMITS_WARNING = ("sandbox: isolation=rlimits (not root, or asked for): programs run WITHOUT isolation (no network, "
                    "mount or PID namespaces, no separate uid: host files and network are reachable); only rlimits, "
                    "a timeout and a temp dir apply. Do not run untrusted code like this.")
+NO_SECCOMP_WARNING = ("sandbox: DEGRADED ISOLATION: no seccomp filter ({why}): programs may create user namespaces, "
+                      "use kernel keyrings, ptrace, bpf, perf_event_open and other kernel attack surface. Install "
+                      "libseccomp's binding for {python} (Debian: apt-get install python3-seccomp; scripts/install.sh "
+                      "--dev does it as root) or set seccomp=required to refuse to run without it.")
 
 
 def _etc_files(uid: int, gid: int) -> dict[str, str]:
@@ -122,6 +133,8 @@ class _Zygote:
             self.close()
             raise SandboxError(f"the sandbox could not start ({why}); it needs root, Linux namespaces and a "
                                "system interpreter, or isolation=rlimits")
+        self.seccomp: bool = bool(reply.get("seccomp"))
+        self.seccomp_error: str | None = reply.get("seccomp_error")
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -173,7 +186,8 @@ class _Slot:
     def _spec(self, lang: Language) -> dict:
         cfg = self.sandbox.config
         binds = list(dict.fromkeys([*python_binds(cfg.python), *view_binds(lang, cfg.python), *cfg.extra_ro_paths]))
-        return {"isolation": self.sandbox.isolation, "uid": self.uid, "gid": self.uid, "binds": binds,
+        return {"isolation": self.sandbox.isolation, "seccomp": cfg.seccomp != "off", "uid": self.uid,
+                "gid": self.uid, "binds": binds,
                 "devices": list(DEVICES), "symlinks": {**top_level_symlinks(), **DEV_LINKS},
                 "files": _etc_files(self.uid, self.uid), "proc": lang.needs_proc, "hostname": "sandbox",
                 "tmp": {"size_mb": cfg.tmpfs_mb, "inodes": cfg.tmpfs_inodes},
@@ -193,11 +207,13 @@ class _Slot:
                 self.sandbox.warn_once("cgroup", f"sandbox: no memory cgroup ({why}): a program that forks and "
                                                  "allocates is bounded only by processes x memory_mb")
         z = self.zygotes[lang.name] = _Zygote(self.sandbox.config.python, self._spec(lang), self.cgroup)
+        self.sandbox.zygote_started(z)
         return z
 
-    def execute(self, program: Program, lang: Language) -> tuple[dict, bool]:
+    def execute(self, program: Program, lang: Language, nonce: str,
+                run_timeout_s: float | None = None) -> tuple[dict, bool]:
         """Run ``program`` in this slot; returns (the jail's reply, whether the slot's cgroup OOM-killed)."""
-        steps = [self.sandbox.step_request(s, lang) for s in program.steps]
+        steps = [self.sandbox.step_request(s, lang, nonce, run_timeout_s) for s in program.steps]
         request = {"files": program.files, "steps": steps, "tail_bytes": 4 * self.sandbox.config.stderr_tail_chars}
         zygote = self.zygote(lang)
         before = self.cgroup.oom_kills() if self.cgroup else 0
@@ -226,6 +242,7 @@ class Sandbox:
         self.isolation = choose_isolation(self.config.isolation, os.geteuid())
         self._warned: set[str] = set()
         self._lock = threading.Lock()
+        self._seccomp: set[bool] = set()  # what the zygotes started so far had
         if self.isolation == "rlimits":
             self.warn_once("rlimits", RLIMITS_WARNING)
         if not (os.path.isfile(self.config.python) and os.access(self.config.python, os.X_OK)):
@@ -243,30 +260,98 @@ class Sandbox:
             remove_stale_cgroups()
 
     # -- public API ---------------------------------------------------------------------------------------------
+    @property
+    def isolation_mode(self) -> str:
+        """What contains the programs: ``namespaces+seccomp`` (the full sandbox), ``namespaces`` (no syscall filter:
+        degraded), ``rlimits+seccomp`` / ``rlimits`` (no isolation); ``+seccomp?`` before any zygote started."""
+        with self._lock:
+            seen = set(self._seccomp)
+        if self.config.seccomp == "off" or seen == {False} or len(seen) > 1:
+            return self.isolation
+        return f"{self.isolation}+seccomp" + ("" if seen else "?")
+
+    def zygote_started(self, zygote: _Zygote) -> None:
+        with self._lock:
+            self._seccomp.add(zygote.seccomp)
+        if self.config.seccomp != "off" and not zygote.seccomp:
+            why = zygote.seccomp_error or "unavailable"
+            if self.config.seccomp == "required":
+                raise SandboxError(f"seccomp=required but the sandbox has no seccomp filter: {why} (Debian: "
+                                   "apt-get install python3-seccomp)")
+            self.warn_once("seccomp", NO_SECCOMP_WARNING.format(why=why, python=self.config.python))
+
     def run(self, program: Program) -> RunResult:
         """Run one program to a verdict (thread-safe: waits for a free slot)."""
-        static = checks.static_verdict(program)
+        strictness = self.config.strictness
+        static = checks.static_verdict(program, strictness)
         if static is not None:
-            return RunResult(static.verdict, static.detail, 0.0, language=program.language, id=program.id)
+            return RunResult(static.verdict, static.detail, 0.0, language=program.language, id=program.id,
+                             reason=static.reason)
+        result = self._run_once(program)
+        if result.passed and strictness != "basic":
+            sanity = self._sanity_check(program, result, strictness)
+            result.verdict, result.detail, result.reason = sanity.verdict, sanity.detail, sanity.reason
+        return result
+
+    def _run_once(self, program: Program, run_timeout_s: float | None = None) -> RunResult:
         lang = language(program.language)
+        nonce = secrets.token_hex(16)
         slot = self._free.get()
         try:
             t0 = time.perf_counter()
-            reply, oom = slot.execute(program, lang)
+            reply, oom = slot.execute(program, lang, nonce, run_timeout_s)
             wall = time.perf_counter() - t0
         finally:
             self._free.put(slot)
         if "error" in reply:
             return RunResult("error", f"sandbox failure: {reply['error']}", round(wall, 4),
-                             language=program.language, id=program.id)
+                             language=program.language, id=program.id, reason="sandbox_failure")
         steps = reply["steps"]
-        verdict = checks.classify(program, steps, oom_killed=oom)
+        verdict = checks.classify(program, steps, oom_killed=oom, nonce=nonce)
         last = steps[-1] if steps else {}
         n = self.config.stderr_tail_chars
         return RunResult(verdict.verdict, verdict.detail, round(sum(s["runtime_s"] for s in steps), 4),
                          stderr_tail=last.get("stderr_tail", "")[-n:] if n else "",
                          stdout_tail=last.get("stdout_tail", "")[-n:] if n else "",
-                         language=program.language, id=program.id, steps=steps)
+                         language=program.language, id=program.id, steps=steps, reason=verdict.reason)
+
+    def _sanity_check(self, program: Program, result: RunResult, strictness: str) -> checks.Verdict:
+        """``result`` (passed) stays passed only if every mutant fails the tests; the first that passes them makes
+        the sample ``weak_tests``. Mutant runs count in ``result.runtime_s``."""
+        groups: list[set[str] | None] = [None]
+        if strictness == "strict":
+            names = mutants.definitions(program)
+            if len(names) > 1:
+                groups += [{n} for n in names[: self.config.strict_max_mutants]]
+        run_s = next((s["runtime_s"] for s in reversed(result.steps) if s["name"] == "run"), 0.0)
+        limit = min(self.config.timeout_s, MUTANT_TIME_FACTOR * run_s + 1.0)
+        killed = 0
+        for only in groups:
+            outcome = None
+            for mode in mutants.modes(program):
+                made = mutants.mutate(program, mode, only)
+                if made is None:
+                    break
+                mutant, broken = made
+                outcome = self._run_once(mutant, limit)
+                result.runtime_s = round(result.runtime_s + outcome.runtime_s, 4)
+                if outcome.reason != "compile_error":
+                    break
+            if outcome is None:
+                if only is None:
+                    return checks.Verdict("passed", f"{result.detail}; no function in the code to mutate",
+                                          result.reason)
+                continue
+            if outcome.passed:
+                shown = ", ".join(broken[:4]) + (", ..." if len(broken) > 4 else "")
+                return checks.Verdict("weak_tests", f"sanity mutant passed: the tests still pass with {shown} broken "
+                                                    f"({mutants.STUBS[mode]})", "sanity_mutant_passed")
+            if outcome.reason == "compile_error":
+                return checks.Verdict("passed", f"{result.detail}; the sanity mutant did not compile",
+                                      result.reason)
+            killed += 1
+        return checks.Verdict("passed", f"{result.detail}; {killed} sanity mutant{'s' * (killed > 1)} failed",
+                              result.reason)
 
     def imap(self, programs: Iterable[Program]) -> Iterator[RunResult]:
         """Results in input order, programs running ``workers`` at a time; streams (a bounded window in flight)."""
@@ -299,15 +384,15 @@ class Sandbox:
         self.close()
 
     # -- helpers for slots ----------------------------------------------------------------------------------------
-    def step_request(self, step: Step, lang: Language) -> dict:
+    def step_request(self, step: Step, lang: Language, nonce: str = "", run_timeout_s: float | None = None) -> dict:
         cfg = self.config
-        timeout = cfg.build_timeout_s if step.is_build else cfg.timeout_s
+        timeout = cfg.build_timeout_s if step.is_build else (run_timeout_s or cfg.timeout_s)
         memory_mb = max(cfg.build_memory_mb if step.is_build else cfg.memory_mb, lang.min_address_space_mb)
         limits = {"cpu_s": math.ceil(timeout) + 1, "address_space_bytes": memory_mb << 20,
                   "file_size_bytes": cfg.file_size_mb << 20, "processes": self._nproc_base + cfg.processes,
                   "open_files": cfg.open_files, "core_bytes": 0}
         return {"name": step.name, "argv": list(step.argv), "python": step.python, "env": step.env,
-                "timeout_s": timeout, "limits": limits}
+                "timeout_s": timeout, "limits": limits, "stdin": "" if step.is_build else nonce + "\n"}
 
     def warn_once(self, key: str, message: str) -> None:
         with self._lock:

@@ -20,10 +20,15 @@ from oc_synth.sandbox.runner import Sandbox
 from oc_synth.sandbox.verify import verify_one
 
 
-def count_verdict(stats: Stats, record: dict[str, Any]) -> None:
+def count_verdict(stats: Stats, record: dict[str, Any], isolation: str | None = None) -> None:
+    """One record's verdict in the stats: per verdict, per reason of each non-passing verdict (``checks`` codes:
+    sanity_mutant_passed, vacuous_assert, caught_failure, exited_early, ...), and the isolation it ran under."""
     stats.add_to("verdict", record["verdict"])
     if not record["passed"]:
-        stats.add_to(f"{record['verdict']}_because", record["verdict_detail"].split(":")[0][:80])
+        reason = record.get("verdict_reason") or record["verdict_detail"].split(":")[0][:80]
+        stats.add_to(f"{record['verdict']}_because", reason)
+    if isolation is not None:
+        stats.add_to("isolation", isolation)
     stats.add("runtime_s_total", float(record["runtime_s"]))
 
 
@@ -49,7 +54,7 @@ class VerifyStage(RecordStage):
         todo = [i for i, r in enumerate(records) if r.get(KEEP, True)]
         sb = self._sandbox()
         for i, rec in zip(todo, sb.ordered_map(lambda r: verify_one(sb, r), [records[i] for i in todo]), strict=True):
-            count_verdict(st, rec)
+            count_verdict(st, rec, sb.isolation_mode)
             if not rec["passed"] and not self.keep_all:
                 reject(rec, f"verify_{rec['verdict']}")
             records[i] = rec

@@ -15,7 +15,7 @@ from oc_synth.sandbox.config import SandboxConfig
 from oc_synth.sandbox.languages import Program, UnsupportedLanguage, build_program
 from oc_synth.sandbox.runner import RunResult, Sandbox
 
-VERDICT_FIELDS = ("verdict", "passed", "verdict_detail", "stderr_tail", "runtime_s")
+VERDICT_FIELDS = ("verdict", "passed", "verdict_detail", "verdict_reason", "stderr_tail", "runtime_s")
 
 
 def program_for_record(record: dict[str, Any]) -> Program | RunResult:
@@ -36,7 +36,8 @@ def program_for_record(record: dict[str, Any]) -> Program | RunResult:
             return build_program(lang, code, tests or "", id=rid)
         except UnsupportedLanguage as e:
             reason = str(e)
-    return RunResult("error", reason, 0.0, language=str(lang or "python"), id=rid)
+    code_name = "bad_record" if reason.startswith("bad record") else "unsupported_language"
+    return RunResult("error", reason, 0.0, language=str(lang or "python"), id=rid, reason=code_name)
 
 
 def verify_one(sandbox: Sandbox, record: dict[str, Any]) -> dict[str, Any]:
@@ -47,8 +48,8 @@ def verify_one(sandbox: Sandbox, record: dict[str, Any]) -> dict[str, Any]:
 
 def verify_records(records: Iterable[dict[str, Any]], *, workers: int = 2, timeout: float = 10.0,
                    config: SandboxConfig | None = None, sandbox: Sandbox | None = None) -> Iterator[dict[str, Any]]:
-    """Yield each record (in order) with ``verdict``, ``passed``, ``verdict_detail``, ``stderr_tail``,
-    ``runtime_s`` added. Uses ``sandbox`` if given (left open), else one built from ``config`` or from
+    """Yield each record (in order) with ``verdict``, ``passed``, ``verdict_detail``, ``verdict_reason``,
+    ``stderr_tail``, ``runtime_s`` added. Uses ``sandbox`` if given (left open), else one built from ``config`` or from
     ``workers``/``timeout`` (closed at the end)."""
     own = sandbox is None
     sb = sandbox or Sandbox(config or SandboxConfig(workers=workers, timeout_s=timeout))

@@ -1,9 +1,9 @@
 """Execution checks of generated samples, through the project sandbox (``oc_synth.sandbox``, as ``oc-synth verify``).
 
 The pipeline needs one thing: a ``Verifier``, called with records holding ``id``, ``language``, ``code``, ``tests``
-and returning them (same order) with ``verdict`` (passed | failed | timeout | error | no_tests), ``passed``,
-``verdict_detail``, ``stderr_tail`` and ``runtime_s``. ``SandboxVerifier`` is the real one: it keeps one sandbox
-(warm interpreters per worker slot) open for the whole run instead of starting one per batch.
+and returning them (same order) with ``verdict`` (one of ``oc_synth.sandbox.checks.VERDICTS``), ``passed``,
+``verdict_detail``, ``verdict_reason``, ``stderr_tail`` and ``runtime_s``. ``SandboxVerifier`` is the real one: it
+keeps one sandbox (warm interpreters per worker slot) open for the whole run instead of starting one per batch.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from oc_common.errors import OcError
+from oc_synth.sandbox.checks import VERDICTS  # the one list of verdicts (light: no sandbox process is started)
 
-VERDICTS = ("passed", "failed", "timeout", "error", "no_tests")
-VERIFY_FIELDS = ("verdict", "passed", "stderr_tail", "runtime_s")
+VERIFY_FIELDS = ("verdict", "passed", "verdict_reason", "stderr_tail", "runtime_s")
 
 
 class Verifier(Protocol):

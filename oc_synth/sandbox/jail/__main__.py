@@ -1,8 +1,9 @@
 """The zygote: one warm interpreter per worker slot and language view, serving programs one at a time.
 
 Protocol on fd 0 (requests) / fd 1 (replies), frames from ``protocol``:
-  1. host -> setup: {"isolation": "namespaces"|"rlimits", "binds", "devices", "symlinks", "files", "tmp", "proc",
-     "uid", "gid", "hostname", "preload"}; reply {"ready": true, "python": ...} or {"ready": false, "error": ...}.
+  1. host -> setup: {"isolation": "namespaces"|"rlimits", "seccomp": bool, "binds", "devices", "symlinks", "files",
+     "tmp", "proc", "uid", "gid", "hostname", "preload"}; reply {"ready": true, "python": ..., "seccomp": bool,
+     "seccomp_error": why or None} or {"ready": false, "error": ...}.
   2. host -> request {"files": {name: text}, "steps": [...], "tail_bytes": n}; reply supervisor.run_request's dict.
 End of input ends the zygote.
 """
@@ -11,17 +12,21 @@ import ast  # noqa: F401 - pyexec's imports, warm in every fork (a program impor
 import os
 import socket
 import sys
+import threading  # noqa: F401 - warm in every fork; pyexec hooks threading.excepthook
 import traceback  # noqa: F401
 
 import isolation
 import protocol
 import pyexec  # noqa: F401 - imported before the view hides this directory
 import supervisor
+import syscalls
 
 
 def _setup(spec: dict) -> dict:
     ctx = {"uid": spec["uid"], "gid": spec["gid"], "pid_namespace": False, "drop": False, "pidns_fd": None,
-           "spec": spec, "zygote_pid": os.getpid()}
+           "spec": spec, "zygote_pid": os.getpid(), "seccomp": None, "seccomp_error": "not requested"}
+    if spec.get("seccomp", True):  # built before the view hides the binding and libseccomp
+        ctx["seccomp"], ctx["seccomp_error"] = syscalls.try_build_filter()
     try:  # be the first victim of any out-of-memory kill, not the host's work (raising it needs no privilege)
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("1000")
@@ -57,7 +62,8 @@ def main() -> None:
         protocol.write_frame(1, {"ready": False, "error": f"{type(e).__name__}: {e}"})
         return
     streams = supervisor.Streams()
-    protocol.write_frame(1, {"ready": True, "python": sys.version.split()[0], "pid": os.getpid()})
+    protocol.write_frame(1, {"ready": True, "python": sys.version.split()[0], "pid": os.getpid(),
+                             "seccomp": ctx["seccomp"] is not None, "seccomp_error": ctx["seccomp_error"]})
     while True:
         req = protocol.read_frame(0)
         if req is None:

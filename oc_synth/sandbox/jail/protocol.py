@@ -6,10 +6,15 @@ import struct
 
 MAX_FRAME = 256 * 2**20  # a program's sources or a reply; far above anything sane, far below a memory problem
 
-# What pyexec writes on the report fd (one line each), read back by the host to classify the run.
-PHASE_CODE = "code"  # the code part started
-PHASE_TESTS = "tests"  # the code part finished; the tests started
-PHASE_DONE = "done"  # the tests finished normally; followed by " <asserts executed>"
+# What the harness of every language writes on the report fd (one line each), read back by the host to classify the
+# run. The end-of-tests marker carries a nonce drawn by the host for this run and handed to the harness on stdin (or,
+# for Python, in the request): a program cannot forge it by writing a fixed string to a well-known fd.
+PHASE_CODE = "code"  # Python: the code part started
+PHASE_TESTS = "tests"  # Python: the code part finished; the tests started
+PHASE_DONE = "done"  # the tests ran to their end: "done <nonce> [<asserts executed>]"
+ASSERT_FAILED = "assert_failed"  # an assertion failed (even if the tests then caught it): "assert_failed <where>"
+TEST_FAILED = "test_failed"  # a test framework recorded a failure or error (unittest, a thread): "test_failed <what>"
+EXIT_EARLY = "exit_early"  # Python: SystemExit(0) before the tests' end: "exit_early <file:line>"
 
 
 def write_frame(fd: int, obj) -> None:

@@ -4,11 +4,12 @@ Process tree per program (namespaces mode)::
 
     zygote (root, in the view)                 unshare(NEWPID|NEWIPC), fork, setns back
       └─ init (root, pid 1 of a new PID ns)    per step: fork, wait with the step's timeout, kill -1, reap
-           └─ step (slot uid, pid 2)           setsid, rlimits, drop_to(uid), close fds, exec / run Python
+           └─ step (slot uid, pid 2)           setsid, rlimits, drop_to(uid), seccomp, close fds, exec / run Python
 
 When init exits the kernel kills whatever is left in the namespace, so nothing a program starts (daemons, fork
 bombs) outlives it, and a program cannot see or signal any process outside its namespace.
 The step's stdout, stderr and report (fd 3) are memfds owned by the zygote; their size is capped by RLIMIT_FSIZE.
+Its stdin is a memfd holding the step's ``stdin`` text (the end-of-tests nonce for the harness), else empty.
 """
 
 import json
@@ -26,9 +27,10 @@ SETUP_FAILED_EXIT = 125  # the step died before the program started; the reason 
 
 
 class Streams:
-    """stdout, stderr, report and result memfds, created once per zygote and rewound for every step."""
+    """stdin, stdout, stderr, report and result memfds, created once per zygote and rewound for every step."""
 
     def __init__(self):
+        self.inp = os.memfd_create("stdin", 0)
         self.out = os.memfd_create("stdout", 0)
         self.err = os.memfd_create("stderr", 0)
         self.report = os.memfd_create("report", 0)
@@ -65,8 +67,7 @@ def _start_step(step: dict, ctx: dict, streams: Streams, workdir: str) -> None:
     """In the forked step process: isolate, then exec or run Python. Never returns."""
     try:
         os.setsid()
-        devnull = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(devnull, 0)
+        os.dup2(streams.inp, 0)
         os.dup2(streams.out, 1)
         os.dup2(streams.err, 2)
         os.dup2(streams.report, 3)
@@ -74,6 +75,9 @@ def _start_step(step: dict, ctx: dict, streams: Streams, workdir: str) -> None:
         isolation.apply_rlimits(step["limits"])
         if ctx["drop"]:
             isolation.drop_to(ctx["uid"], ctx["gid"])
+        if ctx["seccomp"] is not None:
+            isolation.prctl(isolation.PR_SET_NO_NEW_PRIVS, 1)  # already set by drop_to; rlimits mode needs it
+            ctx["seccomp"].load()
         os.closerange(4, 1 << 16)
         env = dict(os.environ)
         if not ctx["pid_namespace"]:  # rlimits mode: the per-program temp dir stands in for the private /tmp
@@ -132,7 +136,9 @@ def _kill_leftovers(ctx: dict, step_pid: int) -> None:
 def _run_steps(steps: list, ctx: dict, streams: Streams, workdir: str, tail_bytes: int) -> list:
     results = []
     for step in steps:
-        streams.rewind(streams.out, streams.err, streams.report)
+        streams.rewind(streams.inp, streams.out, streams.err, streams.report)
+        os.write(streams.inp, (step.get("stdin") or "").encode())
+        os.lseek(streams.inp, 0, os.SEEK_SET)
         t0 = time.monotonic()
         pid = os.fork()
         if pid == 0:
