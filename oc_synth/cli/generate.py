@@ -14,8 +14,9 @@ _BACKEND_HELP = ("vllm: offline engine (tensor parallel with --tp; data parallel
 
 def generate(
     recipe: str = typer.Argument(..., help="A shipped recipe (annealing-snippets, code-textbook, "
-                                           "educational-instruct, package-instruct, diverse-instruct) or the path "
-                                           "of a recipe YAML file."),
+                                           "educational-instruct, package-instruct, diverse-instruct, "
+                                           "realuser-instruct, filtered-instruct, evol-instruct, mceval-instruct; "
+                                           "see docs/synthesis.md) or the path of a recipe YAML file."),
     seeds: str = typer.Option(..., "--seeds", help="Seed records: a JSONL/Parquet file or directory, "
                                                    "hf:NAME[:SPLIT], or a save_to_disk folder."),
     out: Path = opt.out_option(),

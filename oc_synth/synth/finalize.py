@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 REJECTED = "_rejected"
 # The funnel, in order: a record's first drop reason says at which stage it left.
-FUNNEL = (("generated", ("seed:",)), ("parsed", ("parse:", "render:")), ("checked", ("check:",)),
-          ("passed", ("verify:",)), ("deduped", ("dedup:",)), ("decontaminated", ("decontam:",)))
+FUNNEL = (("generated", ("seed:",)), ("parsed", ("parse:", "render:")), ("judged", ("judge:",)),
+          ("checked", ("check:",)), ("passed", ("verify:",)), ("deduped", ("dedup:",)),
+          ("decontaminated", ("decontam:",)))
 # Working fields of the log that the kept records do not carry.
 LOG_ONLY = (KEEP, DROP_REASONS, DROP_DETAILS, "raw", "samples")
 

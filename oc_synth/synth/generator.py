@@ -180,10 +180,15 @@ class Generator:
                     raw[s.id][step.name] = c.texts[0]
                     try:
                         ctx[s.id][step.name] = self.recipe.parse(k, c.texts[0])
-                        alive.append(s)
                     except ParseError as e:
                         records.append(seed_reject(s, f"parse:{e.reason}", f"step {step.name}: {e.detail}",
                                                    raw[s.id], prov[s.id]))
+                        continue
+                    judged_out = self.recipe.judge(k, ctx[s.id][step.name])
+                    if judged_out:
+                        records.append(seed_reject(s, f"judge:{step.name}", judged_out, raw[s.id], prov[s.id]))
+                    else:
+                        alive.append(s)
                 else:
                     prov[s.id]["sampling"] = req.sampling.to_dict()
                     for j, text in enumerate(c.texts):
@@ -217,6 +222,10 @@ class Generator:
         rec["provenance"] = {**prov, "finish_reason": finish_reason}
         try:
             parsed = self.recipe.parse(len(self.recipe.steps) - 1, text)
+            judged_out = self.recipe.judge(len(self.recipe.steps) - 1, parsed)
+            if judged_out:
+                reject(rec, f"judge:{step.name}", judged_out)
+                return rec
             rec.update(self.recipe.output({**ctx, step.name: parsed}))
         except ParseError as e:
             reject(rec, f"parse:{e.reason}", f"step {step.name}: {e.detail}")

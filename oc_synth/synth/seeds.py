@@ -8,10 +8,21 @@
 Every seed gets a stable id: its ``id`` field (recipe's ``seeds.id_field``) or, without one, a hash of its content.
 Bad seeds (malformed lines, missing or blank required fields, duplicate ids, a package pydoc cannot import) are
 never fatal: they come out as ``BadSeed`` with a reason, and the pipeline records them like any other drop.
+
+Enrichment (the recipe's ``seeds.enrich``) derives prompt fields from a seed:
+- ``chat``: ``query`` (the first user turn) and ``response`` (the assistant's reply to it) from the conversation
+  formats of real-user and general instruction sets: ``messages`` / ``conversation`` (``role``/``content``, as in
+  WildChat), ``conversations`` (``from``/``value``, as in ShareGPT dumps and Infinity-Instruct) or an
+  ``instruction`` (+ ``input``) / ``output`` pair (Alpaca style, opc-sft). Fields the seed already has win.
+- ``pydoc``: the APIs a Python snippet (``text``) uses, found from its imports (``np.linalg.norm`` after
+  ``import numpy as np`` is ``numpy.linalg.norm``), restricted to the seed's ``package`` when it names one, plus
+  ``package.symbol`` when given; each one's pydoc text from this Python installation (``apis``, ``api_name``,
+  ``api_doc``). OpenCoder's Package-Instruct prompt takes a snippet, the API requirement and the API documentation.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
 import json
@@ -39,7 +50,7 @@ class Seed:
 @dataclass
 class BadSeed:
     id: str
-    reason: str  # stable key: seed:malformed, seed:empty, seed:duplicate_id, seed:bad_id, seed:pydoc
+    reason: str  # stable key: seed:malformed, seed:empty, seed:duplicate_id, seed:bad_id, seed:pydoc, seed:chat
     detail: str
     record: dict[str, Any] | None
     where: str
@@ -136,20 +147,65 @@ def _prepare(record: dict[str, Any], spec: SeedSpec, seen: set[str], where: str,
     if sid in seen:
         return BadSeed(f"{sid}@{fallback}", "seed:duplicate_id", f"id {sid!r} already seen", record, where)
     seen.add(sid)
+    record = dict(record)
+    if spec.enrich == "chat":
+        try:
+            record = {**chat_turns(record), **{k: v for k, v in record.items() if not _blank(v)}}
+        except LookupError as e:
+            if _blank(record.get("query")):
+                return BadSeed(sid, "seed:chat", str(e), record, where)
     blank = [f for f in spec.require if _blank(record.get(f))]
     if blank:
         return BadSeed(sid, "seed:empty", f"missing or blank field(s): {', '.join(blank)}", record, where)
-    record = dict(record)
     for name, chars in spec.truncate.items():
         if isinstance(record.get(name), str) and len(record[name]) > chars:
             record[name] = record[name][:chars]
     if spec.enrich == "pydoc":
         try:
-            record["api_name"], record["api_doc"] = api_doc(str(record["package"]), record.get("symbol") or None,
-                                                            spec.api_doc_chars)
+            record.update(package_apis(record, spec.api_doc_chars, spec.max_apis))
         except LookupError as e:
             return BadSeed(sid, "seed:pydoc", str(e), record, where)
     return Seed(sid, record, where)
+
+
+# Roles and field names of the conversation formats seen in instruction sets.
+_USER_ROLES = frozenset({"user", "human"})
+_ASSISTANT_ROLES = frozenset({"assistant", "gpt", "chatgpt", "bot", "model"})
+
+
+def chat_turns(record: dict[str, Any]) -> dict[str, str]:
+    """``query`` (first user turn) and, when there is one, ``response`` (the next assistant turn) of a seed; see the
+    module docstring for the formats. LookupError when the seed has no user turn."""
+    for key in ("messages", "conversation", "conversations"):
+        turns = record.get(key)
+        if not isinstance(turns, list) or not turns:
+            continue
+        out: dict[str, str] = {}
+        for turn in turns:
+            if not isinstance(turn, dict):
+                continue
+            role = str(turn.get("role", turn.get("from", ""))).lower()
+            text = turn.get("content", turn.get("value"))
+            if not isinstance(text, str) or not text.strip():
+                continue
+            if "query" not in out and role in _USER_ROLES:
+                out["query"] = text
+            elif "query" in out and role in _ASSISTANT_ROLES:
+                out["response"] = text
+                break
+        if "query" in out:
+            return out
+        raise LookupError(f"{key}: no user turn (roles user/human with content/value)")
+    if isinstance(record.get("instruction"), str) and record["instruction"].strip():
+        extra = record.get("input")
+        query = record["instruction"] + (f"\n\n{extra}" if isinstance(extra, str) and extra.strip() else "")
+        out = {"query": query}
+        if isinstance(record.get("output"), str) and record["output"].strip():
+            out["response"] = record["output"]
+        return out
+    if isinstance(record.get("query"), str):
+        return {}
+    raise LookupError("no conversation: expected messages, conversation, conversations, instruction or query")
 
 
 def _blank(value: Any) -> bool:
@@ -162,24 +218,114 @@ def _blank(value: Any) -> bool:
     return False
 
 
-@lru_cache(maxsize=1024)
-def api_doc(package: str, symbol: str | None, max_chars: int) -> tuple[str, str]:
-    """(qualified name, pydoc text) of ``package[.symbol]`` from this Python installation.
-
-    Importing a package runs its code: seeds name packages the user installed, exactly as ``pydoc NAME`` would.
-    """
-    try:
-        obj: Any = importlib.import_module(package)
-    except Exception as e:  # noqa: BLE001 - ImportError, or anything the package raises at import
-        raise LookupError(f"cannot import {package!r}: {type(e).__name__}: {e}") from None
-    name = package
-    for part in (symbol or "").split(".") if symbol else []:
+def package_apis(record: dict[str, Any], max_chars: int, max_apis: int) -> dict[str, Any]:
+    """The prompt fields of a Package-Instruct seed: ``apis`` (qualified names: ``package.symbol`` first when given,
+    then what the snippet in ``text`` uses, restricted to ``package`` when given), ``api_name`` (the first one),
+    ``api_doc`` (their pydoc text, ``max_chars`` in all) and ``package`` (the first API's top-level module when the
+    seed names none). LookupError when nothing resolves in this installation."""
+    package = str(record.get("package") or "").strip() or None
+    names: list[str] = []
+    if package and record.get("symbol"):
+        names.append(f"{package}.{record['symbol']}")
+    snippet = record.get("text")
+    if isinstance(snippet, str) and snippet.strip():
         try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise LookupError(f"{name} has no attribute {part!r}") from None
-        name = f"{name}.{part}"
-    text = pydoc.render_doc(obj, title="%s", renderer=pydoc.plaintext).strip()
+            used = snippet_apis(snippet)
+        except SyntaxError as e:
+            raise LookupError(f"text is not Python (line {e.lineno}: {e.msg}); the snippet must be Python") from None
+        names += [n for n in used if package is None or n == package or n.startswith(package + ".")]
+    elif package and not names:
+        names.append(package)
+    names = list(dict.fromkeys(names))
+    resolved = []
+    for name in names:
+        try:
+            resolve_api(name)
+        except LookupError:
+            if name == names[0] and record.get("symbol"):
+                raise  # the API the seed asked for explicitly must exist
+            continue  # an attribute of an instance, a name the snippet defines itself, ...
+        resolved.append(name)
+    if not resolved:
+        unimportable = _import_error(package) if package else None
+        if unimportable:
+            raise LookupError(unimportable)
+        raise LookupError(f"the snippet uses no API{' of ' + package if package else ''} that imports here")
+    resolved = resolved[:max_apis]
+    share = max(max_chars // len(resolved), 200)
+    docs = [f"## {name}\n{api_doc_of(name, share)}" for name in resolved]
+    text = "\n\n".join(docs)
     if len(text) > max_chars:
         text = text[:max_chars].rsplit("\n", 1)[0] + "\n[...]"
-    return name, text
+    return {"apis": resolved, "api_name": resolved[0], "api_doc": text,
+            "package": package or resolved[0].split(".", 1)[0]}
+
+
+def snippet_apis(code: str) -> list[str]:
+    """Qualified names of the imported APIs a Python snippet uses, in order of first use (imported names the code
+    never uses come last). SyntaxError when the snippet is not Python."""
+    tree = ast.parse(code)
+    aliases: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    aliases[a.asname] = a.name
+                else:
+                    top = a.name.split(".", 1)[0]
+                    aliases[top] = top
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                if a.name != "*":
+                    aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    inner = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    used: list[tuple[int, int, str]] = []
+    for node in ast.walk(tree):
+        if id(node) in inner or not isinstance(node, (ast.Attribute, ast.Name)):
+            continue
+        parts, cur = [], node
+        while isinstance(cur, ast.Attribute):
+            parts.append(cur.attr)
+            cur = cur.value
+        if isinstance(cur, ast.Name) and cur.id in aliases and isinstance(cur.ctx, ast.Load):
+            qual = ".".join([aliases[cur.id], *reversed(parts)])
+            used.append((node.lineno, node.col_offset, qual))
+    ordered = [q for _, _, q in sorted(used)]
+    imported = [q for q in aliases.values() if "." in q]  # from-imports the code never refers to
+    return list(dict.fromkeys(ordered + imported))
+
+
+def resolve_api(name: str) -> Any:
+    """The object a dotted name designates: the longest importable module prefix, then attributes."""
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        except Exception as e:  # noqa: BLE001 - anything a package raises at import
+            raise LookupError(f"cannot import {'.'.join(parts[:cut])!r}: {type(e).__name__}: {e}") from None
+        for k, attr in enumerate(parts[cut:], cut):
+            try:
+                obj = getattr(obj, attr)
+            except AttributeError:
+                raise LookupError(f"{'.'.join(parts[:k])} has no attribute {attr!r}") from None
+        return obj
+    raise LookupError(f"cannot import {parts[0]!r}")
+
+
+def _import_error(package: str) -> str | None:
+    try:
+        importlib.import_module(package)
+    except Exception as e:  # noqa: BLE001 - ImportError, or anything the package raises at import
+        return f"cannot import {package!r}: {type(e).__name__}: {e}"
+    return None
+
+
+@lru_cache(maxsize=4096)
+def api_doc_of(name: str, max_chars: int) -> str:
+    """pydoc's plain-text documentation of a dotted name, cut at a line boundary to ``max_chars``."""
+    text = pydoc.render_doc(resolve_api(name), title="%s", renderer=pydoc.plaintext).strip()
+    if len(text) > max_chars:
+        text = text[:max_chars].rsplit("\n", 1)[0] + "\n[...]"
+    return text

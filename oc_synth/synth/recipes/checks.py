@@ -64,6 +64,22 @@ def regex(record: dict[str, Any], *, field: str, pattern: str, must: str = "matc
     return None
 
 
+@check("mentions_any")
+def mentions_any(record: dict[str, Any], *, field: str, value_of: str) -> str | None:
+    """``field`` names at least one of the items listed in another field (a list, or text separated by commas or
+    spaces) by its last dotted part as a word: e.g. the code calls one of the APIs a Package-Instruct seed uses
+    (``nsmallest`` for ``heapq.nsmallest``)."""
+    value = record.get(value_of)
+    items = value if isinstance(value, list) else re.split(r"[,\s]+", _text(record, value_of))
+    names = [str(item).strip().rsplit(".", 1)[-1] for item in items if str(item).strip()]
+    if not names:
+        return None
+    text = _text(record, field)
+    if any(re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", text) for name in names):
+        return None
+    return f"{field} uses none of {', '.join(names)} ({value_of})"
+
+
 @check("contains")
 def contains(record: dict[str, Any], *, field: str, value_of: str) -> str | None:
     """``field`` contains the value of another field (e.g. the code uses the package the seed is about)."""
@@ -78,9 +94,16 @@ def contains(record: dict[str, Any], *, field: str, value_of: str) -> str | None
 _ASSERT = re.compile(r"\b(?:static_)?assert(?:\.\w+|_\w+|[A-Z]\w*)?!?\s*(?:\(|\s)(?!\s*=[^=])")
 
 
+# shell checks: [ ... ], [[ ... ]], test ...
+_SHELL_CHECK = re.compile(r"(?<![\w$])(?:\[\[?\s|test\s)")
+
+
 def count_asserts(tests: str, language: str = "python") -> int:
-    """Assertions in test code: Python ``assert`` statements (by syntax tree when the code parses), else a regex
-    that knows the assert spellings of C/C++, Java, JavaScript, Rust, Go test helpers and unittest."""
+    """Assertions in test code: Python ``assert`` statements (by syntax tree when the code parses), shell tests
+    (``[ ... ]``, ``[[ ... ]]``, ``test``), else a regex that knows the assert spellings of C/C++, Java, JavaScript,
+    Rust, Go test helpers and unittest."""
+    if language.lower() in ("shell", "bash", "sh"):
+        return len(_SHELL_CHECK.findall(tests))
     if language.lower() in ("python", "py", "python3"):
         try:
             tree = ast.parse(tests)
@@ -113,6 +136,7 @@ _DEFINITIONS = [
     re.compile(r"\b(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*=\s*(?:async\s*)?(?:function\b|\([^)]*\)\s*=>|\w+\s*=>)"),
     # C, C++, Java, C#: "<type> name(args) {" at the start of a line (methods indented once)
     re.compile(r"^[ \t]*(?:[\w:<>,\[\]\*&]+[ \t]+)+\*?([A-Za-z_]\w*)[ \t]*\([^;{}]*\)[ \t\w]*\{", re.MULTILINE),
+    re.compile(r"^[ \t]*([A-Za-z_][\w-]*)[ \t]*\(\s*\)[ \t]*\{", re.MULTILINE),  # shell: "name() {"
 ]
 _NOT_NAMES = frozenset({"if", "for", "while", "switch", "return", "main", "catch", "else", "do", "new", "sizeof"})
 
@@ -143,7 +167,9 @@ def tests_call_code(record: dict[str, Any], *, code: str = "code", tests: str = 
         return f"{code} defines no function or class"
     test_text = _text(record, tests)
     own = defined_names(test_text, lang)  # a test file that redefines the function tests its own copy
-    used = {n for n in names - own if re.search(rf"(?<![\w$]){re.escape(n)}\s*(?:\(|\.|::|<|\{{)", test_text)}
+    # a call: name( name. name:: name< name{ -- or, in shell, the name as a command word
+    call = r"(?![\w-])" if lang.lower() in ("shell", "bash", "sh") else r"\s*(?:\(|\.|::|<|\{)"
+    used = {n for n in names - own if re.search(rf"(?<![\w$-]){re.escape(n)}{call}", test_text)}
     return None if used else f"{tests} never call any of {', '.join(sorted(names))}"
 
 

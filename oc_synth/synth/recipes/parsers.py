@@ -150,12 +150,14 @@ def parse_code_blocks(answer: str, *, names: list[str] = ("code",), split_assert
     return out
 
 
-# A heading line for a section titled T: "## T", "**T**", "T:", "3. T", "Step 2 - T:", with optional inline text.
+# A heading line for a section titled T: "## T", "**T**", "T:", "3. T", "Step 2 - T:", "[T]" (the bracketed titles
+# of OpenCoder's published prompts), with optional inline text.
 def _heading_re(titles: list[str]) -> re.Pattern[str]:
     alt = "|".join(re.escape(t) for t in sorted(titles, key=len, reverse=True))
     return re.compile(
-        rf"^\s{{0,3}}(?:#{{1,6}}\s*)?(?:\*\*|__)?\s*(?:(?:step\s*)?\d+\s*[.):-]\s*)?(?:\*\*|__)?\s*(?P<title>{alt})"
-        rf"\s*(?:\*\*|__)?\s*(?::|\s-\s|$)\s*(?:\*\*|__)?(?P<rest>.*)$", re.IGNORECASE)
+        rf"^\s{{0,3}}(?:#{{1,6}}\s*)?(?:\*\*|__)?\s*(?:(?:step\s*)?\d+\s*[.):-]\s*)?(?:\*\*|__)?\s*"
+        rf"(?:\[\s*(?P<bracketed>{alt})\s*\]|(?P<title>{alt}))"
+        rf"\s*(?:\*\*|__)?\s*(?::|\s-\s|$|(?<=\]))\s*(?:\*\*|__)?(?P<rest>.*)$", re.IGNORECASE)
 
 
 @parser("sections")
@@ -175,8 +177,9 @@ def parse_sections(answer: str, *, sections: dict[str, Any]) -> dict[str, Any]:
     current: str | None = None
     for line, fenced in zip(lines, in_fence, strict=True):
         m = None if fenced else heading.match(line)
-        if m and by_title[m["title"].lower()] not in found:
-            current = by_title[m["title"].lower()]
+        title = (m["bracketed"] or m["title"]).lower() if m else None
+        if title is not None and by_title[title] not in found:
+            current = by_title[title]
             found[current] = [m["rest"]] if m["rest"].strip() else []
         elif current is not None:
             found[current].append(line)
@@ -225,6 +228,22 @@ def _fence_mask(lines: list[str]) -> list[bool]:
             if re.match(rf"^ {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$", line):
                 fence = None
     return mask
+
+
+@parser("label")
+def parse_label(answer: str, *, labels: list[str], field: str = "label") -> dict[str, Any]:
+    """One of ``labels`` (case-insensitive, returned lower case): the answer's first word, or else the only label
+    the answer names as a word. For judge steps ("Answer YES or NO"); pair with the step's ``keep_if``."""
+    wanted = {str(label).lower() for label in labels}
+    words = re.findall(r"[A-Za-z_][\w-]*", answer)
+    if words and words[0].lower() in wanted:
+        return {field: words[0].lower()}
+    named = {w.lower() for w in words} & wanted
+    if len(named) == 1:
+        return {field: named.pop()}
+    if named:
+        raise ParseError("ambiguous_label", f"the answer names several labels: {', '.join(sorted(named))}")
+    raise ParseError("no_label", f"the answer names none of {', '.join(sorted(wanted))}")
 
 
 @parser("json")

@@ -6,8 +6,9 @@ The last step is sampled ``n`` times (one record per sample), earlier steps once
 fields (``instruction``, ``response``, ``code``, ``tests``, ``text``, ...) from everything known about the sample.
 
 Template context: ``seed`` (the seed record), ``seed_id``, every variable (sampled per seed), and each finished
-step's parsed fields by step name (``write.task``). Templates are strict: an undefined name is an error, never an
-empty string in a prompt. See docs/synthesis.md for the full format and the shipped recipes.
+step's parsed fields by step name (``write.task``). A step with ``keep_if`` is a judge: a sample whose parsed answer
+does not have one of the listed values goes no further (``judge:<step>``). Templates are strict: an undefined name
+is an error, never an empty string in a prompt. See docs/synthesis.md for the full format and the shipped recipes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from oc_common.config import StrictModel, load_config
 from oc_common.errors import ConfigError
 from oc_synth.backends.base import SamplingParams
 from oc_synth.synth.recipes.checks import CHECKS, run_checks
+from oc_synth.synth.recipes.conventions import test_instructions
 from oc_synth.synth.recipes.parsers import PARSERS, ParseError, first_code_block, parse
 
 RECIPES_DIR = Path(__file__).parent
@@ -58,6 +60,9 @@ class StepSpec(StrictModel):
     prompt_file: str | None = Field(None, description="a Jinja file next to the recipe, instead of prompt")
     sampling: SamplingSpec = SamplingSpec()
     parser: dict[str, Any] = Field(default_factory=lambda: {"type": "text"})
+    keep_if: dict[str, list[Any]] | None = Field(
+        None, description="a judge step: the sample goes on only when each parsed field named here has one of the "
+                          "listed values (compared as lower-case text); otherwise it is dropped as judge:<step>")
 
     @model_validator(mode="after")
     def _one_prompt(self) -> StepSpec:
@@ -70,6 +75,10 @@ class StepSpec(StrictModel):
             raise ValueError(f"parser.type: unknown parser {kind!r}; known: {', '.join(sorted(PARSERS))}")
         _check_params(f"parser {kind}", PARSERS[kind], {k: v for k, v in self.parser.items() if k != "type"},
                       skip=1)
+        for name, allowed in (self.keep_if or {}).items():
+            if not allowed or any(isinstance(a, bool) for a in allowed):
+                raise ValueError(f"keep_if.{name}: a non-empty list of values; quote yes/no ('yes'), which YAML "
+                                 "otherwise reads as true/false")
         return self
 
 
@@ -77,8 +86,13 @@ class SeedSpec(StrictModel):
     require: list[str] = Field(default_factory=list, description="seed fields that must be present and non-blank")
     id_field: str = "id"
     truncate: dict[str, int] = Field(default_factory=dict, description="cut long seed fields to this many chars")
-    enrich: Literal["pydoc"] | None = Field(None, description="pydoc: add api_doc from the seed's package/symbol")
-    api_doc_chars: int = Field(6000, ge=200)
+    enrich: Literal["pydoc", "chat"] | None = Field(
+        None, description="pydoc: the APIs the seed's Python snippet (text) uses, restricted to its package when "
+                          "given, plus package.symbol, with their pydoc text (apis, api_name, api_doc); chat: query "
+                          "and response from a conversation (messages, conversation, conversations) or an "
+                          "instruction/output pair")
+    api_doc_chars: int = Field(6000, ge=200, description="pydoc: characters of documentation in all")
+    max_apis: int = Field(8, ge=1, description="pydoc: at most this many APIs per seed, in order of first use")
 
 
 class DedupSpec(StrictModel):
@@ -165,6 +179,7 @@ class Recipe:
         self.env = jinja2.sandbox.ImmutableSandboxedEnvironment(
             undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
         self.env.filters["first_code_block"] = first_code_block
+        self.env.filters["test_instructions"] = test_instructions
         self._templates: dict[str, jinja2.Template] = {}
         for i, step in enumerate(spec.steps):
             if step.system is not None:
@@ -245,6 +260,16 @@ class Recipe:
     def parse(self, step_index: int, answer: str) -> dict[str, Any]:
         p = dict(self.steps[step_index].parser)
         return parse(answer, p.pop("type"), p)
+
+    def judge(self, step_index: int, parsed: dict[str, Any]) -> str | None:
+        """None when the step keeps the sample (or is no judge), else why it does not."""
+        keep_if = self.steps[step_index].keep_if or {}
+        for name, allowed in keep_if.items():
+            value = str(parsed.get(name, "")).strip().lower()
+            if value not in {str(a).strip().lower() for a in allowed}:
+                return (f"step {self.steps[step_index].name}: {name} is {value or 'missing'!r}; kept only "
+                        f"{', '.join(map(str, allowed))}")
+        return None
 
     def output(self, context: dict[str, Any]) -> dict[str, str]:
         return {key: self.render(f"output.{key}", context).strip("\n") + ("\n" if key in ("code", "tests") else "")

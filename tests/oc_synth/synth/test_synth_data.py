@@ -8,7 +8,7 @@ from oc_common.records import write_records
 from oc_synth.synth.decontaminate import Decontaminator, Problem, load_humaneval, load_mbpp
 from oc_synth.synth.dedup import find_duplicates
 from oc_synth.synth.recipes.recipe import DedupSpec, SeedSpec
-from oc_synth.synth.seeds import BadSeed, Seed, plan_seed_shards, prepare_seeds
+from oc_synth.synth.seeds import BadSeed, Seed, chat_turns, package_apis, plan_seed_shards, prepare_seeds, snippet_apis
 from oc_synth.synth.store import GenerationStore, append_records, iter_log, repair_tail
 
 
@@ -54,6 +54,59 @@ def test_pydoc_enrichment_and_unimportable_packages(tmp_path):
     assert len(good.record["api_doc"]) <= 510
     assert missing.reason == "seed:pydoc" and "cannot import 'no_such_package_xyz'" in missing.detail
     assert attr.reason == "seed:pydoc" and "no attribute 'nope'" in attr.detail
+
+
+def test_snippet_apis_resolve_imports_and_aliases():
+    code = ("import numpy as np\nimport os.path\nfrom collections import Counter, OrderedDict as OD\n"
+            "from . import sibling\n\ndef f(xs):\n    c = Counter(xs)\n    np.linalg.norm(xs)\n"
+            "    return os.path.join('a', c.most_common(1)[0][0])\n")
+    # in order of first use; an instance's method (c.most_common) is no import; an unused from-import comes last
+    assert snippet_apis(code) == ["collections.Counter", "numpy.linalg.norm", "os.path.join", "collections.OrderedDict"]
+    with pytest.raises(SyntaxError):
+        snippet_apis("fn main() { println!(\"rust\"); }")
+
+
+def test_package_apis_from_a_snippet_restricted_to_its_package():
+    code = "import heapq\nimport json\n\ndef top(xs, k):\n    return json.dumps(heapq.nlargest(k, xs))\n"
+    got = package_apis({"text": code, "package": "heapq"}, max_chars=3000, max_apis=8)
+    assert got["apis"] == ["heapq.nlargest"] and got["api_name"] == "heapq.nlargest" and got["package"] == "heapq"
+    assert got["api_doc"].startswith("## heapq.nlargest\n") and "Find the n largest elements" in got["api_doc"]
+    every = package_apis({"text": code}, max_chars=3000, max_apis=8)  # no package named: every imported API
+    assert every["apis"] == ["json.dumps", "heapq.nlargest"] and every["package"] == "json"
+    assert len(every["api_doc"]) <= 3010 and "## json.dumps" in every["api_doc"] and "## heapq.nlargest" in every[
+        "api_doc"]
+    with_symbol = package_apis({"text": code, "package": "heapq", "symbol": "heapify"}, 3000, 1)
+    assert with_symbol["apis"] == ["heapq.heapify"]  # the seed's own symbol first; max_apis cuts the rest
+    with pytest.raises(LookupError, match="uses no API of itertools"):
+        package_apis({"text": code, "package": "itertools"}, 3000, 8)
+    with pytest.raises(LookupError, match="not Python"):
+        package_apis({"text": "SELECT 1;", "package": "sqlite3"}, 3000, 8)
+
+
+@pytest.mark.parametrize("record, expected", [
+    ({"conversation": [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"},
+                       {"role": "user", "content": "q2"}]}, {"query": "q1", "response": "a1"}),  # WildChat
+    ({"conversations": [{"from": "system", "value": "be nice"}, {"from": "human", "value": "q"},
+                        {"from": "gpt", "value": "a"}]}, {"query": "q", "response": "a"}),  # ShareGPT, Infinity
+    ({"messages": [{"role": "user", "content": "only a question"}]}, {"query": "only a question"}),
+    ({"instruction": "Sort xs.", "input": "[3, 1]", "output": "[1, 3]"}, {"query": "Sort xs.\n\n[3, 1]",
+                                                                          "response": "[1, 3]"}),
+    ({"query": "already there"}, {}),
+])
+def test_chat_turns_of_the_usual_formats(record, expected):
+    assert chat_turns(record) == expected
+
+
+def test_chat_enrichment_in_seeds(tmp_path):
+    p = tmp_path / "chat.jsonl"
+    write_records(p, [{"id": "a", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "r"}]},
+                      {"id": "b", "query": "mine", "conversation": [{"role": "user", "content": "theirs"}]},
+                      {"id": "c", "conversation": [{"role": "assistant", "content": "no user turn"}]},
+                      {"id": "d", "text": "no conversation at all"}])
+    a, b, c, d = prepared(p, SeedSpec(require=["query"], enrich="chat"))
+    assert (a.record["query"], a.record["response"]) == ("q", "r")
+    assert b.record["query"] == "mine"  # the seed's own field wins
+    assert (c.reason, d.reason) == ("seed:chat", "seed:chat") and "no user turn" in c.detail
 
 
 def test_log_appends_repair_a_torn_tail_and_know_done_seeds(tmp_path):

@@ -140,3 +140,32 @@ def test_first_code_block_filter():
     assert first_code_block("Explain.\n```js\nlet x = 1;\n```\nmore") == "let x = 1;\n"
     with pytest.raises(ParseError, match="no_code_block"):
         first_code_block("no code here")
+
+
+def test_sections_accept_the_bracketed_titles_of_opencoders_prompts():
+    answer = ("[Task]\nWrite f(x).\n[Analysis] It is the identity.\n[Solution]\n```python\ndef f(x):\n"
+              "    return x\n```\n[Test]\n```python\nassert f(1) == 1\n```\n")
+    spec = {"task": "text", "analysis": "text", "solution": "code", "tests": {"kind": "code", "titles": ["Test"]}}
+    out = parse(answer, "sections", {"sections": spec})
+    assert out["task"] == "Write f(x)." and out["analysis"] == "It is the identity."
+    assert out["solution"] == "def f(x):\n    return x\n" and out["tests"] == "assert f(1) == 1\n"
+    # a bracket inside a line is text, not a heading
+    assert parse("## Task\nUse xs[Task] here.", "sections", {"sections": {"task": "text"}})["task"] == (
+        "Use xs[Task] here.")
+
+
+@pytest.mark.parametrize("answer, label", [
+    ("YES", "yes"), ("**No.** It is about cooking.", "no"), ("yes, because it asks for code", "yes"),
+    ("The answer is NO.", "no"), ("Label: Yes", "yes"),
+])
+def test_label_parser_reads_a_judges_answer(answer, label):
+    assert parse(answer, "label", {"labels": ["yes", "no"]}) == {"label": label}
+
+
+@pytest.mark.parametrize("answer, reason", [
+    ("Maybe; it depends.", "no_label"), ("Yesterday I said no and yes.", "ambiguous_label"), ("", "empty_output"),
+])
+def test_label_parser_failures(answer, reason):
+    with pytest.raises(ParseError) as e:
+        parse(answer, "label", {"labels": ["yes", "no"]})
+    assert e.value.reason == reason

@@ -193,30 +193,34 @@ def test_multi_step_recipe_and_declined_seeds(tmp_path, canned, verifier):
     seeds = tmp_path / "web.jsonl"
     write_records(seeds, [{"id": "py", "text": "Python dict comprehensions build dicts."},
                           {"id": "cake", "text": "Bake a banana bread."}])
-    qa = ("## Question\nWrite twice(x) returning 2 * x.\n\n## Answer\nMultiply by two.\n\n```python\n"
-          "def twice(x):\n    return 2 * x\n```\n\n## Tests\n```python\nassert twice(2) == 4\nassert twice(0) == 0\n"
-          "assert twice(-1) == -2\n```\n")
+    solution = "def twice(x):\n    return 2 * x\n"
+    tests = "assert twice(2) == 4\nassert twice(0) == 0\nassert twice(-1) == -2\n"
+    commented = "def twice(x):\n    # doubling is adding x to itself\n    return 2 * x\n"
 
     def answer(request):
         content = request.messages[-1]["content"]
-        if "Read this web page" in content:
-            return "NONE" if "banana" in content else "Dictionary comprehensions."
-        assert "Concept: Dictionary comprehensions." in content  # step 2 sees step 1's parsed answer
-        return qa
+        if "[Given Text]" in content:  # step 1: the paper's question prompt
+            return "NONE" if "banana" in content else "[Created Question]\nWrite twice(x) returning 2 * x."
+        if content.startswith("Write twice(x) returning 2 * x.\n\nAnswer this question in python"):  # step 2
+            return f"[Solution]\n```python\n{solution}```\n[Tests]\n```python\n{tests}```\n"
+        assert "Rewrite the answer" in content and solution in content  # step 3 sees step 2's parsed answer
+        return f"```python\n{commented}```\n\nIt multiplies its argument by two, so twice(2) is 4."
 
     out = tmp_path / "out"
     backend = canned(answer)
     result = Generator(make_config("diverse-instruct", seeds, out, n=1, sampling={"max_tokens": 99},
                                    recipe=load_recipe("diverse-instruct", ["variables.language=[python]"])),
                        lambda: backend, verifier).run()
-    assert [len(b) for b in backend.calls] == [2, 1]
-    assert [r.sampling.max_tokens for b in backend.calls for r in b] == [99, 99, 99]
+    assert [len(b) for b in backend.calls] == [2, 1, 1]
+    assert [r.sampling.max_tokens for b in backend.calls for r in b] == [99, 99, 99, 99]
     (rec,) = by_id(out / "web.jsonl").values()
-    assert rec["code"] == "def twice(x):\n    return 2 * x\n" and rec["verdict"] == "passed"
+    # the commented code of the last step is what the sandbox ran with the tests of the second
+    assert rec["code"] == commented and rec["tests"] == tests and rec["verdict"] == "passed"
+    assert rec["instruction"] == "Write twice(x) returning 2 * x." and "twice(2) is 4" in rec["response"]
     assert rec["difficulty"] in ("easy", "medium", "hard") and rec["language"] == "python"
-    assert set(rec["provenance"]["steps"]) == {"concept", "qa"}
+    assert set(rec["provenance"]["steps"]) == {"question", "answer", "polish"}
     declined = by_id(out / "_rejected" / "web.jsonl")["cake"]
-    assert declined["drop_reasons"] == ["parse:declined"] and declined["raw"] == {"concept": "NONE"}
+    assert declined["drop_reasons"] == ["parse:declined"] and declined["raw"] == {"question": "NONE"}
     assert result.stats.counters["generated"] == 2 and result.stats.counters["records_out"] == 1
 
 

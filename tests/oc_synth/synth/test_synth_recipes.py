@@ -9,20 +9,29 @@ from oc_common.errors import ConfigError
 from oc_synth.synth.recipes import RenderError, checks, list_recipes, load_recipe
 
 SEED = {"id": "s1", "text": "def add(a, b):\n    return a + b\n", "package": "json", "api_name": "json.dumps",
-        "api_doc": "dumps(obj) -> str"}
+        "apis": ["json.dumps"], "api_doc": "dumps(obj) -> str", "query": "How do I sort a dict by value?",
+        "response": "Use sorted()."}
+
+
+class AnyField(dict):
+    """A parsed step answer that has every field a later template asks for."""
+
+    def __missing__(self, key):
+        return f"<{key} of an earlier step>"
 
 
 def test_shipped_recipes_load_and_render_every_prompt():
     assert set(list_recipes()) >= {"annealing-snippets", "code-textbook", "educational-instruct", "package-instruct",
-                                   "diverse-instruct"}
+                                   "diverse-instruct", "realuser-instruct", "filtered-instruct", "evol-instruct",
+                                   "mceval-instruct"}
     for name in list_recipes():
         r = load_recipe(name)
         ctx = {"seed": SEED, "seed_id": "s1", **r.sample_variables(SEED, random.Random(0))}
         for k, step in enumerate(r.steps):
             messages, prompt = r.messages(k, ctx)
             text = messages[-1]["content"] if messages else prompt
-            assert "{{" not in text and len(text) > 50, (name, step.name)
-            ctx[step.name] = {"text": "a concept"}  # what the next step of a multi-step recipe sees
+            assert "{{" not in text and "{%" not in text and "{#" not in text and len(text) > 20, (name, step.name)
+            ctx[step.name] = AnyField()  # what the next step of a multi-step recipe sees
         sp = r.sampling(len(r.steps) - 1, {"max_tokens": 7}, n=3)
         assert (sp.max_tokens, sp.n) == (7, 3)
         if len(r.steps) > 1:  # only the last step is sampled n times
@@ -128,3 +137,46 @@ def test_output_may_not_overwrite_pipeline_fields(tmp_path):
                     "output: {text: x, verdict: passed}\n")
     with pytest.raises(ConfigError, match=r"\['verdict'\] are set by the pipeline"):
         load_recipe(path)
+
+
+def test_a_judge_step_keeps_only_the_listed_labels(tmp_path):
+    path = tmp_path / "judge.yaml"
+    path.write_text("name: j\ndescription: d\nkind: instruction\nsteps:\n"
+                    "  - {name: ask, prompt: 'Code? {{ seed.q }}', parser: {type: label, labels: ['yes', 'no']},\n"
+                    "     keep_if: {label: ['yes']}}\n"
+                    "  - {name: answer, prompt: '{{ seed.q }}'}\noutput: {text: '{{ answer.text }}'}\n")
+    r = load_recipe(path)
+    assert r.judge(0, {"label": "yes"}) is None
+    assert r.judge(0, {"label": "no"}) == "step ask: label is 'no'; kept only yes"
+    assert r.judge(0, {}) == "step ask: label is 'missing'; kept only yes"
+    assert r.judge(1, {"text": "anything"}) is None  # not a judge
+    path.write_text(path.read_text().replace("keep_if: {label: ['yes']}", "keep_if: {label: [yes]}"))
+    with pytest.raises(ConfigError, match="keep_if.label: .*quote yes/no"):
+        load_recipe(path)  # YAML reads a bare yes as true
+
+
+def test_mentions_any_and_shell_checks():
+    rec = {"code": "import heapq\ndef smallest(xs):\n    return heapq.nsmallest(2, xs)\n",
+           "apis": "heapq.nsmallest, heapq.heapify"}
+    assert checks.mentions_any(rec, field="code", value_of="apis") is None
+    assert checks.mentions_any({**rec, "apis": ["heapq.heapify"]}, field="code", value_of="apis") == (
+        "code uses none of heapify (apis)")
+    assert checks.mentions_any({**rec, "code": "nsmallest_ok = 1"}, field="code", value_of="apis") is not None
+    shell = {"language": "shell", "code": "count_words() {\n  echo \"$1\" | wc -w\n}\n",
+             "tests": "[ \"$(count_words 'a b')\" = 2 ]\ntest \"$(count_words '')\" = 0\n"}
+    assert checks.defined_names(shell["code"], "shell") == {"count_words"}
+    assert checks.count_asserts(shell["tests"], "shell") == 2
+    assert checks.tests_call_code(shell) is None
+    assert checks.tests_call_code({**shell, "tests": "[ 1 = 1 ]\n"}) is not None
+
+
+def test_test_instructions_follow_the_sandboxs_conventions():
+    from oc_synth.synth.recipes.conventions import test_instructions
+
+    assert "assert" in test_instructions("python") and test_instructions("py") == test_instructions("python")
+    assert "public class Main" in test_instructions("java")
+    assert "set -e" in test_instructions("bash") and 'require("assert")' in test_instructions("js")
+    assert "non-zero status" in test_instructions("cobol")
+    r = load_recipe("mceval-instruct")
+    messages, _ = r.messages(0, {"seed": {"text": "x"}, "seed_id": "s", "language": "rust"})
+    assert "fn main()" in messages[-1]["content"] and "assert_eq!" in messages[-1]["content"]
