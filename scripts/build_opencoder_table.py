@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Regenerate oc_synth/curate/data/opencoder_languages.json from OpenCoder's released language tables.
+"""Regenerate oc_synth/curate/data/opencoder_languages.json (OpenCoder's released language tables) and
+oc_synth/curate/data/reference_signal_order.json (the order in which its filter computes its quality signals).
 
 Source: github OpenCoder-llm/opc_data_filtering (MIT License, Copyright (c) 2024 OpenCoder-LLM), the files
 ``artifacts/extension_to_program.py`` (extension -> language key), ``artifacts/filename_to_program.py`` (exact file
@@ -7,6 +8,11 @@ name -> language key), ``artifacts/program_to_type.py`` (language key -> code | 
 ``excluded_code_langs`` in ``utils/preprocessing.py``. These are tables of facts; this script reads them as Python
 literals (``ast.literal_eval``: nothing of the source is imported or run) and writes them, with the source commit and
 licence, into our data file. How the tables are applied is ours: oc_synth/curate/opencoder_languages.py.
+
+Signal order: the reference registers each quality signal with a ``@register_quality_signal(name, ...)`` class
+decorator and computes them group by group in registration order, abandoning the rest of a group when one raises.
+``curate filter --compat reference`` follows that order; it is read here from the decorators (innermost first) of the
+modules in the order ``quality_signals/__init__.py`` imports them.
 
 Display names: the reference keys are lower-cased GitHub Linguist names ("python", "c++" spelled "cpp", ...). Records
 carry the Linguist spelling ("Python", "C++"), taken from our Linguist table (data/linguist_languages.json) where a
@@ -27,6 +33,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "oc_synth" / "curate" / "data" / "opencoder_languages.json"
+SIGNAL_ORDER_OUT = ROOT / "oc_synth" / "curate" / "data" / "reference_signal_order.json"
+SIGNAL_MODULES = ["quality_signals/doc.py", "quality_signals/code.py"] + [
+    f"quality_signals/code_specific/{m}.py" for m in ("html", "python", "go", "c", "c_plus", "c_sharp", "java",
+                                                      "javascript")]
 LINGUIST = ROOT / "oc_synth" / "curate" / "data" / "linguist_languages.json"
 REPOSITORY = "github OpenCoder-llm/opc_data_filtering"
 PINNED_COMMIT = "44b857e837a56d859906c83d0ec91b4d5ef5bcc9"  # 2025-03-13, the newest commit
@@ -51,6 +61,19 @@ def read_literal(git_dir: Path, commit: str, path: str, name: str) -> object:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
             return ast.literal_eval(node.value)
     raise SystemExit(f"{path}@{commit}: no assignment to {name}")
+
+
+def signal_order(git_dir: Path, commit: str) -> list[str]:
+    order = []
+    for path in SIGNAL_MODULES:
+        source = subprocess.run(["git", f"--git-dir={git_dir}", "show", f"{commit}:{path}"], check=True,
+                                capture_output=True, text=True).stdout
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.ClassDef):
+                for dec in reversed(node.decorator_list):  # the innermost decorator registers first
+                    if isinstance(dec, ast.Call) and getattr(dec.func, "id", None) == "register_quality_signal":
+                        order.append(ast.literal_eval(dec.args[0]))
+    return order
 
 
 def display_names(keys: set[str]) -> dict[str, str]:
@@ -84,6 +107,11 @@ def main(git_dir: str, commit: str = PINNED_COMMIT) -> None:
         "display_names": display_names(keys),
     }
     OUT.write_text(json.dumps(data, indent=0, ensure_ascii=False) + "\n", encoding="utf-8")
+    order = signal_order(git, commit)
+    SIGNAL_ORDER_OUT.write_text(json.dumps({
+        "source": f"{REPOSITORY} @ {commit}: " + ", ".join(SIGNAL_MODULES), "license": LICENCE, "commit": commit,
+        "order": order}, indent=0) + "\n", encoding="utf-8")
+    print(f"wrote the order of {len(order)} signals to {SIGNAL_ORDER_OUT.relative_to(ROOT)}")
     print(f"wrote {len(data['extensions'])} extensions, {len(data['filenames'])} file names, {len(data['types'])} "
           f"types, {len(data['excluded'])} exclusions from {commit[:12]} to {OUT.relative_to(ROOT)}")
 

@@ -85,6 +85,17 @@ def filter_(
                                                        "-s seed=7 (repeatable)."),
     signals: bool = typer.Option(False, "--signals", help="Keep every qsc_* signal on each output record, plus keep "
                                                           "and drop_reasons."),
+    compat: Literal["ours", "reference"] | None = typer.Option(
+        None, "--compat",
+        help="ours (default): a signal that fails drops the file (error:<signal>); sampled rules use a stable hash "
+             "of the record id. reference: OpenCoder's code exactly: a failing signal is null and ends its group, "
+             "the file is kept unless a rule fires; sampled rules draw random.random(). See docs/filter.md.",
+    ),
+    reference_bugs: bool = typer.Option(
+        False, "--reference-bugs",
+        help="Reproduce the reference's bugs too: JavaScript must parse with esprima 4.0.1 (ES2017; pip install "
+             "esprima==4.0.1), and the C#/Go no-variable rules never fire. Off: our fixes, in both --compat modes.",
+    ),
     dropped: Path | None = opt.Dropped,
     executor: opt.ExecutorName = opt.Executor,
     overwrite: bool = opt.Overwrite,
@@ -95,8 +106,9 @@ def filter_(
     qsc_* signal name (error:<signal> when a signal fails or runs past its time budget). See docs/filter.md."""
     from oc_synth.curate.filter import run_filter
 
-    run_filter(inp, out, config=config, overrides=overrides or [], signals=signals, dropped=dropped,
-               executor=executor, overwrite=overwrite, quiet=quiet)
+    run_filter(inp, out, config=config, overrides=overrides or [], signals=signals, compat=compat,
+               reference_bugs=reference_bugs or None, dropped=dropped, executor=executor, overwrite=overwrite,
+               quiet=quiet)
 
 
 @app.command()

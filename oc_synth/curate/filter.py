@@ -99,6 +99,8 @@ class RefineCodeFilterStage(RecordStage):
         stats.add_to("filter_profile", verdict.profile or "(none)")
         for rule in verdict.spared_by_sampling:
             stats.add_to("spared_by_sampling", rule)
+        for signal in verdict.errors:
+            stats.add_to("signal_errors", signal)
         self._seconds.update(verdict.seconds)
         if self.keep_signals:
             record.update(verdict.values)
@@ -108,14 +110,30 @@ class RefineCodeFilterStage(RecordStage):
 
 
 def run_filter(inp: Path, out: Path, *, config: Path | None = None, overrides: Iterable[str] = (),
-               signals: bool = False, dropped: Path | None = None, executor: str = "local", overwrite: bool = False,
+               signals: bool = False, compat: str | None = None, reference_bugs: bool | None = None,
+               dropped: Path | None = None, executor: str = "local", overwrite: bool = False,
                quiet: bool = False) -> Stats:
-    """Filter IN into OUT with the shipped RefineCode rules (or ``config`` merged over them, plus ``overrides``)."""
+    """Filter IN into OUT with the shipped RefineCode rules (or ``config`` merged over them, plus ``overrides``).
+    ``compat`` (ours | reference) and ``reference_bugs``, when given, override the config's keys of those names."""
     from oc_synth.pipeline.runner import run_sharded
 
-    rules = load_filter_config(config, overrides)  # fails here, naming the key, before any work starts
+    flags = [f"compat={compat}"] if compat is not None else []
+    flags += [f"reference_bugs={str(reference_bugs).lower()}"] if reference_bugs is not None else []
+    rules = load_filter_config(config, [*overrides, *flags])  # fails here, naming the key, before any work starts
+    if rules.reference_bugs:
+        _require_esprima()
     stage = RefineCodeFilterStage(config=rules, keep_signals=signals)
     return run_sharded(command="curate filter", inp=inp, out=out, stages=[stage],
                        options={"rules": rules.model_dump(mode="json"), "signals": signals},
                        dropped=dropped, annotate=signals or dropped is not None, executor=executor,
                        overwrite=overwrite, quiet=quiet)
+
+
+def _require_esprima() -> None:
+    try:
+        import esprima  # noqa: F401
+    except ImportError:
+        from oc_common.errors import EnvironmentProblem
+
+        raise EnvironmentProblem("--reference-bugs parses JavaScript with esprima 4.0.1, the reference's parser: "
+                                 "pip install esprima==4.0.1 (or the project's [reference] extra)") from None

@@ -21,8 +21,9 @@ from pygments.lexers import get_lexer_by_name
 from pygments.token import Comment, String
 from pygments.util import ClassNotFound
 
+from oc_synth.curate.signals.natural_language import EN, ZH, natural_language_of
 from oc_synth.curate.signals.ngrams import WordNgrams
-from oc_synth.curate.signals.text_normalization import normalized_words, raw_words
+from oc_synth.curate.signals.text_normalization import chinese_words, normalized_words, raw_words
 
 T = TypeVar("T")
 
@@ -143,11 +144,24 @@ def per_document(fn: Callable[[Document], T]) -> Callable[[Document], T]:
 
 
 class Document:
-    """A record's text plus the metadata signals need, with lazily computed, shared views of it."""
+    """A record's text plus the metadata signals need, with lazily computed, shared views of it.
+
+    ``natural_language`` ``zh`` switches to the reference's Chinese handling: the text is folded to simplified
+    characters (zhconv) and words are split by jieba, line by line; ``len(doc)`` stays the original length.
+    ``reference_bugs`` makes the signals that have known bugs in the reference behave as the reference does
+    (``curate filter --reference-bugs``)."""
 
     def __init__(self, text: str, *, language: str | None = None, doc_type: str = "code", path: str = "",
-                 ext: str | None = None, size_bytes: int | None = None):
+                 ext: str | None = None, size_bytes: int | None = None, natural_language: str = EN,
+                 reference_bugs: bool = False):
+        self.length = len(text)
+        self.natural_language = natural_language
+        if natural_language == ZH:
+            import zhconv
+
+            text = zhconv.convert(text, "zh-cn")
         self.text = text
+        self.reference_bugs = reference_bugs
         self.language = language
         self.doc_type = doc_type
         self.program_lang = program_lang(language)
@@ -160,14 +174,17 @@ class Document:
         self.memo: dict[str, Any] = {}
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any], text_field: str = "text") -> Document:
+    def from_record(cls, record: Mapping[str, Any], text_field: str = "text", reference_bugs: bool = False) -> Document:
+        """``record["lang"]``, when present, is the file's natural language; else it is detected (zh or en)."""
         text, ext, language = record.get(text_field), record.get("ext"), record.get("language")
-        return cls("" if text is None else str(text), language=language if isinstance(language, str) else None,
+        text = "" if text is None else str(text)
+        return cls(text, language=language if isinstance(language, str) else None,
                    doc_type=str(record.get("doc_type") or ""), path=str(record.get("path") or ""),
-                   ext=ext if isinstance(ext, str) else None, size_bytes=_count_or_none(record.get("size_bytes")))
+                   ext=ext if isinstance(ext, str) else None, size_bytes=_count_or_none(record.get("size_bytes")),
+                   natural_language=natural_language_of(text, record.get("lang")), reference_bugs=reference_bugs)
 
     def __len__(self) -> int:
-        return len(self.text)
+        return self.length
 
     # --- lines and characters ---
     @cached_property
@@ -183,10 +200,14 @@ class Document:
     @cached_property
     def words(self) -> list[str]:
         """Normalized words (lowercased, punctuation removed), the unit of the word and n-gram signals."""
+        if self.natural_language == ZH:
+            return chinese_words(self.text, normalize=True)
         return normalized_words(self.text)
 
     @cached_property
     def raw_words(self) -> list[str]:
+        if self.natural_language == ZH:
+            return chinese_words(self.text, normalize=False)
         return raw_words(self.text)
 
     @cached_property

@@ -50,7 +50,9 @@ def frac_lines_func_ratio(doc: Document) -> SignalValue:
 @quality_signal("qsc_codego_cate_var_zero")
 def cate_var_zero(doc: Document) -> SignalValue:
     """1.0 when no var/const/:= declaration is found. (The reference compares the match list with 0, so its value is
-    always 0.0; the shipped rules keep this rule off to reproduce that, see docs/filter.md.)"""
+    always 0.0 and its rule never fires; ``--reference-bugs`` reproduces that, see docs/filter.md.)"""
+    if doc.reference_bugs:
+        return 0.0
     return flag(VARIABLE.search(doc.code_text) is None)
 
 

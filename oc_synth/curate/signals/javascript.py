@@ -158,7 +158,27 @@ def _frac_legal(names: list[str], legal: re.Pattern) -> SignalValue:
 
 @quality_signal("qsc_codejavascript_cate_ast")
 def cate_ast(doc: Document) -> SignalValue:
+    if doc.reference_bugs:
+        return flag(esprima_parses(doc.text))
     return flag(javascript_structure(doc) is not None)
+
+
+def esprima_parses(text: str) -> bool:
+    """Whether esprima 4.0.1, the reference's parser (ES2017 at most), accepts the text: as a module when it mentions
+    ``import`` or ``export``, falling back to a script, else as a script (``--reference-bugs`` only)."""
+    import esprima
+
+    try:
+        if "import" in text or "export" in text:
+            try:
+                esprima.parseModule(text)
+                return True
+            except esprima.Error:
+                pass
+        esprima.parseScript(text)
+        return True
+    except esprima.Error:
+        return False
 
 
 @quality_signal("qsc_codejavascript_cate_var_zero")

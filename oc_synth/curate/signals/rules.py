@@ -9,7 +9,12 @@ the same decision in every run, on every worker.
 Rules are grouped in profiles (``text``, ``code``, ``data``, ``python``, ...). A profile may extend another: it starts
 from the parent's rules; a rule it names replaces the parent's condition by condition (``{gt: null}`` removes one),
 and ``null`` turns the rule off. ``languages`` maps Linguist language names to profiles; other code and data files
-use ``code`` / ``data``, text files ``text``.
+use ``code`` / ``data``, text files ``text`` or, by their natural language, the profile ``text_profiles`` names
+(``zh: text_zh``, the reference's Chinese rules).
+
+``compat`` picks the semantics: ``ours`` (errors drop the file, a deterministic coin for sampled rules) or
+``reference`` (OpenCoder's code exactly: an erroring signal is null and ends its group, the file is kept unless a
+rule fires; sampled rules draw ``random.random()``). docs/filter.md lists the differences.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -54,7 +60,10 @@ class FilterConfig(StrictModel):
     seed: int = 0
     signal_time_budget_s: float = Field(10.0, gt=0)
     text_field: str = "text"
+    compat: Literal["ours", "reference"] = "ours"
+    reference_bugs: bool = False
     languages: dict[str, str] = Field(default_factory=dict)
+    text_profiles: dict[str, str] = Field(default_factory=dict)  # natural language -> profile for text files
     extends: dict[str, str] = Field(default_factory=dict)
     rules: dict[str, dict[str, RuleSpec | None]] = Field(default_factory=dict)
 
@@ -63,6 +72,9 @@ class FilterConfig(StrictModel):
         for lang, profile in self.languages.items():
             if profile not in self.rules:
                 raise ValueError(f"languages.{lang}: unknown profile {profile!r}")
+        for lang, profile in self.text_profiles.items():
+            if profile not in self.rules:
+                raise ValueError(f"text_profiles.{lang}: unknown profile {profile!r}")
         for child, parent in self.extends.items():
             if child not in self.rules or parent not in self.rules:
                 raise ValueError(f"extends.{child}: {child!r} and {parent!r} must both be profiles under rules")
@@ -108,11 +120,12 @@ def stable_uniform(seed: int, rule: str, document_key: str) -> float:
 class RuleProfile:
     name: str
     rules: tuple[Rule, ...]
+    for_text: bool = False  # a profile of text files: ``text`` or one that extends it (``text_zh``)
 
     @property
     def signal_families(self) -> tuple[str, ...]:
         """``doc`` for text files; ``code`` plus this profile's own family (``codepython``, ...) for the others."""
-        return ("doc",) if self.name == TEXT_PROFILE else ("code", f"code{self.name}")
+        return ("doc",) if self.for_text else ("code", f"code{self.name}")
 
     @cached_property
     def all_signals(self) -> tuple[str, ...]:
@@ -129,10 +142,19 @@ class RuleSet:
 
     def __init__(self, config: FilterConfig):
         self.config = config
-        self.profiles = {name: RuleProfile(name, tuple(Rule(sig, spec) for sig, spec in self._resolve(name).items()))
+        self.profiles = {name: RuleProfile(name, tuple(Rule(sig, spec) for sig, spec in self._resolve(name).items()),
+                                           for_text=self._root(name) == TEXT_PROFILE)
                          for name in config.rules}
         for profile in self.profiles.values():
             self._check_signals(profile)
+
+    def _root(self, name: str) -> str:
+        """The profile ``name`` extends from, at the top (``text_zh`` -> ``text``); cycles fail in ``_resolve``."""
+        seen = set()
+        while name in self.config.extends and name not in seen:
+            seen.add(name)
+            name = self.config.extends[name]
+        return name
 
     def _resolve(self, name: str, seen: tuple[str, ...] = ()) -> dict[str, RuleSpec]:
         if name in seen:
@@ -159,10 +181,12 @@ class RuleSet:
                                   f"never computed for this profile (its families: "
                                   f"{', '.join(profile.signal_families)})")
 
-    def profile_for(self, doc_type: str, language: str | None) -> RuleProfile | None:
+    def profile_for(self, doc_type: str, language: str | None, natural_language: str = "en") -> RuleProfile | None:
         """The profile for a record; None for a doc_type that is not code, data or text."""
         if doc_type not in FALLBACK_PROFILE:
             return None
+        if doc_type == "text" and natural_language in self.config.text_profiles:
+            return self.profiles[self.config.text_profiles[natural_language]]
         if doc_type != "text" and language in self.config.languages:
             return self.profiles[self.config.languages[language]]
         return self.profiles[FALLBACK_PROFILE[doc_type]]

@@ -32,7 +32,7 @@ CODE_RELATED_FILE_NAMES = ("readme", "notes", "todo", "description", "cmakelists
 # --- sizes -----------------------------------------------------------------------------------------------------------
 @quality_signal("qsc_doc_num_chars", "qsc_code_num_chars")
 def num_chars(doc: Document) -> SignalValue:
-    return float(len(doc.text))
+    return float(len(doc))  # the original length (a zh text is folded to simplified characters first)
 
 
 @quality_signal("qsc_doc_num_words", "qsc_code_num_words")
@@ -144,11 +144,19 @@ def frac_chars_replacement_symbols(doc: Document) -> SignalValue:
     return fraction(doc.text.count(REPLACEMENT_CHAR), len(doc.text))
 
 
-@quality_signal("qsc_doc_frac_chars_alphabet", "qsc_code_frac_chars_alphabet")
+@quality_signal("qsc_code_frac_chars_alphabet")
 def frac_chars_alphabet(doc: Document) -> SignalValue:
     """Letters among non-whitespace characters (0.0 for a blank document)."""
     visible = doc.visible_text
     return fraction(sum(map(str.isalpha, visible)), len(visible)) if visible else 0.0
+
+
+@quality_signal("qsc_doc_frac_chars_alphabet")
+def doc_frac_chars_alphabet(doc: Document) -> SignalValue:
+    """As the code signal, but defined for English only (None for a zh text), as in the reference."""
+    if doc.visible_text and doc.natural_language != "en":
+        return None
+    return frac_chars_alphabet(doc)
 
 
 @quality_signal("qsc_doc_frac_chars_digital", "qsc_code_frac_chars_digital")

@@ -58,3 +58,13 @@ def normalized_words(text: str) -> list[str]:
 def raw_words(text: str) -> list[str]:
     """The reference's ``raw_words``: word-punct tokens of the text as is."""
     return WORDPUNCT.findall(text)
+
+
+def chinese_words(text: str, *, normalize: bool) -> list[str]:
+    """The reference's words of a Chinese (``zh``) document: jieba's split of each line (normalized first when
+    ``normalize``), whitespace tokens left out."""
+    import jieba
+
+    if normalize:
+        text = normalize_for_words(text)
+    return [w for line in text.split("\n") for w in jieba.lcut(line) if w.strip()]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -38,10 +39,8 @@ def load_fixture() -> tuple[dict, list[dict]]:
     return lines[0]["_meta"], lines[1:]
 
 
-@pytest.fixture(scope="module")
-def compared(tmp_path_factory) -> dict:
-    meta, rows = load_fixture()
-    src = tmp_path_factory.mktemp("ref") / "src"
+def materialize(rows: list[dict], src: Path) -> tuple[list[dict], Counter]:
+    """Write the sample's files under ``src/<source>/<path>``: the rows whose bytes are still those of the fixture."""
     present, skipped = [], Counter()
     for row in rows:
         data = read_source_file(row["source"], row["path"])
@@ -52,15 +51,27 @@ def compared(tmp_path_factory) -> dict:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         present.append(row)
-    work = src.parent
+    return present, skipped
+
+
+def ingest_and_filter(src: Path, work: Path, *overrides: str) -> dict[str, dict]:
+    """Every input file's final record (kept, dropped by ingest or dropped by the filter), by id."""
     run_ingest(src, work / "ingest", dropped=work / "ingest_dropped", quiet=True)
-    run_filter(work / "ingest", work / "filter", dropped=work / "filter_dropped", quiet=True)
+    run_filter(work / "ingest", work / "filter", overrides=overrides, dropped=work / "filter_dropped", quiet=True)
     ours = {}
     for folder in ("ingest_dropped", "filter", "filter_dropped"):
         for shard in sorted((work / folder).glob("*.jsonl")):
             for rec in read_file_records(shard)[0]:
                 ours[rec["id"]] = rec
-    return {"meta": meta, "rows": present, "skipped": skipped, "ours": ours}
+    return ours
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory) -> dict:
+    meta, rows = load_fixture()
+    work = tmp_path_factory.mktemp("ref")
+    present, skipped = materialize(rows, work / "src")
+    return {"meta": meta, "rows": present, "skipped": skipped, "ours": ingest_and_filter(work / "src", work)}
 
 
 def reference_keep(row: dict, rid: str, sampled: dict[str, float], seed: int) -> bool:
@@ -110,3 +121,32 @@ def test_defaults_decide_like_the_reference(compared):
     assert len(languages) >= MIN_LANGUAGES
     assert compared_files >= MIN_FILES
     assert agree / compared_files >= MIN_AGREEMENT, disagree
+
+
+def test_compat_reference_with_its_bugs_decides_like_the_reference_on_every_file(tmp_path):
+    """--compat reference --reference-bugs: the reference's semantics and bugs, so the esprima files agree too. On the
+    JavaScript files and every eighth other file (the mode computes every signal of a group: slower)."""
+    pytest.importorskip("esprima")
+    _, rows = load_fixture()
+    subset = [row for i, row in enumerate(rows) if row["program_lang"] == "javascript" or i % 8 == 0]
+    present, _ = materialize(subset, tmp_path / "src")
+    ours = ingest_and_filter(tmp_path / "src", tmp_path, "compat=reference", "reference_bugs=true")
+    config = load_filter_config(overrides=["compat=reference"])
+    rules = RuleSet(config)
+    disagree = []
+    for row in present:
+        rid = f"{row['source']}/{row['path']}"
+        rec = ours[rid]
+        keep = row["doc_type"] not in ("unknown", "excluded")
+        if keep:  # the reference's draws, as --compat reference makes them: one per sampled rule that fired
+            profile = rules.profile_for(rec["doc_type"], rec["language"], row["lang"])
+            rng = random.Random(f"{config.seed}\0{rid}")
+            for rule in profile.rules:
+                if rule.signal in row["hits"] and (not rule.sampled
+                                                   or rng.random() > 1.0 - rule.spec.drop_probability):
+                    keep = False
+        theirs = (row["program_lang"], row["doc_type"], keep)
+        if our_decision(rec) != theirs:
+            disagree.append((rid, theirs, our_decision(rec), row["hits"], rec.get("drop_reasons")))
+    assert len(present) >= 250 and sum(r["program_lang"] == "javascript" for r in present) >= 100
+    assert (len(present) - len(disagree)) / len(present) >= MIN_AGREEMENT, disagree
