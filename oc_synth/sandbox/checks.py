@@ -344,9 +344,10 @@ def _classify_native(program: Program, run: dict, nonce: str | None) -> Verdict:
             return Verdict("failed", f"assertion failed at {failed[0]}", "assertion_failed")
         return Verdict("failed", f"killed by {_signal_name(run['signal'])}", "signal")
     if run["exit_code"] != 0:
-        reason = "assertion_failed" if failed or re.search(r"assert|panicked", run["stderr_tail"]) else "exit_status"
-        return Verdict("failed", f"exit status {run['exit_code']}: {_headline(run['stderr_tail'])}".rstrip(": "),
-                       reason)
+        # libtest prints a failing test's panic on stdout
+        said = run["stderr_tail"] + ("\n" + run["stdout_tail"] if program.meta.get("libtest") else "")
+        reason = "assertion_failed" if failed or re.search(r"assert|panicked", said) else "exit_status"
+        return Verdict("failed", f"exit status {run['exit_code']}: {_headline(said)}".rstrip(": "), reason)
     recorded = _recorded_failure(report, 0)
     if recorded is not None:
         return recorded

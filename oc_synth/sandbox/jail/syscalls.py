@@ -48,6 +48,9 @@ def build_filter():
     import seccomp
 
     f = seccomp.SyscallFilter(seccomp.ALLOW)
+    # Keep the host's speculative-store-bypass setting: by default the kernel forces the SSB mitigation on every
+    # filtered process, which slows it down and isolates nothing the namespaces do not (runc does the same).
+    f.set_attr(seccomp.Attr.CTL_SSB, 1)
     for name in DENIED:
         try:
             f.add_rule(seccomp.ERRNO(errno.ENOSYS if name in _ENOSYS else errno.EPERM), name)

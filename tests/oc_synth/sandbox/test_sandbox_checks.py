@@ -1,12 +1,22 @@
-"""The "tests exercise the code" rule and the run classification, without running anything."""
+"""The static rules (tests exercise the code; checks that cannot fail) and the run classification, without running
+anything."""
 
 import signal
 
 import pytest
 
 from oc_synth.sandbox import Program
-from oc_synth.sandbox.checks import classify, python_static_verdict, regex_static_verdict, static_verdict
-from oc_synth.sandbox.languages import LANGUAGES
+from oc_synth.sandbox.checks import (
+    VERDICTS,
+    classify,
+    python_static_verdict,
+    regex_static_verdict,
+    static_verdict,
+    swallowing_handler,
+    weak_static_verdict,
+)
+from oc_synth.sandbox.languages import LANGUAGES, build_program
+from oc_synth.synth import verification
 
 
 @pytest.mark.parametrize("code, tests, expected", [
@@ -21,14 +31,71 @@ from oc_synth.sandbox.languages import LANGUAGES
     ("def f(): return 1\n", "assert f(", "error"),
     ("def f(): return 1\n\0", "assert f()", "error"),
     ("x = " + "(" * 5000 + ")" * 5000, "assert x", "error"),
+    ("def f(x):\n    return x\n", "assert (f(1) == 2, 'msg')", "weak_tests"),  # a non-empty tuple is always true
+    ("def f(x):\n    return x\n", "assert (f(1) == 1), 'msg'", None),
 ])
 def test_python_static_rule(code, tests, expected):
     v = python_static_verdict(code, tests)
     assert (v.verdict if v else None) == expected
 
 
-def _program(lang, code="", tests=""):
-    return Program(lang, code, tests, files={}, steps=())  # classification needs no toolchain
+def test_one_list_of_verdicts():
+    assert verification.VERDICTS is VERDICTS and "weak_tests" in VERDICTS
+    assert python_static_verdict("def f(): pass", "assert (f(), 'm')", "basic") is None  # basic: no weak checks
+
+
+@pytest.mark.parametrize("lang, tests, found", [
+    ("cpp", "int main() { try { if (f() != 1) throw 1; } catch (...) { puts(\"x\"); } }", "catch (...)"),
+    ("cpp", "int main() { try { if (f() != 1) throw 1; } catch (...) { return 1; } }", None),  # the handler fails
+    ("cpp", "int main() { try { g(); } catch (const std::exception& e) { } }", None),  # no check inside
+    ("java", "try { assert f() == 1; } catch (AssertionError e) { System.out.println(e); }",
+     "catch (AssertionError e)"),
+    ("java", "try { f(-1); assert false; } catch (IllegalArgumentException e) { }", None),  # an expected exception
+    ("java", "try { assert f() == 1; } catch (AssertionError e) { throw e; }", None),
+    ("javascript", "try { assert.equal(f(), 1) } catch (e) { console.log(e) }", "catch (e)"),
+    ("javascript", "try { assert.equal(f(), 1) } catch (e) { process.exitCode = 1 }", None),
+])
+def test_swallowing_handlers(lang, tests, found):
+    assert swallowing_handler(lang, tests) == found
+
+
+@pytest.mark.parametrize("lang, code, tests, reason", [
+    ("c", "int f(void) { return 1; }", "#undef assert\n#define assert(x)\nint main(void) { assert(f()); }",
+     "assert_redefined"),
+    ("shell", "f() { echo 1; }", '[() { :; }\n[ "$(f)" = 2 ]', "assert_redefined"),
+    ("shell", "f() { echo 1; }", 'exit() { :; }\n[ "$(f)" = 2 ] || exit 1', "assert_redefined"),
+    ("javascript", "function f() { return 1 }", "const assert = (c) => {};\nassert(f() === 2)", "assert_redefined"),
+    ("javascript", "function f() { return 1 }", "const assert = require('assert');\nassert(f() === 1)", None),
+    ("rust", "fn f() -> i32 { 1 }", "fn main() { let _ = std::panic::catch_unwind(|| assert_eq!(f(), 2)); }",
+     "swallowed_failures"),
+    ("rust", "fn f() -> i32 { 1 }", "fn main() { assert!(std::panic::catch_unwind(|| g()).is_err()); }", None),
+])
+def test_weak_static_rules(lang, code, tests, reason):
+    v = weak_static_verdict(_program(lang, code, tests))
+    assert (v.reason if v else None) == reason
+
+
+def _program(lang, code="", tests="", **meta):
+    return Program(lang, code, tests, files={}, steps=(), meta=meta)  # classification needs no toolchain
+
+
+def test_main_in_the_code_part_and_no_entry_are_no_tests():
+    c = static_verdict(_program("c", "int add(int a, int b) { return a + b; }\nint main(void) { return 0; }",
+                                "void t(void) { assert(add(1, 2) == 3); }"))
+    assert (c.verdict, c.reason) == ("no_tests", "main_in_code")
+    rust = static_verdict(_program("rust", "fn add(a: i32) -> i32 { a }", "fn helper() { assert_eq!(add(1), 1); }"))
+    assert (rust.verdict, rust.reason) == ("no_tests", "no_test_entry")
+
+
+def test_uncalled_test_functions_are_found_per_language():
+    assert build_program("shell", "f() { :; }", "test_f() { f; }\ntest_g() { f; }\ntest_g\n").meta["uncalled"] == \
+        ["test_f"]
+    try:
+        c = build_program("c", "int f(void) { return 1; }", "static void test_f(void) { assert(f()); }\n"
+                                                            "// test_f();\nint main(void) { return 0; }")
+    except Exception:  # noqa: BLE001 - no gcc here: the rule is the same for every language
+        return
+    assert c.meta["uncalled"] == ["test_f"] and "test_f();" in c.files["main.c"].split("// test_f")[1]
 
 
 def test_empty_tests_are_no_tests_in_every_language():
@@ -71,11 +138,17 @@ def _step(name="run", exit_code=0, sig=None, timed_out=False, report=(), stderr=
 
 PY = _program("python")
 JS = _program("javascript")
+N = "f00d"  # the run's nonce
 
 
 @pytest.mark.parametrize("steps, oom, verdict, detail_part", [
-    ([_step(report=["code", "tests", "done 3"])], False, "passed", "3 asserts"),
-    ([_step(report=["code", "tests", "done 0"])], False, "no_tests", "no assert ran"),
+    ([_step(report=["code", "tests", f"done {N} 3"])], False, "passed", "3 asserts"),
+    ([_step(report=["code", "tests", f"done {N} 0"])], False, "no_tests", "no assert ran"),
+    ([_step(report=["code", "tests", "done 5 3"])], False, "failed", "before its tests finished"),  # forged marker
+    ([_step(report=["code", "tests", "assert_failed tests.py:2", f"done {N} 3"])], False, "failed",
+     "assertion failed (tests.py:2)"),
+    ([_step(report=["code", "tests", "test_failed thread t", f"done {N} 3"])], False, "failed", "a test failed"),
+    ([_step(report=["code", "tests", "exit_early tests.py:4"])], False, "failed", "SystemExit(0) at tests.py:4"),
     ([_step(exit_code=0, report=["code", "exit_in_code"])], False, "failed", "before the tests ran"),
     ([_step(exit_code=1, report=["code", "error_in_code"], stderr="Traceback\nNameError: x")], False, "error",
      "NameError"),
@@ -92,8 +165,8 @@ JS = _program("javascript")
     ([], False, "error", "no step"),
 ])
 def test_classify_python(steps, oom, verdict, detail_part):
-    v = classify(PY, steps, oom_killed=oom)
-    assert v.verdict == verdict and detail_part in v.detail
+    v = classify(PY, steps, oom_killed=oom, nonce=N)
+    assert v.verdict == verdict and detail_part in v.detail and v.reason
 
 
 def test_classify_compiled_and_marker_languages():
@@ -102,6 +175,19 @@ def test_classify_compiled_and_marker_languages():
         == "compile error: main.c:1: error: expected ';'"
     assert classify(c, [_step("build", exit_code=None, timed_out=True)]).verdict == "timeout"
     assert classify(c, [_step("build"), _step(exit_code=None, sig=signal.SIGABRT)]).detail == "killed by SIGABRT"
-    assert classify(c, [_step("build"), _step()]).verdict == "passed"
-    assert classify(JS, [_step()]).detail == "the program exited before its tests finished"  # no marker
-    assert classify(JS, [_step(report=["done"])]).verdict == "passed"
+    assert classify(c, [_step("build"), _step(report=[f"done {N} 0"])], nonce=N).verdict == "passed"
+    assert classify(c, [_step("build"), _step(report=["done"])], nonce=N).reason == "exited_early"  # forged
+    asserts_only = _program("c", expects_asserts=True)
+    assert classify(asserts_only, [_step("build"), _step(report=[f"done {N} 0"])], nonce=N).reason == "no_assert_ran"
+    aborted = classify(c, [_step("build"), _step(exit_code=None, sig=signal.SIGABRT,
+                                                 report=["assert_failed main.c:3"])], nonce=N)
+    assert (aborted.reason, aborted.detail) == ("assertion_failed", "assertion failed at main.c:3")
+    assert classify(JS, [_step()], nonce=N).detail == "the program exited (status 0) before its tests finished"
+    assert classify(JS, [_step(report=[f"done {N} 1"])], nonce=N).verdict == "passed"
+    rust = _program("rust", libtest=True)
+    out = "running 2 tests\ntest result: ok. 2 passed; 0 failed; 0 ignored"
+    ok = classify(rust, [_step("build"), {**_step(report=[f"done {N}"]), "stdout_tail": out}], nonce=N)
+    assert (ok.verdict, ok.detail) == ("passed", "1 #[test] functions passed (libtest)")
+    none = classify(rust, [_step("build"), {**_step(report=[f"done {N}"]),
+                                            "stdout_tail": out.replace("2 passed", "1 passed")}], nonce=N)
+    assert none.reason == "no_test_ran"

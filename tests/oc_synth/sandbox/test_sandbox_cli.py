@@ -27,6 +27,13 @@ EXPECTED = {"ok": "passed", "wrong": "failed", "never_calls": "no_tests", "no_te
             "no_code": "error", "cobol": "error"}
 
 
+def read_stats(out):
+    for path in (out / ".oc" / "stats.json", out / "stats.json"):
+        if path.exists():
+            return json.loads(path.read_text())
+    raise AssertionError(f"no stats.json under {out}")
+
+
 def invoke(*args):
     return CliRunner().invoke(app, ["verify", *map(str, args)], catch_exceptions=False)
 
@@ -50,14 +57,19 @@ def test_default_keeps_passing_records_and_drops_the_rest_with_reasons(inp, tmp_
     gone, _ = read_file_records(dropped / "part-0.jsonl")
     assert {r["id"]: r["verdict"] for r in gone} == {k: v for k, v in EXPECTED.items() if k != "ok"}
     assert {r["id"]: r["drop_reasons"] for r in gone}["wrong"] == ["verify_failed"]
-    stats = json.loads((out / "stats.json").read_text())
+    stats = read_stats(out)
     assert stats["counters"]["bad_records"] == 1
     assert stats["groups"]["verdict"] == {"passed": 1, "failed": 1, "no_tests": 2, "timeout": 1, "error": 2}
+    # reasons are stable codes per verdict; the isolation in force is counted for every record
+    assert stats["groups"]["no_tests_because"] == {"no_reference": 1, "empty_tests": 1}
+    assert stats["groups"]["error_because"] == {"bad_record": 1, "unsupported_language": 1}
+    assert set(stats["groups"]["isolation"]) <= {"namespaces+seccomp", "namespaces"}
+    assert sum(stats["groups"]["isolation"].values()) == len(RECORDS)
 
     # rerun with the same options: nothing left to do, same totals
     again = invoke(inp, out, "--timeout", "1", "--workers", "1", "--dropped", dropped, "--quiet")
     assert again.exit_code == 0, again.output
-    assert json.loads((out / "stats.json").read_text())["groups"] == stats["groups"]
+    assert read_stats(out)["groups"] == stats["groups"]
 
 
 def test_all_writes_every_record_with_its_verdict(inp, tmp_path):
@@ -69,7 +81,8 @@ def test_all_writes_every_record_with_its_verdict(inp, tmp_path):
     by_id = {r["id"]: r for r in kept}
     assert "missing field 'code'" in by_id["no_code"]["verdict_detail"]
     assert "unsupported language 'COBOL'" in by_id["cobol"]["verdict_detail"]
-    assert "AssertionError" in by_id["wrong"]["stderr_tail"]
+    assert "AssertionError" in by_id["wrong"]["stderr_tail"] and by_id["wrong"]["verdict_reason"] == "assertion_failed"
+    assert by_id["ok"]["verdict_detail"] == "1 asserts ran; 1 sanity mutant failed"
 
 
 def test_bad_options_are_one_clear_error(inp, tmp_path, monkeypatch, capsys):

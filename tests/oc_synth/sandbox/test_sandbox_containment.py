@@ -153,7 +153,8 @@ def test_forking_memory_bomb_is_bounded_by_the_slot_cgroup(sandbox):
             "            os._exit(0)\n        kids.append(pid)\n"
             "    return [os.waitpid(k, 0)[1] for k in kids]\n")
     r = sandbox.run(build_program("python", code, "assert bomb() == [0, 0, 0]\n"))
-    assert r.verdict == "failed", (r.verdict, r.detail)  # a child was OOM-killed: its status is not 0
+    # a child was OOM-killed: its status is not 0 (on a loaded box, reclaim can take the 3 s limit first)
+    assert r.verdict in ("failed", "timeout"), (r.verdict, r.detail)
     cgroups = [s.cgroup for s in sandbox._slots if s.cgroup is not None]
     if not cgroups:
         pytest.skip("no writable memory cgroup here: only RLIMIT_AS bounds memory")
@@ -196,3 +197,41 @@ def test_disk_and_output_floods_are_capped_and_tmp_is_fresh_each_time(sandbox):
     r = probe(sandbox, "import os\ndef probe():\n    return sorted(os.listdir('/tmp'))\n"
                        "EXPECTED = ['solution.py', 'tests.py']\n")
     assert r.verdict == "passed", (r.detail, r.stderr_tail)
+
+
+def test_seccomp_denies_namespaces_keyrings_and_kernel_attack_surface(sandbox):
+    if "seccomp" not in sandbox.isolation_mode:
+        assert_still_works(sandbox)  # starts a zygote: the mode is known after that
+    if sandbox.isolation_mode != "namespaces+seccomp":
+        pytest.skip(f"no seccomp here ({sandbox.isolation_mode}): apt-get install python3-seccomp")
+    # x86_64 numbers; each call must fail with EPERM (clone3 and io_uring: ENOSYS, so libraries fall back)
+    code = ("import ctypes, errno, os, platform\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "CALLS = {'unshare_user': (272, 0x10000000), 'add_key': (248, b'user', b'k', b'v', 1, -3),\n"
+            "         'keyctl': (250, 0, -3), 'ptrace': (101, 0), 'bpf': (321, 0, 0, 0), 'mount': (165, b'none', "
+            "b'/tmp', b'tmpfs', 0, 0),\n         'perf_event_open': (298, 0, 0, -1, -1, 0), 'clone_newuser': (56, "
+            "0x10000000 | 17, 0, 0, 0, 0), 'clone3': (435, 0, 0), 'io_uring_setup': (425, 1, 0)}\n"
+            "def probe():\n    if platform.machine() != 'x86_64':\n        return EXPECTED\n    out = {}\n"
+            "    for name, (nr, *args) in CALLS.items():\n        ret = libc.syscall(nr, *args)\n"
+            "        out[name] = errno.errorcode.get(ctypes.get_errno(), ret) if ret == -1 else 'allowed'\n"
+            "        if ret == 0 and name == 'clone_newuser':\n            os._exit(0)\n    return out\n"
+            "EXPECTED = {n: 'EPERM' for n in CALLS}\nEXPECTED.update(clone3='ENOSYS', io_uring_setup='ENOSYS')\n")
+    r = probe(sandbox, code)
+    assert r.verdict == "passed", (r.detail, r.stderr_tail)
+    threads = probe(sandbox, "import os, threading\ndef probe():\n    t = threading.Thread(target=lambda: None)\n"
+                             "    t.start()\n    t.join()\n    pid = os.fork()\n    if pid == 0:\n"
+                             "        os._exit(7)\n    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])\n"
+                             "EXPECTED = 7\n")
+    assert threads.verdict == "passed", (threads.detail, threads.stderr_tail)  # clone for threads is still allowed
+
+
+def test_keyrings_do_not_leak_between_programs(sandbox):
+    assert_still_works(sandbox)
+    if sandbox.isolation_mode != "namespaces+seccomp":
+        pytest.skip(f"no seccomp here ({sandbox.isolation_mode}): apt-get install python3-seccomp")
+    code = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "def probe():\n    return [libc.syscall(248, b'user', b'oc-leak', b'secret', 6, -3),\n"
+            "            libc.syscall(249, b'user', b'oc-leak', None, 0)]\n"  # add_key, request_key
+            "EXPECTED = [-1, -1]\n")
+    for _ in range(2):  # the second program would find the first one's key if keyrings were shared
+        r = probe(sandbox, code)
+        assert r.verdict == "passed", (r.detail, r.stderr_tail)

@@ -11,7 +11,9 @@ CASES = {
     "wrong": (F, "assert f(1) == 3\n", "failed", "AssertionError"),
     "assert_in_helper": (F, "def check(c):\n    assert c(1) == 2\ncheck(f)\n", "passed", "1 asserts ran"),
     "calls_but_never_asserts": (F, "f(1)\nprint(f(2))\n", "no_tests", "no assert ran"),
-    "asserts_in_uncalled_function": (F, "def test_f():\n    assert f(1) == 2\n", "no_tests", "no assert ran"),
+    "asserts_in_uncalled_function": (F, "def test_f():\n    assert f(1) == 2\n", "passed", "1 asserts ran"),  # run
+    "uncalled_function_that_fails": (F, "def test_f():\n    assert f(1) == 3\n", "failed", "AssertionError"),
+    "uncalled_with_fixture_argument": (F, "def test_f(tmp_path):\n    assert f(1) == 2\n", "no_tests", "no assert ran"),
     "never_references_code": (F, "assert 2 == 2\n", "no_tests", "reference nothing"),
     "exception_in_tests": (F, "assert f('a') == 2\n", "failed", "TypeError"),
     "exception_in_code": ("import no_such_module\n" + F, "assert f(1) == 2\n", "error", "ModuleNotFoundError"),
@@ -56,7 +58,8 @@ def test_failure_keeps_the_traceback_tail(results):
 def test_output_and_fields(sandbox):
     r = sandbox.run(build_program("python", F, "print('hello', f(1))\nassert f(1) == 2\n"))
     assert r.stdout_tail == "hello 2\n"
-    assert set(r.record_fields()) == {"verdict", "passed", "verdict_detail", "stderr_tail", "runtime_s"}
+    assert set(r.record_fields()) == {"verdict", "passed", "verdict_detail", "verdict_reason", "stderr_tail",
+                                      "runtime_s"}
 
 
 def test_same_input_same_verdicts(sandbox, results):
