@@ -21,6 +21,8 @@ back (with "c++" -> "cpp", "c#" -> "csharp", the spelling the filter's signals a
 
 Usage: python scripts/build_opencoder_table.py GIT_DIR [COMMIT]
   GIT_DIR: a clone of OpenCoder-llm/opc_data_filtering (a bare mirror is fine); COMMIT defaults to PINNED_COMMIT.
+       python scripts/build_opencoder_table.py --differences
+  prints, as Markdown, every difference between the opencoder and linguist tables (docs/curation.md carries it).
 """
 
 from __future__ import annotations
@@ -116,7 +118,51 @@ def main(git_dir: str, commit: str = PINNED_COMMIT) -> None:
           f"types, {len(data['excluded'])} exclusions from {commit[:12]} to {OUT.relative_to(ROOT)}")
 
 
+def differences() -> str:
+    """Every extension, file name and type on which ``--languages opencoder`` and ``--languages linguist`` differ."""
+    sys.path.insert(0, str(ROOT))
+    from oc_synth.curate.languages import language_table
+    from oc_synth.curate.signals.document import program_lang
+
+    oc, li = language_table("opencoder"), language_table("linguist")
+    data = json.loads(OUT.read_text(encoding="utf-8"))
+
+    def state(lang: object) -> str:
+        return "excluded" if lang.excluded else lang.doc_type
+
+    def show(lang: object) -> str:
+        return "unknown (dropped)" if lang is None else f"{lang.name} ({state(lang)})"
+
+    def key(lang: object) -> tuple:
+        return (None,) if lang is None else (program_lang(lang.name), lang.excluded or lang.doc_type)
+
+    rows = {"extension": [], "file name": []}
+    linguist_exts = {e for e in li._by_ext}  # noqa: SLF001 - our own table
+    for ext in sorted(set(data["extensions"]) | {e[1:] for e in linguist_exts}, key=str.lower):
+        a, b = oc.detect(f"x.{ext}"), li.detect(f"x.{ext}")
+        if key(a) != key(b):
+            rows["extension"].append(f"`.{ext}`: {show(a)} / {show(b)}")
+    for name in sorted(set(data["filenames"]) | set(li._by_name), key=str.lower):  # noqa: SLF001
+        a, b = oc.detect(name), li.detect(name)
+        if key(a) != key(b):
+            rows["file name"].append(f"`{name}`: {show(a)} / {show(b)}")
+    types = []
+    for name, lang in sorted(oc.languages.items(), key=lambda kv: kv[0].lower()):
+        other = next((x for x in li.languages.values() if program_lang(x.name) == program_lang(name)), None)
+        if other is not None and (lang.excluded, lang.doc_type) != (other.excluded, other.doc_type):
+            types.append(f"{name}: {state(lang)} / {state(other)}")
+    out = ["Each item: opencoder / linguist. `.h` under linguist also looks at the content (C, C++ or "
+           "Objective-C); extensions are case-sensitive under opencoder, lower-cased under linguist."]
+    out.append(f"\n**Doc type or exclusion of the same language ({len(types)})**: " + "; ".join(types) + ".")
+    for what, items in rows.items():
+        out.append(f"\n**By {what} ({len(items)})**: " + "; ".join(items) + ".")
+    return "\n".join(out) + "\n"
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--differences"]:
+        print(differences(), end="")
+        raise SystemExit(0)
     if len(sys.argv) not in (2, 3):
         raise SystemExit(__doc__)
     main(*sys.argv[1:])
