@@ -58,7 +58,7 @@ def step_make(args) -> dict:
 
     model = _model_config(args)
     dtype = DTYPES[args.dtype]
-    shapes = lm.hf_tensor_shapes(lm.Dims.of(model), model.num_layers)
+    shapes = lm.Table.of(model).hf_tensor_shapes(lm.Dims.of(model), model.num_layers)
     out = Path(args.work) / "hf"
     out.mkdir(parents=True)
     gen = torch.Generator().manual_seed(0)

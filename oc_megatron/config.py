@@ -29,6 +29,11 @@ class ParallelConfig(StrictModel):
     tensor: PositiveInt = Field(1, description="tensor-parallel size; must divide the attention and KV heads")
     pipeline: PositiveInt = 1
     virtual_pipeline: PositiveInt | None = Field(None, description="model chunks per pipeline rank (interleaved)")
+    num_layers_in_first_pipeline_stage: PositiveInt | None = Field(
+        None, description="uneven pipeline split (Megatron-Core's key): layers on the first stage; the stages "
+                          "between first and last share the rest evenly")
+    num_layers_in_last_pipeline_stage: PositiveInt | None = Field(
+        None, description="uneven pipeline split (Megatron-Core's key): layers on the last stage")
     sequence_parallel: bool = Field(False, description="shard norms/dropout activations over TP ranks (TP > 1)")
     context_parallel: PositiveInt = 1
     distributed_optimizer: bool = Field(True, description="shard optimizer state over data-parallel ranks")
@@ -267,12 +272,7 @@ class TrainConfig(StrictModel):
                               f"valid sizes: {', '.join(map(str, m.valid_tensor_parallel_sizes()))}")
         if p.sequence_parallel and p.tensor == 1:
             raise ConfigError("parallel.sequence_parallel: needs parallel.tensor > 1")
-        if p.virtual_pipeline is not None and p.pipeline == 1:
-            raise ConfigError("parallel.virtual_pipeline: needs parallel.pipeline > 1")
-        stages = p.pipeline * (p.virtual_pipeline or 1)
-        if m.num_layers % stages:
-            raise ConfigError(f"parallel.pipeline: model.num_layers ({m.num_layers}) is not divisible by pipeline x "
-                              f"virtual_pipeline ({stages})")
+        self.pipeline_stage_layers()
         if p.context_parallel > 1:
             raise ConfigError("parallel.context_parallel: > 1 is not supported by this trainer yet")
         mp = p.tensor * p.pipeline * p.context_parallel
@@ -292,12 +292,17 @@ class TrainConfig(StrictModel):
                               "sequence parallelism")
         pr = self.precision
         if pr.fp8 is not None and not te:
+            from oc_megatron.models.specs import te_unavailable_reason
+
             raise ConfigError(f"precision.fp8: {pr.fp8!r} needs Transformer Engine and a CUDA GPU "
-                              f"({'no CUDA device' if not cuda else 'transformer_engine not importable'})")
+                              f"({'no CUDA device' if not cuda else te_unavailable_reason()})")
         if pr.fp8 is not None and pr.layer_spec == "local":
             raise ConfigError("precision.fp8: needs precision.layer_spec te or auto (FP8 runs in TE modules)")
         if pr.layer_spec == "te" and not te:
-            raise ConfigError("precision.layer_spec: 'te' needs Transformer Engine and a CUDA GPU")
+            from oc_megatron.models.specs import te_unavailable_reason
+
+            raise ConfigError(f"precision.layer_spec: 'te' needs Transformer Engine and a CUDA GPU "
+                              f"({te_unavailable_reason()})")
         if pr.dtype == "bf16" and not cuda:
             raise ConfigError("precision.dtype: bf16 needs a CUDA GPU (on CPU the trainer runs fp32)")
         if self.checkpoint.async_save and not cuda:
@@ -307,6 +312,21 @@ class TrainConfig(StrictModel):
         init = self.checkpoint.init_from
         if not (init and init.keep_lr) and self.optimizer.min_lr > self.optimizer.lr:
             raise ConfigError(f"optimizer.min_lr: {self.optimizer.min_lr} is above optimizer.lr {self.optimizer.lr}")
+
+    def pipeline_stage_layers(self) -> list[int]:
+        """Decoder layers per pipeline stage (Megatron-Core's rules); ConfigError naming the key when they fail."""
+        from oc_megatron.models.opencoder import pipeline_stage_layers
+
+        p = self.parallel
+        if p.virtual_pipeline is not None and p.pipeline == 1:
+            raise ConfigError("parallel.virtual_pipeline: needs parallel.pipeline > 1")
+        uneven = p.num_layers_in_first_pipeline_stage is not None or p.num_layers_in_last_pipeline_stage is not None
+        try:
+            return pipeline_stage_layers(self.model.num_layers, p.pipeline, p.virtual_pipeline,
+                                         p.num_layers_in_first_pipeline_stage, p.num_layers_in_last_pipeline_stage)
+        except ValueError as e:
+            key = "parallel.num_layers_in_first/last_pipeline_stage" if uneven else "parallel.pipeline"
+            raise ConfigError(f"{key}: model.num_layers ({self.model.num_layers}): {e}") from None
 
     def check_schedule(self, iters: int) -> None:
         """The schedule fits in ``iters`` steps (SFT knows its iters only once the data is read)."""

@@ -9,7 +9,8 @@ import typer
 
 from oc_common.log import console
 
-app = typer.Typer(help="Convert checkpoints between Megatron-Core (torch_dist) and Hugging Face (LlamaForCausalLM).",
+app = typer.Typer(help="Convert checkpoints between Megatron-Core (torch_dist) and Hugging Face (LlamaForCausalLM, "
+                       "Qwen2ForCausalLM).",
                   no_args_is_help=True)
 
 
@@ -35,7 +36,7 @@ def to_hf_command(
                                        "the model, only for checkpoints that record no model config."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace HF_DIR if it exists."),
 ) -> None:
-    """Export a Megatron-Core checkpoint as a Hugging Face LlamaForCausalLM (transformers, vLLM)."""
+    """Export a Megatron-Core checkpoint as a Hugging Face LlamaForCausalLM / Qwen2ForCausalLM (transformers, vLLM)."""
     from oc_megatron.convert.to_hf import to_hf
 
     r = to_hf(ckpt_dir, hf_dir, iteration=iteration, dtype=dtype, max_shard_size=max_shard_size,
@@ -46,12 +47,24 @@ def to_hf_command(
 
 @app.command("from-hf")
 def from_hf_command(
-    hf_dir: Path = typer.Argument(..., help="HF LlamaForCausalLM directory (config.json + safetensors)."),
+    hf_dir: Path = typer.Argument(..., help="HF LlamaForCausalLM or Qwen2ForCausalLM directory (config.json + "
+                                  "safetensors)."),
     ckpt_dir: Path = typer.Argument(..., help="Output checkpoint directory (iter_0000000 + latest file; written "
                                     "atomically; must be empty or absent unless --overwrite)."),
-    tp: int = typer.Option(1, "--tp", help="Tensor-parallel size the checkpoint is meant for; checked against the "
-                           "heads, KV heads, FFN and vocabulary. (torch_dist loads at any layout.)"),
-    pp: int = typer.Option(1, "--pp", help="Pipeline-parallel size; must divide the number of layers."),
+    tp: int = typer.Option(1, "--tp", help="Tensor-parallel size the checkpoint is meant for: checked against the "
+                           "heads, KV heads and FFN, and sets the vocabulary padding (rounded up to a multiple of "
+                           "--make-vocab-size-divisible-by x TP). (torch_dist loads at any layout.)"),
+    pp: int = typer.Option(1, "--pp", help="Pipeline-parallel size; must divide the number of layers unless "
+                           "--first-stage-layers / --last-stage-layers give an uneven split."),
+    first_stage_layers: int | None = typer.Option(
+        None, "--first-stage-layers", help="Uneven pipeline split: layers on the first stage (Megatron-Core's "
+        "num_layers_in_first_pipeline_stage; train with parallel.num_layers_in_first_pipeline_stage)."),
+    last_stage_layers: int | None = typer.Option(
+        None, "--last-stage-layers", help="Uneven pipeline split: layers on the last stage (Megatron-Core's "
+        "num_layers_in_last_pipeline_stage)."),
+    vocab_divisor: int = typer.Option(
+        128, "--make-vocab-size-divisible-by", help="Pad the embedding rows to a multiple of this x --tp "
+        "(Megatron's rule and default); recorded as model.make_vocab_size_divisible_by. to-hf removes the padding."),
     preset: str | None = typer.Option(None, "--preset", help="Require the HF model to match this preset's "
                                          "architecture (opencoder-1.5b, opencoder-8b, tiny) and record its name."),
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = typer.Option(
@@ -60,8 +73,11 @@ def from_hf_command(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace CKPT_DIR if it exists."),
 ) -> None:
-    """Import a Hugging Face Llama model as a Megatron-Core checkpoint (e.g. to start SFT from a released model)."""
+    """Import a Hugging Face Llama / Qwen2 model as a Megatron-Core checkpoint (e.g. to start SFT from a released
+    model)."""
     from oc_megatron.convert.from_hf import from_hf
 
-    r = from_hf(hf_dir, ckpt_dir, tp=tp, pp=pp, preset=preset, dtype=dtype, overwrite=overwrite)
+    r = from_hf(hf_dir, ckpt_dir, tp=tp, pp=pp, first_stage_layers=first_stage_layers,
+                last_stage_layers=last_stage_layers, make_vocab_size_divisible_by=vocab_divisor, preset=preset,
+                dtype=dtype, overwrite=overwrite)
     console.print(f"from-hf: {hf_dir} -> {r.checkpoint} ({r.dtype}, {r.tensors} tensors, {r.seconds:.1f} s)")

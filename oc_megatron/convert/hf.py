@@ -1,4 +1,4 @@
-"""Hugging Face model directories: config translation, streaming safetensors I/O with an index, tokenizer files.
+"""Hugging Face model directories (Llama, Qwen2): config translation, streaming safetensors I/O, tokenizer files.
 
 Safetensors is read and written here with plain file I/O rather than through the ``safetensors`` package, for two
 reasons that matter for an 8B model on a 24 GiB machine:
@@ -217,37 +217,50 @@ def _rope(cfg: dict[str, Any]) -> tuple[float, str | None]:
 # The ModelConfig fields that define the architecture (the weights' shapes and the forward pass); seq_length and
 # init_method_std may differ between a checkpoint and a preset without changing what the weights mean.
 ARCHITECTURE_FIELDS = ("num_layers", "hidden_size", "num_attention_heads", "num_query_groups", "ffn_hidden_size",
-                       "vocab_size", "rotary_base", "norm_epsilon")
+                       "vocab_size", "rotary_base", "norm_epsilon", "tie_embeddings", "qkv_bias")
+
+# The HF families we convert: model_type -> architecture class. A Qwen2 is a Llama with biases on q/k/v (and only
+# there); anything else about them maps the same way.
+HF_ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
 
 
-def model_config_from_hf(cfg: dict[str, Any], source: str, preset: str | None = None):
-    """Our ``ModelConfig`` for a HF Llama config; anything we cannot represent exactly is an error naming the key."""
+def model_config_from_hf(cfg: dict[str, Any], source: str, preset: str | None = None,
+                         make_vocab_size_divisible_by: int = 128):
+    """Our ``ModelConfig`` for a HF Llama / Qwen2 config; anything we cannot represent exactly is an error naming
+    the key."""
     from oc_megatron.models.opencoder import PRESETS, ModelConfig
 
+    model_type = cfg.get("model_type")
     archs = cfg.get("architectures") or []
-    if cfg.get("model_type") != "llama" or (archs and "LlamaForCausalLM" not in archs):
-        raise ConversionError(f"{source}: not a Llama model (model_type={cfg.get('model_type')!r}, "
-                              f"architectures={archs}); only LlamaForCausalLM checkpoints convert")
+    if model_type not in HF_ARCHITECTURES or (archs and HF_ARCHITECTURES[model_type] not in archs):
+        raise ConversionError(f"{source}: not a Llama or Qwen2 model (model_type={model_type!r}, "
+                              f"architectures={archs}); only {', '.join(HF_ARCHITECTURES.values())} checkpoints "
+                              "convert")
+    qwen2 = model_type == "qwen2"
     theta, scaling = _rope(cfg)
     heads = cfg["num_attention_heads"]
     unsupported = {
         "rope scaling": scaling,
-        "tie_word_embeddings": cfg.get("tie_word_embeddings", False) or None,
-        "attention_bias": cfg.get("attention_bias") or None,
+        # Llama's attention_bias puts a bias on o_proj too, which Megatron's add_qkv_bias does not cover.
+        "attention_bias": None if qwen2 else (cfg.get("attention_bias") or None),
         "mlp_bias": cfg.get("mlp_bias") or None,
+        "use_sliding_window": (cfg.get("use_sliding_window") or None) if qwen2 else None,
         "hidden_act": None if cfg.get("hidden_act", "silu") == "silu" else cfg.get("hidden_act"),
         "head_dim": None if cfg.get("head_dim") in (None, cfg["hidden_size"] // heads) else cfg.get("head_dim"),
     }
     bad = {k: v for k, v in unsupported.items() if v is not None}
     if bad:
         detail = ", ".join(f"{k}={v!r}" for k, v in bad.items())
-        raise ConversionError(f"{source}: unsupported Llama variant ({detail}); OpenCoder models are untied, bias-free "
-                              "SwiGLU Llamas with head_dim = hidden_size / num_attention_heads and plain RoPE")
+        raise ConversionError(f"{source}: unsupported {model_type} variant ({detail}); supported: SwiGLU Llama / "
+                              "Qwen2 decoders with head_dim = hidden_size / num_attention_heads, plain RoPE, no "
+                              "biases except Qwen2's q/k/v ones, tied or untied embeddings")
     values = dict(
         num_layers=cfg["num_hidden_layers"], hidden_size=cfg["hidden_size"], num_attention_heads=heads,
         num_query_groups=cfg.get("num_key_value_heads") or heads, ffn_hidden_size=cfg["intermediate_size"],
         vocab_size=cfg["vocab_size"], seq_length=cfg.get("max_position_embeddings", 4096), rotary_base=theta,
         norm_epsilon=cfg.get("rms_norm_eps", 1e-6), init_method_std=cfg.get("initializer_range", 0.02),
+        tie_embeddings=bool(cfg.get("tie_word_embeddings", False)), qkv_bias=qwen2,
+        make_vocab_size_divisible_by=make_vocab_size_divisible_by,
     )
     if preset is not None:
         if preset not in PRESETS:
@@ -266,23 +279,26 @@ def model_config_from_hf(cfg: dict[str, Any], source: str, preset: str | None = 
 
 def hf_config(model, dtype: torch.dtype, bos_token_id: int | None, eos_token_id: int | list[int] | None
               ) -> dict[str, Any]:  # noqa: ANN001 - ModelConfig
-    """``config.json`` of ``LlamaForCausalLM`` for our model config.
+    """``config.json`` of ``LlamaForCausalLM`` (``Qwen2ForCausalLM`` for a model with q/k/v biases).
 
     RoPE theta is written both ways: ``rope_parameters`` (transformers >= 5) and ``rope_theta`` (transformers 4.x and
     the vLLM releases built on it), so every reader gets OpenCoder's theta (500,000 for 8B), never a default.
     """
     import transformers
 
+    model_type = "qwen2" if model.qkv_bias else "llama"
+    family = ({"use_sliding_window": False, "sliding_window": None, "max_window_layers": model.num_layers}
+              if model.qkv_bias else
+              {"head_dim": model.head_dim, "attention_bias": False, "mlp_bias": False, "pretraining_tp": 1})
     return {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
+        "architectures": [HF_ARCHITECTURES[model_type]],
+        "model_type": model_type,
         "vocab_size": model.vocab_size,
         "hidden_size": model.hidden_size,
         "intermediate_size": model.ffn_hidden_size,
         "num_hidden_layers": model.num_layers,
         "num_attention_heads": model.num_attention_heads,
         "num_key_value_heads": model.num_query_groups,
-        "head_dim": model.head_dim,
         "hidden_act": "silu",
         "max_position_embeddings": model.seq_length,
         "initializer_range": model.init_method_std,
@@ -290,11 +306,9 @@ def hf_config(model, dtype: torch.dtype, bos_token_id: int | None, eos_token_id:
         "rope_theta": model.rotary_base,
         "rope_scaling": None,
         "rope_parameters": {"rope_type": "default", "rope_theta": model.rotary_base},
-        "attention_bias": False,
         "attention_dropout": 0.0,
-        "mlp_bias": False,
-        "pretraining_tp": 1,
-        "tie_word_embeddings": False,
+        **family,
+        "tie_word_embeddings": model.tie_embeddings,
         "bos_token_id": bos_token_id,
         "eos_token_id": eos_token_id,
         "use_cache": True,

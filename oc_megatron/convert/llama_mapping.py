@@ -15,14 +15,21 @@ TP / PP they were saved at, and re-shard them on load:
 * the layer norms are stored under the names of Transformer Engine's fused LayerNorm+Linear
   (``linear_qkv.layer_norm_weight``, ``linear_fc1.layer_norm_weight``) by both layer specs (see ``models/specs.py``).
 
-So the rules here never depend on the parallel layout: three kinds of mapping, after Megatron-Bridge's
+So the rules here never depend on the parallel layout: four kinds of mapping, after Megatron-Bridge's
 ``AutoMapping`` / ``QKVMapping`` / ``GatedMLPMapping``:
 
 * :class:`Direct`: one tensor, same layout on both sides;
+* :class:`VocabRows`: the embedding / output matrix; Megatron's has the padded vocabulary's rows (see
+  ``models/opencoder.py``): HF -> Megatron appends padding rows (copies of the last real row, as Megatron-LM's
+  checkpoint converter does), Megatron -> HF keeps the real rows, so the round trip is exact;
 * :class:`GroupedQKV`: per query group ``g`` the fused rows are ``[q heads of g | k head g | v head g]``
-  (``heads / groups`` query heads then one key and one value head, each ``head_dim`` rows);
-  MHA is the case ``groups == heads``;
+  (``heads / groups`` query heads then one key and one value head, each ``head_dim`` rows); MHA is the case
+  ``groups == heads``; the same rule places Qwen2's q/k/v biases in ``linear_qkv.bias``;
 * :class:`GatedMLP`: ``linear_fc1 = cat([gate_proj, up_proj])``.
+
+Which entries a model has is :meth:`Table.of`: OpenCoder's (untied, bias-free Llama), plus Qwen2's q/k/v biases
+(``qkv_bias``), minus the output matrix when the embeddings are tied (Megatron-Core then saves only
+``embedding.word_embeddings.weight``; HF files may or may not carry a copy as ``lm_head.weight``).
 
 Both sides use rotate-half RoPE (Megatron-Core's ``rotary_interleaved=False``, HF's ``rotate_half``), so q and k need
 no permutation. With this table TP-1 logits are bitwise equal to transformers' (docs/platform.md).
@@ -41,34 +48,34 @@ import torch
 __all__ = [
     "Dims",
     "Direct",
+    "VocabRows",
     "GroupedQKV",
     "GatedMLP",
-    "FIRST",
-    "PER_LAYER",
-    "LAST",
-    "mappings",
-    "hf_tensor_shapes",
+    "Table",
     "IGNORED_HF_TENSORS",
 ]
 
 
 @dataclass(frozen=True)
 class Dims:
-    """The dimensions tensor shapes are written in (all from the model config)."""
+    """The dimensions tensor shapes are written in (all from the model config and the checkpoint's padding)."""
 
-    vocab: int  # V: embedding rows (= HF vocab_size; never padded further, see models/opencoder.py)
+    vocab: int  # V: the vocabulary (= HF vocab_size, HF's embedding rows)
     hidden: int  # H
     heads: int
     groups: int  # key/value heads (num_query_groups = num_key_value_heads)
     head_dim: int
     ffn: int  # F
+    vocab_rows: int | None = None  # Vp: Megatron's embedding rows (the padded vocabulary); default V
 
     def size(self, name: str) -> int:
         return {
             "V": self.vocab,
+            "Vp": self.vocab_rows or self.vocab,
             "H": self.hidden,
             "Q": self.heads * self.head_dim,  # all query heads
             "KV": self.groups * self.head_dim,  # all key (or value) heads
+            "QKV": (self.heads + 2 * self.groups) * self.head_dim,
             "F": self.ffn,
         }[name]
 
@@ -76,9 +83,10 @@ class Dims:
         return tuple(self.size(d) for d in spec)
 
     @classmethod
-    def of(cls, model) -> Dims:  # noqa: ANN001 - oc_megatron.models.opencoder.ModelConfig
+    def of(cls, model, vocab_rows: int | None = None) -> Dims:  # noqa: ANN001 - models.opencoder.ModelConfig
         return cls(vocab=model.vocab_size, hidden=model.hidden_size, heads=model.num_attention_heads,
-                   groups=model.num_query_groups, head_dim=model.head_dim, ffn=model.ffn_hidden_size)
+                   groups=model.num_query_groups, head_dim=model.head_dim, ffn=model.ffn_hidden_size,
+                   vocab_rows=vocab_rows)
 
 
 def _at(template: str, layer: int | None) -> str:
@@ -107,6 +115,30 @@ class Direct:
 
 
 @dataclass(frozen=True)
+class VocabRows:
+    """The embedding or output matrix: HF's ``[V, H]`` is the first V of Megatron's ``[Vp, H]`` rows."""
+
+    megatron: str
+    hf: str
+
+    def megatron_shape(self, d: Dims) -> tuple[int, ...]:
+        return d.shape(("Vp", "H"))
+
+    def hf_shapes(self, d: Dims, layer: int | None = None) -> dict[str, tuple[int, ...]]:
+        return {_at(self.hf, layer): d.shape(("V", "H"))}
+
+    def to_hf(self, t: torch.Tensor, d: Dims, layer: int | None = None) -> dict[str, torch.Tensor]:
+        return {_at(self.hf, layer): t[: d.vocab].contiguous()}
+
+    def to_megatron(self, hf: dict[str, torch.Tensor], d: Dims, layer: int | None = None) -> torch.Tensor:
+        t = hf[_at(self.hf, layer)]
+        padding = d.size("Vp") - d.vocab
+        if padding <= 0:
+            return t
+        return torch.cat([t, t[-1:].expand(padding, -1)])
+
+
+@dataclass(frozen=True)
 class GroupedQKV:
     """Megatron's fused ``linear_qkv`` <- HF ``q_proj``, ``k_proj``, ``v_proj``, grouped by query group.
 
@@ -119,29 +151,32 @@ class GroupedQKV:
     q: str
     k: str
     v: str
+    trailing: tuple[str, ...] = ("H",)  # ("H",) for the weights, () for the biases
 
     def megatron_shape(self, d: Dims) -> tuple[int, ...]:
-        return (d.size("Q") + 2 * d.size("KV"), d.hidden)
+        return d.shape(("QKV", *self.trailing))
 
     def hf_shapes(self, d: Dims, layer: int | None = None) -> dict[str, tuple[int, ...]]:
-        return {_at(self.q, layer): d.shape(("Q", "H")), _at(self.k, layer): d.shape(("KV", "H")),
-                _at(self.v, layer): d.shape(("KV", "H"))}
+        return {_at(self.q, layer): d.shape(("Q", *self.trailing)), _at(self.k, layer): d.shape(("KV", *self.trailing)),
+                _at(self.v, layer): d.shape(("KV", *self.trailing))}
 
     def to_megatron(self, hf: dict[str, torch.Tensor], d: Dims, layer: int | None = None) -> torch.Tensor:
         q, k, v = (hf[_at(n, layer)] for n in (self.q, self.k, self.v))
+        rest = d.shape(self.trailing)
         per_group = d.heads // d.groups * d.head_dim
-        fused = torch.cat([q.reshape(d.groups, per_group, d.hidden),
-                           k.reshape(d.groups, d.head_dim, d.hidden),
-                           v.reshape(d.groups, d.head_dim, d.hidden)], dim=1)
-        return fused.reshape(-1, d.hidden)
+        fused = torch.cat([q.reshape(d.groups, per_group, *rest),
+                           k.reshape(d.groups, d.head_dim, *rest),
+                           v.reshape(d.groups, d.head_dim, *rest)], dim=1)
+        return fused.reshape(-1, *rest)
 
     def to_hf(self, t: torch.Tensor, d: Dims, layer: int | None = None) -> dict[str, torch.Tensor]:
+        rest = d.shape(self.trailing)
         per_group = d.heads // d.groups * d.head_dim
-        q, k, v = t.reshape(d.groups, per_group + 2 * d.head_dim, d.hidden).split(
+        q, k, v = t.reshape(d.groups, per_group + 2 * d.head_dim, *rest).split(
             [per_group, d.head_dim, d.head_dim], dim=1)
-        return {_at(self.q, layer): q.reshape(-1, d.hidden).contiguous(),
-                _at(self.k, layer): k.reshape(-1, d.hidden).contiguous(),
-                _at(self.v, layer): v.reshape(-1, d.hidden).contiguous()}
+        return {_at(self.q, layer): q.reshape(-1, *rest).contiguous(),
+                _at(self.k, layer): k.reshape(-1, *rest).contiguous(),
+                _at(self.v, layer): v.reshape(-1, *rest).contiguous()}
 
 
 @dataclass(frozen=True)
@@ -166,57 +201,75 @@ class GatedMLP:
         return {_at(self.gate, layer): gate.contiguous(), _at(self.up, layer): up.contiguous()}
 
 
-Mapping = Direct | GroupedQKV | GatedMLP
+Mapping = Direct | VocabRows | GroupedQKV | GatedMLP
 
 # ------------------------------------------------------------------------------------------------------------------
 # The table, in forward order (HF files written by to-hf hold the tensors in this order).
 
-FIRST: tuple[Mapping, ...] = (
-    Direct("embedding.word_embeddings.weight", "model.embed_tokens.weight", ("V", "H")),
-)
-
-PER_LAYER: tuple[Mapping, ...] = (
-    Direct("decoder.layers.{i}.self_attention.linear_qkv.layer_norm_weight",
-           "model.layers.{i}.input_layernorm.weight", ("H",)),
-    GroupedQKV("decoder.layers.{i}.self_attention.linear_qkv.weight",
-               q="model.layers.{i}.self_attn.q_proj.weight",
-               k="model.layers.{i}.self_attn.k_proj.weight",
-               v="model.layers.{i}.self_attn.v_proj.weight"),
-    Direct("decoder.layers.{i}.self_attention.linear_proj.weight",
-           "model.layers.{i}.self_attn.o_proj.weight", ("H", "Q")),
-    Direct("decoder.layers.{i}.mlp.linear_fc1.layer_norm_weight",
-           "model.layers.{i}.post_attention_layernorm.weight", ("H",)),
-    GatedMLP("decoder.layers.{i}.mlp.linear_fc1.weight",
-             gate="model.layers.{i}.mlp.gate_proj.weight",
-             up="model.layers.{i}.mlp.up_proj.weight"),
-    Direct("decoder.layers.{i}.mlp.linear_fc2.weight",
-           "model.layers.{i}.mlp.down_proj.weight", ("H", "F")),
-)
-
-LAST: tuple[Mapping, ...] = (
-    Direct("decoder.final_layernorm.weight", "model.norm.weight", ("H",)),
-    # Untied: OpenCoder has a separate output matrix (``tie_word_embeddings: false``).
-    Direct("output_layer.weight", "lm_head.weight", ("V", "H")),
-)
+_EMBEDDING = VocabRows("embedding.word_embeddings.weight", "model.embed_tokens.weight")
+_INPUT_NORM = Direct("decoder.layers.{i}.self_attention.linear_qkv.layer_norm_weight",
+                     "model.layers.{i}.input_layernorm.weight", ("H",))
+_QKV = GroupedQKV("decoder.layers.{i}.self_attention.linear_qkv.weight",
+                  q="model.layers.{i}.self_attn.q_proj.weight",
+                  k="model.layers.{i}.self_attn.k_proj.weight",
+                  v="model.layers.{i}.self_attn.v_proj.weight")
+_QKV_BIAS = GroupedQKV("decoder.layers.{i}.self_attention.linear_qkv.bias",  # Qwen2
+                       q="model.layers.{i}.self_attn.q_proj.bias",
+                       k="model.layers.{i}.self_attn.k_proj.bias",
+                       v="model.layers.{i}.self_attn.v_proj.bias", trailing=())
+_PROJ = Direct("decoder.layers.{i}.self_attention.linear_proj.weight", "model.layers.{i}.self_attn.o_proj.weight",
+               ("H", "Q"))
+_MLP_NORM = Direct("decoder.layers.{i}.mlp.linear_fc1.layer_norm_weight",
+                   "model.layers.{i}.post_attention_layernorm.weight", ("H",))
+_FC1 = GatedMLP("decoder.layers.{i}.mlp.linear_fc1.weight",
+                gate="model.layers.{i}.mlp.gate_proj.weight", up="model.layers.{i}.mlp.up_proj.weight")
+_FC2 = Direct("decoder.layers.{i}.mlp.linear_fc2.weight", "model.layers.{i}.mlp.down_proj.weight", ("H", "F"))
+_FINAL_NORM = Direct("decoder.final_layernorm.weight", "model.norm.weight", ("H",))
+_OUTPUT = VocabRows("output_layer.weight", "lm_head.weight")
 
 # Non-parameter buffers some older HF Llama checkpoints carry; recomputed from the config, so safe to skip.
 IGNORED_HF_TENSORS = r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq"
+# A tied model's lm_head is the embedding: transformers ties it on load whatever the file holds.
+TIED_OUTPUT_HF = _OUTPUT.hf
 
 
-def mappings(num_layers: int) -> Iterator[tuple[Mapping, int | None]]:
-    """Every (mapping, layer) of a model in forward order; ``layer`` is None outside the decoder layers."""
-    for m in FIRST:
-        yield m, None
-    for i in range(num_layers):
-        for m in PER_LAYER:
-            yield m, i
-    for m in LAST:
-        yield m, None
+@dataclass(frozen=True)
+class Table:
+    """The mappings of one model: before the layers, per layer (``{i}``), after the layers."""
+
+    first: tuple[Mapping, ...]
+    per_layer: tuple[Mapping, ...]
+    last: tuple[Mapping, ...]
+
+    @classmethod
+    def for_features(cls, tie_embeddings: bool = False, qkv_bias: bool = False) -> Table:
+        per_layer = (_INPUT_NORM, _QKV, *((_QKV_BIAS,) if qkv_bias else ()), _PROJ, _MLP_NORM, _FC1, _FC2)
+        return cls((_EMBEDDING,), per_layer, (_FINAL_NORM,) if tie_embeddings else (_FINAL_NORM, _OUTPUT))
+
+    @classmethod
+    def of(cls, model) -> Table:  # noqa: ANN001 - models.opencoder.ModelConfig
+        return cls.for_features(model.tie_embeddings, model.qkv_bias)
+
+    @property
+    def entries(self) -> tuple[Mapping, ...]:
+        return (*self.first, *self.per_layer, *self.last)
+
+    def mappings(self, num_layers: int) -> Iterator[tuple[Mapping, int | None]]:
+        """Every (mapping, layer) of a model in forward order; ``layer`` is None outside the decoder layers."""
+        for m in self.first:
+            yield m, None
+        for i in range(num_layers):
+            for m in self.per_layer:
+                yield m, i
+        for m in self.last:
+            yield m, None
+
+    def hf_tensor_shapes(self, d: Dims, num_layers: int) -> dict[str, tuple[int, ...]]:
+        """Every HF tensor name of the model, in forward order, with its shape."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        for m, layer in self.mappings(num_layers):
+            shapes.update(m.hf_shapes(d, layer))
+        return shapes
 
 
-def hf_tensor_shapes(d: Dims, num_layers: int) -> dict[str, tuple[int, ...]]:
-    """Every HF tensor name of the model, in forward order, with its shape."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for m, layer in mappings(num_layers):
-        shapes.update(m.hf_shapes(d, layer))
-    return shapes
+LLAMA = Table.for_features()  # OpenCoder's: untied, bias-free

@@ -133,25 +133,37 @@ def checkpoint_model_config(common: dict[str, Any]):
 
 
 class CheckpointReader:
-    """Loads the Megatron tensors of the mapping table from one checkpoint, a layer (or one global tensor) at a time."""
+    """Loads the Megatron tensors of the mapping table from one checkpoint, a layer (or one global tensor) at a time.
+
+    The embedding rows are the checkpoint's own (its padded vocabulary, ``vocab_rows``); the model config gives the
+    real vocabulary, which to-hf keeps.
+    """
 
     def __init__(self, path: Path, model) -> None:  # noqa: ANN001 - ModelConfig
         from megatron.core import dist_checkpointing
 
         self.path = path
         self.model = model
-        self.dims = lm.Dims.of(model)
+        self.table = lm.Table.of(model)
         try:
             self.metadata = dist_checkpointing.load_tensors_metadata(str(path))
         except Exception as e:  # noqa: BLE001
             raise ConversionError(f"{path}: cannot read the checkpoint's tensor metadata ({e})") from None
+        embedding = disk_key(self.table.first[0].megatron)
+        if embedding not in self.metadata:
+            raise ConversionError(f"{path}: checkpoint does not match the model config: missing {embedding}")
+        self.vocab_rows = self.metadata[embedding].global_shape[0]
+        if self.vocab_rows < model.vocab_size:
+            raise ConversionError(f"{path}: the checkpoint's embedding has {self.vocab_rows} rows, fewer than the "
+                                  f"model config's vocab_size {model.vocab_size}")
+        self.dims = lm.Dims.of(model, vocab_rows=self.vocab_rows)
         self._check_shapes()
 
     def _check_shapes(self) -> None:
         """Every table tensor must be in the checkpoint with the shape the model config implies."""
         L = self.model.num_layers
         problems = []
-        for m in (*lm.FIRST, *lm.PER_LAYER, *lm.LAST):
+        for m in self.table.entries:
             key = disk_key(m.megatron)
             expected = m.megatron_shape(self.dims)
             if LAYER_PLACEHOLDER in m.megatron:
@@ -170,7 +182,7 @@ class CheckpointReader:
     @property
     def dtype(self) -> torch.dtype:
         """The dtype the weights were saved in."""
-        return self.metadata[disk_key(lm.FIRST[0].megatron)].dtype
+        return self.metadata[disk_key(self.table.first[0].megatron)].dtype
 
     def load(self, items: list[tuple[lm.Mapping, int | None]]) -> list[torch.Tensor]:
         """The global tensors of ``items`` (mapping, layer), read in one partial load."""
@@ -249,18 +261,19 @@ def _producing_strategy(resolve: Callable[[str, tuple[int, ...], tuple[int, ...]
 
 
 def save_streaming(path: Path, model, dtype: torch.dtype, produce: Producer,  # noqa: ANN001 - ModelConfig
-                   train_state: dict[str, Any]) -> None:
+                   train_state: dict[str, Any], vocab_rows: int) -> None:
     """Write a torch_dist checkpoint of ``model`` into ``path`` (an empty ``iter_N`` directory).
 
     ``produce(mapping, layer)`` returns the global Megatron tensor of one table entry; it is called once per entry
     (the last result is kept while the writer takes its pieces, e.g. the two SwiGLU halves of ``linear_fc1``).
-    Needs :func:`single_process_group` with ``model_parallel=True``.
+    ``vocab_rows``: the embedding rows (the padded vocabulary). Needs :func:`single_process_group` with
+    ``model_parallel=True``.
     """
     from megatron.core import dist_checkpointing
 
     from oc_megatron.models.opencoder import build_model, transformer_config
 
-    by_key: dict[str, lm.Mapping] = {disk_key(m.megatron): m for m in (*lm.FIRST, *lm.PER_LAYER, *lm.LAST)}
+    by_key: dict[str, lm.Mapping] = {disk_key(m.megatron): m for m in lm.Table.of(model).entries}
     last: dict[str, Any] = {"id": None, "tensor": None}
 
     def resolve(key: str, offset: tuple[int, ...], sizes: tuple[int, ...], want: torch.dtype) -> torch.Tensor:
@@ -286,6 +299,6 @@ def save_streaming(path: Path, model, dtype: torch.dtype, produce: Producer,  # 
     tconfig = transformer_config(model, perform_initialization=False, use_cpu_initialization=True,
                                  fused_kernels=False, params_dtype=dtype, pipeline_dtype=dtype)
     with torch.device("meta"):
-        chunks = build_model(model, tconfig, spec="local", initialize=False)
+        chunks = build_model(model, tconfig, spec="local", initialize=False, vocab_rows=vocab_rows)
     state = {"model": chunks[0].sharded_state_dict(), "train_state": train_state}
     dist_checkpointing.save(state, str(path), sharded_strategy=_producing_strategy(resolve))

@@ -1,12 +1,15 @@
-"""Megatron-Core torch_dist checkpoint -> HF ``LlamaForCausalLM`` directory (``oc-megatron convert to-hf``).
+"""Megatron-Core torch_dist checkpoint -> HF ``LlamaForCausalLM`` / ``Qwen2ForCausalLM`` directory (``oc-megatron
+convert to-hf``).
 
 Works from a checkpoint saved at any TP / PP (the reads re-shard), in one CPU process, layer by layer: load one
 layer's global tensors, split them with the mapping table, append them to the current safetensors shard, drop them.
 Peak memory is about one layer plus the largest single tensor (the embedding or output matrix), independent of
-``--max-shard-size`` because shards are written tensor by tensor.
+``--max-shard-size`` because shards are written tensor by tensor. The padded vocabulary rows are dropped: the HF
+model has the model config's ``vocab_size`` rows.
 
-Output: ``config.json`` (LlamaForCausalLM: OpenCoder's RoPE theta, RMSNorm eps, untied embeddings, vocab size),
-``generation_config.json``, tokenizer files, ``model-0000k-of-0000n.safetensors`` + ``model.safetensors.index.json``.
+Output: ``config.json`` (``LlamaForCausalLM``, or ``Qwen2ForCausalLM`` for a model with q/k/v biases: RoPE theta,
+RMSNorm eps, tied or untied embeddings, vocab size), ``generation_config.json``, tokenizer files,
+``model-0000k-of-0000n.safetensors`` + ``model.safetensors.index.json``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from pathlib import Path
 from oc_common.errors import ConversionError
 from oc_common.fileio import atomic_write_json
 from oc_common.log import get_logger
-from oc_megatron.convert import llama_mapping as lm
 from oc_megatron.convert.from_hf import HF_ASSETS, SOURCE_CONFIG
 from oc_megatron.convert.hf import (
     ARCHITECTURE_FIELDS,
@@ -139,16 +141,17 @@ def to_hf(ckpt_dir: str | Path, hf_dir: str | Path, *, iteration: int | None = N
         tok = read_tokenizer(tok_dir) if tok_dir is not None else None
         if tok is not None:
             check_tokenizer_fits(tok, model.vocab_size)
-        dims = lm.Dims.of(model)
+        table, dims = reader.table, reader.dims
         L = model.num_layers
-        log.info("to-hf %s -> %s: %d layers, %s", path, hf_dir, L, dtype_name(out_dtype))
+        log.info("to-hf %s -> %s: %d layers, %s, vocabulary %d (the checkpoint's %d rows without the padding)",
+                 path, hf_dir, L, dtype_name(out_dtype), dims.vocab, reader.vocab_rows)
 
         # One partial load per step: the embedding, each layer, the final norm, the output matrix.
-        steps = [[(m, None)] for m in lm.FIRST]
-        steps += [[(m, i) for m in lm.PER_LAYER] for i in range(L)]
-        steps += [[(m, None)] for m in lm.LAST]
+        steps = [[(m, None)] for m in table.first]
+        steps += [[(m, i) for m in table.per_layer] for i in range(L)]
+        steps += [[(m, None)] for m in table.last]
         with staged_output_dir(hf_dir, overwrite) as tmp:
-            with SafetensorsShardWriter(tmp, lm.hf_tensor_shapes(dims, L), out_dtype, max_bytes) as writer:
+            with SafetensorsShardWriter(tmp, table.hf_tensor_shapes(dims, L), out_dtype, max_bytes) as writer:
                 for items in steps:
                     tensors = reader.load(items)
                     for (m, layer), t in zip(items, tensors, strict=True):

@@ -1,5 +1,8 @@
 """Logits of both sides, for checking a conversion on CPU: a Megatron-Core model at any TP / PP, and a HF directory.
 
+Megatron's logits are cut to the real vocabulary (the padded rows are not part of the model), so both sides have
+the HF model's shape.
+
 Used by the conversion tests and ``benchmarks/convert.py``; a conversion is right when both give the same logits
 for the same tokens (fp32: bitwise at TP 1 with the local spec, ~1e-6 at TP 2).
 """
@@ -40,12 +43,15 @@ def megatron_logits(chunks: list[torch.nn.Module], tokens: torch.Tensor) -> torc
     )
     if not ps.is_pipeline_last_stage(ignore_virtual=True):
         return None
-    return gather_from_tensor_model_parallel_region(outputs[0]).float()
+    logits = gather_from_tensor_model_parallel_region(outputs[0]).float()
+    return logits[..., : chunks[-1].unpadded_vocab_size]  # the padded vocabulary's extra rows are not the model's
 
 
 def load_megatron_model(ckpt: str | Path, tensor_parallel: int = 1, pipeline_parallel: int = 1,
-                        dtype: str = "fp32") -> list[torch.nn.Module]:
-    """This rank's GPTModel chunks with the weights of a checkpoint (parallel state must be initialised to match)."""
+                        dtype: str = "fp32", first_stage_layers: int | None = None,
+                        last_stage_layers: int | None = None) -> list[torch.nn.Module]:
+    """This rank's GPTModel chunks (local spec) with the weights of a checkpoint (parallel state must be initialised
+    to match; ``first/last_stage_layers``: an uneven pipeline split)."""
     from megatron.core.tensor_parallel import model_parallel_cuda_manual_seed
 
     from oc_megatron.models.opencoder import ModelConfig, build_model, transformer_config
@@ -55,7 +61,8 @@ def load_megatron_model(ckpt: str | Path, tensor_parallel: int = 1, pipeline_par
     model_parallel_cuda_manual_seed(0)
     model = ModelConfig.model_validate(read_train_state(ckpt).model)
     tconfig = transformer_config(model, tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel,
-                                 precision=dtype)
+                                 num_layers_in_first_pipeline_stage=first_stage_layers,
+                                 num_layers_in_last_pipeline_stage=last_stage_layers, precision=dtype)
     chunks = build_model(model, tconfig, spec="local", initialize=False)
     load_checkpoint(ckpt, chunks)
     return chunks

@@ -5,13 +5,17 @@
 * Local spec (``local``): Megatron-Core's own ColumnParallelLinear / RowParallelLinear / DotProductAttention / MLP
   with :class:`RMSNorm` below. Runs anywhere (CPU with gloo included).
 
-Both specs produce the same distributed-checkpoint keys: the local layer maps its norms onto TE's fused names
-(``self_attention.linear_qkv.layer_norm_weight``, ``mlp.linear_fc1.layer_norm_weight``) exactly as Megatron-Core's
-own local spec does, so a checkpoint trained with TE loads into the local model and back. The final norm is
-``decoder.final_layernorm.weight`` in both.
+Both specs give the weights the same distributed-checkpoint keys: the local layer maps its norms onto TE's fused
+names (``self_attention.linear_qkv.layer_norm_weight``, ``mlp.linear_fc1.layer_norm_weight``) exactly as
+Megatron-Core's own local spec does, and the final norm is ``decoder.final_layernorm.weight`` in both. Their
+``_extra_state`` entries differ: TE modules write FP8 metadata there (and TE >= 2.0's RMSNorm, our final norm on the
+TE spec, writes one too), Megatron-Core's local linear layers write empty ones, our local RMSNorm and the local
+attention none. ``training.checkpoint.load_checkpoint`` therefore accepts a checkpoint that lacks extra states the
+model has (they keep their fresh values) and ignores ones the model does not have, so TE and local checkpoints load
+into each other.
 
 Public API (imported by training and by checkpoint conversion; keep it stable):
-  ``te_available()``, ``resolve_spec_backend(name)``, ``RMSNorm``, ``layer_spec(backend)``,
+  ``te_available()``, ``te_unavailable_reason()``, ``resolve_spec_backend(name)``, ``RMSNorm``, ``layer_spec(backend)``,
   ``decoder_block_spec(config, backend, vp_stage)``.
 """
 
@@ -29,19 +33,48 @@ log = get_logger(__name__)
 SpecBackend = Literal["te", "local"]
 
 
+_TE_IMPORT_ERROR: list[BaseException | None] = []  # the outcome of the one import attempt, once made
+
+
+def te_import_error() -> BaseException | None:
+    """Why ``import transformer_engine.pytorch`` failed (None: it worked, or TE is not installed at all)."""
+    if importlib.util.find_spec("transformer_engine") is None:
+        return None
+    if not _TE_IMPORT_ERROR:
+        try:
+            import transformer_engine.pytorch  # noqa: F401
+        except Exception as e:  # noqa: BLE001 - anything that stops the import: a wrong build, a missing .so
+            _TE_IMPORT_ERROR.append(e)
+            log.warning("Transformer Engine is installed but does not import (%s: %s): the layer spec falls back "
+                        "to local (no FP8, unfused kernels). Typical causes: the bare `transformer-engine` "
+                        "package without `transformer-engine-torch`, or a torch replaced under an NGC container's "
+                        "TE build (see docs/install.md)", type(e).__name__, e)
+        else:
+            _TE_IMPORT_ERROR.append(None)
+    return _TE_IMPORT_ERROR[0]
+
+
 def te_available() -> bool:
     """Transformer Engine's PyTorch extension importable *and* a CUDA device present.
 
-    TE needs both; an installed-but-broken TE (e.g. the bare ``transformer-engine`` meta package without
-    ``transformer-engine-torch``) counts as absent.
+    Not installed: False, quietly. Installed but not importable: False, with a warning naming the import error
+    (``te_import_error()``), since that is a broken environment rather than a choice.
     """
     if not torch.cuda.is_available() or importlib.util.find_spec("transformer_engine") is None:
         return False
-    try:
-        import transformer_engine.pytorch  # noqa: F401
-    except Exception:  # noqa: BLE001 - any import failure means "cannot use TE"
-        return False
-    return True
+    return te_import_error() is None
+
+
+def te_unavailable_reason() -> str:
+    """Why ``te_available()`` is False, in words (for errors when TE is asked for explicitly)."""
+    if not torch.cuda.is_available():
+        return "no CUDA device"
+    if importlib.util.find_spec("transformer_engine") is None:
+        return "transformer_engine is not installed"
+    error = te_import_error()
+    if error is not None:
+        return f"transformer_engine.pytorch does not import: {type(error).__name__}: {error}"
+    return "available"
 
 
 def resolve_spec_backend(requested: str = "auto", announce: bool = True) -> SpecBackend:
@@ -52,7 +85,7 @@ def resolve_spec_backend(requested: str = "auto", announce: bool = True) -> Spec
     if requested not in ("auto", "te", "local"):
         raise ValueError(f"unknown layer spec {requested!r}: expected auto, te or local")
     if requested == "te" and not te_available():
-        raise ValueError("layer spec 'te' needs Transformer Engine and a CUDA device")
+        raise ValueError(f"layer spec 'te' needs Transformer Engine and a CUDA device ({te_unavailable_reason()})")
     backend: SpecBackend = ("te" if te_available() else "local") if requested == "auto" else requested  # type: ignore
     reason = {"te": "Transformer Engine + CUDA found: fused kernels, FP8-capable",
               "local": "Megatron-Core local modules (no Transformer Engine/CUDA, or asked for)"}[backend]

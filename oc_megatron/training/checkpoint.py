@@ -162,11 +162,14 @@ class CheckpointSaver:
 
             self._queue = AsyncCallsQueue()
 
-    def save(self, chunks, optimizer, scheduler, train_state: TrainState) -> Path:
+    def save(self, chunks, optimizer, scheduler, train_state: TrainState, ddp_models=None) -> Path:
+        """Save (collective). ``ddp_models``: the DDP-wrapped chunks of a training run, whose parameters are
+        all-gathered first when the optimizer step left that to the next forward (``sync_params_before_save``)."""
         from megatron.core import dist_checkpointing
         from megatron.core.dist_checkpointing.serialization import get_default_save_sharded_strategy
 
         self.finalize(blocking=True)  # one save in flight at a time
+        sync_params_before_save(ddp_models or [])
         final = iteration_dir(self.dir, train_state.iteration)
         tmp = final.with_name(final.name + ".tmp")
         rank0 = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
@@ -217,6 +220,20 @@ class CheckpointSaver:
                 shutil.rmtree(old, ignore_errors=True)
 
 
+def sync_params_before_save(ddp_models) -> None:
+    """All-gather the parameters the last optimizer step updated, if that gather is still pending.
+
+    With the distributed optimizer and ``overlap_param_gather``, ``optimizer.step()`` updates only this DP rank's
+    shard and leaves the all-gather of the others to the pre-forward hooks of the next step; a checkpoint written
+    in between would hold parameter shards one step old. Megatron-LM forces the gather before every save
+    (``force_param_sync``); so do we. Without overlap the step has already gathered: nothing to do.
+    """
+    for model in ddp_models:
+        ddp_config = getattr(model, "ddp_config", None)
+        if ddp_config is not None and ddp_config.use_distributed_optimizer and ddp_config.overlap_param_gather:
+            model.start_param_sync(force_sync=True)
+
+
 def read_train_state(path: str | Path) -> TrainState:
     """The ``train_state`` of a checkpoint without loading any tensor (rank-local read of common.pt)."""
     from megatron.core import dist_checkpointing
@@ -253,21 +270,39 @@ def load_checkpoint(path: str | Path, chunks, optimizer=None, scheduler=None, op
 
     ``chunks`` are the unwrapped GPTModel chunks. Weights-only loading (``init_from`` without the optimizer, HF
     conversion): pass no optimizer and no scheduler. The optimizer's hyperparameters stay this run's (see above);
-    RNG states are restored only with ``restore_rng`` and an unchanged layout.
+    RNG states are restored only with ``restore_rng`` and an unchanged layout. A checkpoint written with the other
+    layer spec loads too: ``_extra_state`` entries it lacks keep the model's fresh values, ones the model lacks are
+    ignored (see ``models/specs.py``); any other tensor missing from the checkpoint is an error.
     """
     from megatron.core import dist_checkpointing
+    from megatron.core.dist_checkpointing.validation import StrictHandling
+
+    from oc_common.errors import CheckpointError
 
     path = resolve_checkpoint(path)
     saved = read_train_state(path)
     same_layout = saved.layout == current_layout()
     full = optimizer is not None
     if full and optimizer_format == "fully_reshardable":
-        _init_optimizer_state(optimizer)
+        prepare_optimizer_state_for_load(optimizer)
     state = _sharded_state_dict(chunks, optimizer, scheduler, None, optimizer_format, is_loading=True,
                                 with_rng=full and restore_rng and same_layout)
-    loaded = dist_checkpointing.load(state, str(path))
+    loaded, _, not_in_checkpoint = dist_checkpointing.load(state, str(path), strict=StrictHandling.RETURN_UNEXPECTED)
+    missing = sorted(k for k in not_in_checkpoint if not _is_extra_state(k))
+    if missing:
+        raise CheckpointError(f"{path}: the checkpoint lacks {len(missing)} tensors this model has (e.g. "
+                              f"{', '.join(missing[:3])}): a different architecture?")
+    kept_fresh = 0
     for i, chunk in enumerate(chunks):
-        chunk.load_state_dict(loaded[_model_key(i, len(chunks))], strict=True)
+        model_state = loaded[_model_key(i, len(chunks))]
+        for key, value in chunk.state_dict().items():
+            if _is_extra_state(key) and key not in model_state:
+                model_state[key] = value  # not in the checkpoint: the module keeps its own
+                kept_fresh += 1
+        chunk.load_state_dict(model_state, strict=True)
+    if kept_fresh:
+        log.info("%s: %d extra-state entries (FP8 / TE metadata) are not in the checkpoint (written with another "
+                 "layer spec): they start fresh", path, kept_fresh)
     if optimizer is not None:
         hyperparameters = [{k: g[k] for k in _PARAM_GROUP_HYPERPARAMETERS if k in g} for g in _param_groups(optimizer)]
         optimizer.load_state_dict(loaded["optimizer"])
@@ -286,6 +321,11 @@ def load_checkpoint(path: str | Path, chunks, optimizer=None, scheduler=None, op
     return saved
 
 
+def _is_extra_state(key: str) -> bool:
+    """A module's ``get_extra_state`` entry (TE's FP8 metadata), by state-dict or checkpoint key."""
+    return key.split("/")[0].endswith("_extra_state")
+
+
 def adam_step(optimizer) -> int:
     """Adam's step count as the optimizer holds it now (0 for a fresh optimizer): how many updates its moments saw."""
     for opt in getattr(optimizer, "chained_optimizers", [optimizer]):
@@ -298,20 +338,47 @@ def adam_step(optimizer) -> int:
     return 0
 
 
-def _init_optimizer_state(optimizer) -> None:
-    """Create Adam's exp_avg/exp_avg_sq (and a per-parameter step) before building a load state dict.
+def prepare_optimizer_state_for_load(optimizer) -> None:
+    """Give a fresh optimizer the per-parameter state its class keeps, before building a load state dict.
 
-    The ``fully_reshardable`` format loads into existing state tensors; a fresh optimizer has none yet.
+    The ``fully_reshardable`` format loads into existing state tensors, and Megatron-Core's distributed optimizer
+    reads the state's layout (``state_dict()``) before it allocates anything. Which keys a parameter's state has is
+    the optimizer class's business: torch's Adam keeps ``exp_avg``, ``exp_avg_sq`` and a ``step`` per parameter;
+    TE's and Apex's FusedAdam keep ``step`` in the param groups, and TE's ``state_dict()`` refuses any per-parameter
+    key it does not know (``KeyError: 'step'``). So the layout is read off the class itself: one step of a
+    throwaway copy of the optimizer (same class, same settings) on a one-element parameter of the same device and
+    dtype, whose resulting state names the keys; each real parameter then gets those keys as zeros of its own shape
+    (parameter-shaped keys) or as a scalar zero (``step``). Parameters that already have state are left alone.
     """
     for opt in getattr(optimizer, "chained_optimizers", [optimizer]):
         inner = getattr(opt, "optimizer", None)
         if inner is None:
             continue
-        for group in inner.param_groups:
-            for p in group["params"]:
-                st = inner.state[p]
-                if "exp_avg" not in st:
-                    st["exp_avg"] = torch.zeros_like(p.data)
-                    st["exp_avg_sq"] = torch.zeros_like(p.data)
-                if "step" not in st:
-                    st["step"] = torch.zeros((), dtype=torch.float32)
+        params = [p for group in inner.param_groups for p in group["params"] if not inner.state.get(p)]
+        if not params:
+            continue
+        layout = optimizer_state_layout(inner, params[0])
+        for p in params:
+            inner.state[p] = {key: (torch.zeros_like(p.data, dtype=dtype) if per_element
+                                    else torch.zeros((), dtype=dtype, device=device))
+                              for key, (per_element, dtype, device) in layout.items()}
+
+
+def optimizer_state_layout(optimizer, like: torch.Tensor) -> dict[str, tuple[bool, torch.dtype, torch.device]]:
+    """``{state key: (shaped like the parameter, dtype, device)}`` of one parameter after a step of ``optimizer``'s
+    class with its settings: measured on a throwaway copy (shared configuration, a one-element parameter shaped
+    like none of the real ones, its own state), so the real optimizer is untouched."""
+    from collections import defaultdict
+
+    probe_param = torch.nn.Parameter(torch.zeros(1, dtype=like.dtype, device=like.device))
+    probe_param.grad = torch.zeros_like(probe_param)
+    # Every attribute shared (betas, master-weight settings, fused-kernel handles...), without __getstate__, which
+    # keeps only torch's own fields.
+    probe = object.__new__(type(optimizer))
+    probe.__dict__.update(optimizer.__dict__)
+    probe.state = defaultdict(dict)
+    probe.param_groups = [{**optimizer.param_groups[0], "params": [probe_param]}]
+    probe.param_groups[0].pop("step", None)  # a group-level step count (FusedAdam) starts fresh too
+    probe.step()
+    return {key: (value.dim() > 0, value.dtype, value.device)
+            for key, value in probe.state[probe_param].items() if isinstance(value, torch.Tensor)}

@@ -98,10 +98,24 @@ def to_vllm(sp: SamplingParams) -> Any:
     kwargs: dict[str, Any] = dict(n=sp.n, temperature=sp.temperature, top_p=sp.top_p, max_tokens=sp.max_tokens,
                                   seed=sp.seed, stop=list(sp.stop) or None)
     if sp.json_schema is not None:
-        from vllm.sampling_params import StructuredOutputsParams
-
-        kwargs["structured_outputs"] = StructuredOutputsParams(json=sp.json_schema)
+        kwargs.update(structured_output_kwargs(sp.json_schema))
     return VSamplingParams(**kwargs)
+
+
+def structured_output_kwargs(json_schema: dict[str, Any]) -> dict[str, Any]:
+    """The ``SamplingParams`` keyword that constrains output to a JSON schema, in the installed vLLM's spelling.
+
+    vLLM >= 0.10.2 has ``StructuredOutputsParams`` (``structured_outputs=``); 0.10.0 - 0.11.x have
+    ``GuidedDecodingParams`` (``guided_decoding=``), which 0.12 removed. Both take ``json=``.
+    """
+    import vllm.sampling_params as vsp
+
+    if hasattr(vsp, "StructuredOutputsParams"):
+        return {"structured_outputs": vsp.StructuredOutputsParams(json=json_schema)}
+    if hasattr(vsp, "GuidedDecodingParams"):
+        return {"guided_decoding": vsp.GuidedDecodingParams(json=json_schema)}
+    raise BackendError("this vLLM has neither StructuredOutputsParams nor GuidedDecodingParams: JSON-schema "
+                       "constrained generation is not available with it")
 
 
 def from_vllm(request: GenerationRequest, output: Any) -> tuple[str, Completion]:

@@ -38,23 +38,37 @@ def _hf_config(d: lm.Dims, layers: int):
 
 
 @pytest.mark.parametrize("dims", [GQA, MHA], ids=["gqa", "mha"])
-def test_table_matches_transformers_llama(dims):
-    from transformers import LlamaForCausalLM
+@pytest.mark.parametrize("family", ["llama", "llama_tied", "qwen2", "qwen2_tied"])
+def test_table_matches_transformers(dims, family):
+    from transformers import LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
+    tied = family.endswith("_tied")
+    if family.startswith("qwen2"):
+        config = Qwen2Config(vocab_size=dims.vocab, hidden_size=dims.hidden, intermediate_size=dims.ffn,
+                             num_hidden_layers=3, num_attention_heads=dims.heads, num_key_value_heads=dims.groups,
+                             tie_word_embeddings=tied)
+        cls = Qwen2ForCausalLM
+    else:
+        config, cls = _hf_config(dims, 3), LlamaForCausalLM
+        config.tie_word_embeddings = tied
     with torch.device("meta"):
-        model = LlamaForCausalLM(_hf_config(dims, 3))
+        model = cls(config)
     theirs = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    ours = lm.hf_tensor_shapes(dims, 3)
+    if tied:  # the state dict shows the shared matrix twice; the files (save_pretrained) hold it once
+        assert theirs.pop("lm_head.weight") == theirs["model.embed_tokens.weight"]
+    ours = lm.Table.for_features(tie_embeddings=tied, qkv_bias=family.startswith("qwen2")).hf_tensor_shapes(dims, 3)
     assert ours == theirs
 
 
-def test_table_matches_megatron_sharded_state_dict():
+@pytest.mark.parametrize("features", [{}, {"tie_embeddings": True}, {"qkv_bias": True}, {"vocab_size": 1003}],
+                         ids=["opencoder", "tied", "qkv_bias", "padded_vocab"])
+def test_table_matches_megatron_sharded_state_dict(features):
     from megatron.core.dist_checkpointing.mapping import ShardedTensor, apply_factories
 
     from oc_megatron.convert.megatron_ckpt import LAYER_PLACEHOLDER, disk_key, single_process_group
     from oc_megatron.models.opencoder import ModelConfig, build_model, transformer_config
 
-    model = ModelConfig.from_preset("tiny", num_layers=3)
+    model = ModelConfig.from_preset("tiny", num_layers=3, **features)
     with single_process_group(model_parallel=True):
         with torch.device("meta"):
             chunks = build_model(model, transformer_config(model, perform_initialization=False), spec="local",
@@ -66,9 +80,10 @@ def test_table_matches_megatron_sharded_state_dict():
         for t in (v if isinstance(v, list) else [v]):
             if isinstance(t, ShardedTensor):
                 saved[t.key] = tuple(t.global_shape)
-    dims = lm.Dims.of(model)
+    dims = lm.Dims.of(model, vocab_rows=model.padded_vocab_size())
+    assert dims.size("Vp") == 1024  # 1003 (padded_vocab) and tiny's 1024 both have 1024 rows at TP 1
     table = {}
-    for m in (*lm.FIRST, *lm.PER_LAYER, *lm.LAST):
+    for m in lm.Table.of(model).entries:
         shape = m.megatron_shape(dims)
         table[disk_key(m.megatron)] = (model.num_layers, *shape) if LAYER_PLACEHOLDER in m.megatron else shape
     assert table == saved
@@ -76,7 +91,7 @@ def test_table_matches_megatron_sharded_state_dict():
 
 @pytest.mark.parametrize("dims", [GQA, MHA], ids=["gqa", "mha"])
 def test_grouped_qkv_layout_and_inverse(dims):
-    qkv = lm.PER_LAYER[1]
+    qkv = lm.LLAMA.per_layer[1]
     assert isinstance(qkv, lm.GroupedQKV)
     H, d = dims.hidden, dims.head_dim
     hf = {qkv.q.format(i=0): torch.randn(dims.heads * d, H), qkv.k.format(i=0): torch.randn(dims.groups * d, H),
@@ -95,7 +110,7 @@ def test_grouped_qkv_layout_and_inverse(dims):
 
 
 def test_gated_mlp_is_gate_then_up_and_inverts():
-    fc1 = lm.PER_LAYER[4]
+    fc1 = lm.LLAMA.per_layer[4]
     assert isinstance(fc1, lm.GatedMLP)
     gate, up = torch.randn(GQA.ffn, GQA.hidden), torch.randn(GQA.ffn, GQA.hidden)
     fused = fc1.to_megatron({fc1.gate.format(i=2): gate, fc1.up.format(i=2): up}, GQA, 2)
@@ -103,6 +118,28 @@ def test_gated_mlp_is_gate_then_up_and_inverts():
     back = fc1.to_hf(fused, GQA, 2)
     assert torch.equal(back["model.layers.2.mlp.gate_proj.weight"], gate)
     assert torch.equal(back["model.layers.2.mlp.up_proj.weight"], up)
+
+
+def test_qkv_bias_uses_the_grouped_layout_of_the_weights():
+    weight, bias = lm.Table.for_features(qkv_bias=True).per_layer[1:3]
+    assert isinstance(bias, lm.GroupedQKV) and bias.megatron.endswith("linear_qkv.bias")
+    hf_w = {n.format(i=0): torch.randn(s) for n, s in weight.hf_shapes(GQA).items()}
+    hf_b = {n: t[:, 0].clone() for n, t in zip(bias.hf_shapes(GQA, 0), hf_w.values(), strict=True)}
+    # the bias of each fused row is the bias of the HF row the weight row came from
+    assert torch.equal(bias.to_megatron(hf_b, GQA, 0), weight.to_megatron(hf_w, GQA, 0)[:, 0])
+    back = bias.to_hf(bias.to_megatron(hf_b, GQA, 0), GQA, 0)
+    assert all(torch.equal(back[n], hf_b[n]) for n in hf_b)
+
+
+def test_vocab_rows_pad_like_megatron_and_unpad_exactly():
+    emb = lm.LLAMA.first[0]
+    dims = lm.Dims(vocab=1003, hidden=8, heads=2, groups=1, head_dim=4, ffn=16, vocab_rows=1024)
+    hf = torch.randn(1003, 8)
+    padded = emb.to_megatron({"model.embed_tokens.weight": hf}, dims)
+    assert padded.shape == (1024, 8) == emb.megatron_shape(dims)
+    assert torch.equal(padded[:1003], hf)
+    assert torch.equal(padded[1003:], hf[-1].expand(21, 8))  # Megatron-LM's converter: copies of the last row
+    assert torch.equal(emb.to_hf(padded, dims)["model.embed_tokens.weight"], hf)
 
 
 def test_parse_size():

@@ -267,8 +267,9 @@ def hf_copy(models, tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(model_type="mistral", architectures=["MistralForCausalLM"]), "not a Llama model"),
-    (dict(tie_word_embeddings=True), "tie_word_embeddings"),
+    (dict(model_type="mistral", architectures=["MistralForCausalLM"]), "not a Llama or Qwen2 model"),
+    (dict(attention_bias=True), "attention_bias"),  # a Llama's o_proj bias: not representable
+    (dict(model_type="qwen2", architectures=["Qwen2ForCausalLM"], use_sliding_window=True), "use_sliding_window"),
     (dict(rope_scaling={"rope_type": "llama3", "factor": 8.0}, rope_parameters=None), "rope scaling"),
     (dict(vocab_size=VOCAB + 64), r"vocab_size / padding mismatch"),
 ])
@@ -296,8 +297,13 @@ def test_from_hf_rejects_layouts_that_do_not_divide(models, tmp_path):
     with pytest.raises(ConversionError, match=r"--tp 3 does not divide num_attention_heads \(4\).*valid TP sizes "
                                               r"for this model: 1, 2$"):
         from_hf(models["gqa"]["hf"], tmp_path / "ckpt", tp=3)
-    with pytest.raises(ConversionError, match="--pp 3 does not divide num_layers 4"):
+    with pytest.raises(ConversionError, match=r"--pp 3: num_layers 4: 4 layers do not split evenly over 3 pipeline "
+                                              r"stages; an uneven split that works: num_layers_in_first_pipeline_stage"
+                                              r": 2 \(\[2, 1, 1\]\).*--first-stage-layers"):
         from_hf(models["gqa"]["hf"], tmp_path / "ckpt", pp=3)
+    with pytest.raises(ConversionError, match=r"--pp 2: num_layers 4: 4 layers: first 1 and last 2 leave 1 layers "
+                                              r"for 0 other stage\(s\)"):
+        from_hf(models["gqa"]["hf"], tmp_path / "ckpt", pp=2, first_stage_layers=1, last_stage_layers=2)
     with pytest.raises(ConversionError, match="does not match --preset opencoder-1.5b: num_layers"):
         from_hf(models["gqa"]["hf"], tmp_path / "ckpt", preset="opencoder-1.5b")
     assert _no_output(tmp_path / "ckpt")
@@ -356,7 +362,7 @@ def test_cli_reports_bad_input_as_one_line(tmp_path):
                            str(tmp_path / "ckpt"), "--tp", "2"], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONWARNINGS": "ignore", "COLUMNS": "200"})
     assert proc.returncode == 2, proc.stderr
-    assert "error:" in proc.stderr and "not a Llama model" in proc.stderr and "Traceback" not in proc.stderr
+    assert "error:" in proc.stderr and "not a Llama or Qwen2 model" in proc.stderr and "Traceback" not in proc.stderr
     assert _no_output(tmp_path / "ckpt")
 
 
