@@ -13,6 +13,7 @@ import typer
 from oc_common.cli import common_options, run_app, version_callback
 from oc_common.errors import UsageError
 from oc_megatron.convert.cli import app as convert_app
+from oc_megatron.data.sft_format import OPENCODER_SYSTEM_PROMPT, SFTTarget
 
 app = typer.Typer(name="oc-megatron", help="OpenCoder models on Megatron-Core: preprocess, train (pretrain / anneal / "
                   "SFT), convert to and from Hugging Face.", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -78,8 +79,12 @@ def sft_data(
                                       "OUT_PREFIX.stats.json."),
     tokenizer: Path = typer.Option(..., "--tokenizer", help="Hugging Face tokenizer directory with <|im_start|> and "
                                    "<|im_end|> tokens; its chat_template (ChatML) renders the conversations."),
-    system_prompt: str | None = typer.Option(None, "--system-prompt", help="System message for conversations "
-                                                "without one (default: none, or what the template adds)."),
+    system_prompt: str = typer.Option(OPENCODER_SYSTEM_PROMPT, "--system-prompt", help="System message added to "
+                                      "conversations without one (default: OpenCoder's, which its tokenizer's chat "
+                                      "template adds); '' adds none."),
+    target: SFTTarget = typer.Option("opencoder", "--target", help="How answers are trained: opencoder = as "
+                                     "OpenCoder's released finetune.py (answer + '\\n<|im_end|>', nothing after "
+                                     "it); template = as the chat template renders them (answer + '<|im_end|>')."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Tokenizer processes."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Conversations per task sent to a worker."),
     keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep OUT_PREFIX.parts/ after merging."),
@@ -95,7 +100,7 @@ def sft_data(
     if not tokenizer.exists():
         raise UsageError(f"--tokenizer {tokenizer}: no such directory")
     try:
-        stats = run(input_path, out_prefix, tokenizer, workers=workers, system_prompt=system_prompt,
+        stats = run(input_path, out_prefix, tokenizer, workers=workers, system_prompt=system_prompt, target=target,
                     batch_size=batch_size, keep_parts=keep_parts)
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -116,14 +121,20 @@ def train(
                                                "-s parallel.tensor=2 -s optimizer.lr=1e-4 -s train.iters=100."),
     positional_overrides: list[str] | None = typer.Argument(None, hidden=True, metavar="[KEY=VALUE]...",
                                                             help="Deprecated spelling of -s KEY=VALUE."),
+    plan: bool = typer.Option(False, "--plan", help="Validate the config and print what the run will do (model, "
+                              "layout, per phase the batch in samples, sequence length, tokens and FLOPs per step; "
+                              "steps, tokens, LR schedule, epochs, packing, checkpoints) without training or "
+                              "building a model; numbers that need absent data are reported as unknown, with why."),
+    json_output: bool = typer.Option(False, "--json", help="With --plan: print the plan as one JSON object."),
 ) -> None:
     """Pretrain, anneal or fine-tune (SFT) an OpenCoder model with Megatron-Core.
 
     The config says which: `data.blend` (pretraining / annealing, with `checkpoint.init_from` for annealing) or
     `data.sft` (SFT on `sft-data` output). Run directly for one process, or under `torchrun --nproc-per-node N` /
     `srun` (one task per GPU) for N ranks: data parallel size = ranks / (tensor x pipeline). Resumes automatically
-    from the run's latest checkpoint. SIGTERM / SIGUSR1 save a checkpoint and exit with code 124 (the sbatch scripts
-    requeue on it).
+    from the run's latest checkpoint (whose schedule it must continue: see schedule.on_change). SIGTERM / SIGUSR1
+    save a checkpoint and exit with code 124 (the sbatch scripts requeue on it). `--plan` shows what a config will
+    do, without a GPU.
     """
     import sys
     import warnings
@@ -142,6 +153,14 @@ def train(
         warn_deprecated(" ".join(positional_overrides), " ".join(f"-s {o}" for o in positional_overrides),
                         "oc-megatron train")
     cfg = load_train_config(config, [*(positional_overrides or []), *(overrides or [])])
+    if json_output and not plan:
+        raise UsageError("--json: only with --plan (see `oc-megatron train --help`)")
+    if plan:
+        from oc_megatron.training.plan import build_plan, format_plan, plan_json
+
+        result = build_plan(cfg, config)
+        typer.echo(plan_json(result) if json_output else format_plan(result))
+        return
     try:
         run_training(cfg)
     except Preempted as e:

@@ -15,6 +15,7 @@ blend and usually ``checkpoint.init_from`` with nothing but the weights kept.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,13 +86,22 @@ class DataSource(StrictModel):
 
 
 class SFTDataConfig(StrictModel):
+    """SFT samples (``oc-megatron sft-data`` output). The defaults are OpenCoder's released SFT scripts
+    (docs/opencoder.md §4): one sample per sequence, truncated to ``train.seq_length`` tokens (their
+    ``model_max_length``: 1216 in stage 1, 1500 in stage 2), ``train.global_batch_size`` samples per step."""
+
     paths: list[str] = Field(min_length=1, description="prefixes written by `oc-megatron sft-data`; every sample of "
                                                        "each is used once per epoch")
     valid_paths: list[str] | None = Field(None, description="validation prefixes (sft-data output), if any")
     epochs: PositiveInt = Field(1, description="passes over the data (OpenCoder: stage 1: 1, stage 2: 3); sets "
                                                "train.iters when that is not given")
-    packing: bool = Field(True, description="several samples per sequence (no attention across them, positions "
-                                            "restart); false: one sample per sequence, padded")
+    packing: bool = Field(False, description="false (OpenCoder): one sample per sequence, padded; true: a speed "
+                                             "option that packs each step's samples into as few sequences as fit "
+                                             "(no attention across samples, positions restart); a step holds the "
+                                             "same train.global_batch_size samples either way")
+    too_long: Literal["truncate", "drop"] = Field(
+        "truncate", description="a sample longer than train.seq_length tokens: truncate (OpenCoder: the tokenizer "
+                                "cuts at model_max_length) or drop it (counted)")
     shuffle: bool = Field(True, description="a new seeded sample order every epoch")
 
 
@@ -123,17 +133,50 @@ class DataConfig(StrictModel):
         return ",".join(parts)
 
 
+class PhaseConfig(StrictModel):
+    """One batch phase of a pretraining run: from ``from_step`` on, each step takes ``global_batch_size`` samples of
+    ``seq_length`` tokens. OpenCoder-8B: 2048 x 4096 from step 0, 1024 x 8192 from step 130,000 (docs/opencoder.md
+    §6)."""
+
+    from_step: NonNegativeInt = Field(description="the first step (0-based, = the iteration count before it) of this "
+                                                  "phase; the first phase starts at 0")
+    global_batch_size: PositiveInt = Field(description="samples (sequences) per step in this phase")
+    seq_length: PositiveInt = Field(description="tokens per sample in this phase")
+    micro_batch_size: PositiveInt | None = Field(None, description="default: train.micro_batch_size")
+
+
 class TrainLoopConfig(StrictModel):
     iters: NonNegativeInt | None = Field(None, description="optimizer steps in total, counted from step 0 (a resumed "
                                                            "run, or an init_from run keeping the iteration, too); "
                                                            "SFT default: data.sft.epochs of the data")
     micro_batch_size: PositiveInt = 1
-    global_batch_size: PositiveInt = Field(description="sequences per step; = micro x DP x microbatches")
-    seq_length: PositiveInt | None = Field(None, description="default: model.seq_length")
+    global_batch_size: PositiveInt | None = Field(
+        None, description="samples per step (SFT: conversations, OpenCoder 4096 / 512; pretraining: sequences of "
+                          "seq_length tokens) = micro x DP x microbatches; or give train.phases")
+    seq_length: PositiveInt | None = Field(None, description="default: model.seq_length (SFT: the truncation length)")
+    phases: list[PhaseConfig] | None = Field(
+        None, description="pretraining whose batch and sequence length change at given steps (instead of "
+                          "global_batch_size and seq_length)")
     seed: int = 1234
     eval_interval: NonNegativeInt = Field(0, description="validation loss every N steps (0: never)")
     eval_iters: PositiveInt = Field(1, description="global batches per validation")
     exit_interval: NonNegativeInt | None = Field(None, description="save and stop after this step (for tests)")
+
+    @model_validator(mode="after")
+    def _batch_or_phases(self) -> TrainLoopConfig:
+        if self.phases is None:
+            if self.global_batch_size is None:
+                raise ValueError("give train.global_batch_size (samples per step), or train.phases")
+            return self
+        if self.global_batch_size is not None or self.seq_length is not None:
+            raise ValueError("train.phases gives each phase's global_batch_size and seq_length: remove "
+                             "train.global_batch_size / train.seq_length")
+        if not self.phases or self.phases[0].from_step != 0:
+            raise ValueError("train.phases: the first phase must have from_step 0")
+        starts = [ph.from_step for ph in self.phases]
+        if starts != sorted(set(starts)):
+            raise ValueError(f"train.phases: from_step must increase from phase to phase (got {starts})")
+        return self
 
 
 class OptimizerConfig(StrictModel):
@@ -155,6 +198,12 @@ class ScheduleConfig(StrictModel):
                           "(default: train.iters - warmup)")
     total_steps: PositiveInt | None = Field(None, description="step where the schedule ends (default: train.iters)")
     wsd_decay_style: Literal["exponential", "linear", "cosine", "minus_sqrt"] = "exponential"
+    on_change: Literal["refuse", "apply_new", "keep_saved"] = Field(
+        "refuse", description="resuming a checkpoint whose schedule differs from this config's (train.iters or a "
+                              "schedule/LR key changed): refuse (name the changes); apply_new: this config's "
+                              "schedule from the next step, as if the run had always had it (the LR may jump); "
+                              "keep_saved: the checkpoint's schedule continues, steps past its end run at its final "
+                              "LR")
 
 
 class InitFromConfig(StrictModel):
@@ -213,6 +262,19 @@ class CheckpointConfig(StrictModel):
         return self
 
 
+class ClusterConfig(StrictModel):
+    """The machines a recipe is written for. ``train --plan`` computes the layout (DP, microbatches) for
+    ``nodes x gpus_per_node`` ranks; a run takes its rank count from the launcher (torchrun / srun)."""
+
+    nodes: PositiveInt = Field(description="nodes")
+    gpus_per_node: PositiveInt = Field(8, description="GPUs (ranks) per node")
+    gpu: str | None = Field(None, description="GPU model, e.g. H100-SXM (documentation)")
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.gpus_per_node
+
+
 class LoggingConfig(StrictModel):
     interval: PositiveInt = 1
     tensorboard: bool = True
@@ -232,18 +294,35 @@ class TrainConfig(StrictModel):
     schedule: ScheduleConfig = ScheduleConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     logging: LoggingConfig = LoggingConfig()
+    cluster: ClusterConfig | None = Field(None, description="the machines this recipe is written for (--plan)")
 
     @model_validator(mode="after")
     def _iters_known(self) -> TrainConfig:
         if self.train.iters is None and self.data.sft is None:
             raise ValueError("train.iters: required for pretraining and annealing (only SFT derives it from "
                              "data.sft.epochs)")
+        if self.train.phases is not None and self.data.sft is not None:
+            raise ValueError("train.phases: pretraining and annealing only (SFT has one batch size and length)")
         return self
 
     # ---- derived values ---------------------------------------------------------------------------------------
     @property
+    def phases(self) -> list[Phase]:
+        """The run's batch phases (one unless ``train.phases`` is given), with every value resolved."""
+        t = self.train
+        if t.phases is None:
+            return [Phase(0, t.global_batch_size, t.micro_batch_size, t.seq_length or self.model.seq_length)]
+        return [Phase(ph.from_step, ph.global_batch_size, ph.micro_batch_size or t.micro_batch_size, ph.seq_length)
+                for ph in t.phases]
+
+    def phase_at(self, step: int) -> Phase:
+        """The phase that step ``step`` (0-based: the run's iteration count before it) runs in."""
+        return [ph for ph in self.phases if ph.from_step <= step][-1]
+
+    @property
     def seq_length(self) -> int:
-        return self.train.seq_length or self.model.seq_length
+        """The sequence length of the first phase (the only one, except with ``train.phases``)."""
+        return self.phases[0].seq_length
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -253,8 +332,9 @@ class TrainConfig(StrictModel):
         p = self.parallel
         return world_size // (p.tensor * p.pipeline * p.context_parallel)
 
-    def num_microbatches(self, world_size: int) -> int:
-        return self.train.global_batch_size // (self.train.micro_batch_size * self.data_parallel_size(world_size))
+    def num_microbatches(self, world_size: int, phase: Phase | None = None) -> int:
+        ph = phase or self.phases[0]
+        return ph.global_batch_size // (ph.micro_batch_size * self.data_parallel_size(world_size))
 
     # ---- cross-field checks -------------------------------------------------------------------------------------
     def check(self, world_size: int = 1, cuda: bool | None = None, te: bool | None = None) -> None:
@@ -281,15 +361,24 @@ class TrainConfig(StrictModel):
                               f"({mp})")
         dp = self.data_parallel_size(world_size)
         t = self.train
-        if t.global_batch_size % (t.micro_batch_size * dp):
-            raise ConfigError(f"train.global_batch_size: {t.global_batch_size} is not divisible by "
-                              f"train.micro_batch_size x data-parallel size ({t.micro_batch_size} x {dp})")
-        if p.virtual_pipeline is not None and self.num_microbatches(world_size) % p.pipeline:
-            raise ConfigError(f"train.global_batch_size: the interleaved schedule needs the number of microbatches "
-                              f"({self.num_microbatches(world_size)}) to be a multiple of parallel.pipeline")
-        if self.seq_length % p.tensor and p.sequence_parallel:
-            raise ConfigError(f"train.seq_length: {self.seq_length} is not divisible by parallel.tensor with "
-                              "sequence parallelism")
+        packed_sft = self.data.sft is not None and self.data.sft.packing
+        for i, ph in enumerate(self.phases):
+            where = f"train.phases[{i}]." if t.phases is not None else "train."
+            # Packed SFT fills each step's samples into as many sequences as they need (padded to a multiple of
+            # micro x DP), so only unpacked batches must divide evenly.
+            if not packed_sft and ph.global_batch_size % (ph.micro_batch_size * dp):
+                raise ConfigError(f"{where}global_batch_size: {ph.global_batch_size} is not divisible by "
+                                  f"micro_batch_size x data-parallel size ({ph.micro_batch_size} x {dp})")
+            if not packed_sft and p.virtual_pipeline is not None and self.num_microbatches(world_size, ph) % p.pipeline:
+                raise ConfigError(f"{where}global_batch_size: the interleaved schedule needs the number of "
+                                  f"microbatches ({self.num_microbatches(world_size, ph)}) to be a multiple of "
+                                  "parallel.pipeline")
+            if ph.seq_length % p.tensor and p.sequence_parallel:
+                raise ConfigError(f"{where}seq_length: {ph.seq_length} is not divisible by parallel.tensor with "
+                                  "sequence parallelism")
+            if t.iters is not None and ph.from_step >= max(t.iters, 1) and i > 0:
+                raise ConfigError(f"train.phases[{i}].from_step: {ph.from_step} is not below train.iters "
+                                  f"({t.iters}): the phase would never run")
         pr = self.precision
         if pr.fp8 is not None and not te:
             from oc_megatron.models.specs import te_unavailable_reason
@@ -337,7 +426,8 @@ class TrainConfig(StrictModel):
                               f"steps in {total} steps")
 
     def check_data(self) -> int:
-        """Data prefixes exist and the tokenizer fits the model. Returns the tokenizer's EOD id."""
+        """Data prefixes exist, every split a run builds has documents, and the tokenizer fits the model. Reads only
+        index files. Returns the tokenizer's EOD id."""
         from oc_megatron.data.preprocess import LOSS_MASK_SUFFIX
 
         for key, blend in (("data.blend", self.data.blend), ("data.valid_blend", self.data.valid_blend or [])):
@@ -346,6 +436,10 @@ class TrainConfig(StrictModel):
                 if missing:
                     raise ConfigError(f"{key}[{i}].path: {src.path}{' and '.join(missing)} not found (run "
                                       f"`oc-megatron preprocess` to create the indexed dataset)")
+        if self.data.blend:
+            from oc_megatron.data.blend import check_splits
+
+            check_splits(self)  # a split without documents would make Megatron-Core's GPTDataset loop forever
         sft = self.data.sft
         for key, paths in (("data.sft.paths", sft.paths if sft else []),
                            ("data.sft.valid_paths", (sft.valid_paths or []) if sft else [])):
@@ -365,6 +459,20 @@ class TrainConfig(StrictModel):
             raise ConfigError(f"data.tokenizer: vocabulary of {info.vocab_size} tokens is larger than "
                               f"model.vocab_size ({self.model.vocab_size})")
         return info.eod_id
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A resolved batch phase: from ``from_step`` on, ``global_batch_size`` samples of ``seq_length`` per step."""
+
+    from_step: int
+    global_batch_size: int
+    micro_batch_size: int
+    seq_length: int
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.global_batch_size * self.seq_length
 
 
 def load_train_config(path: str | Path, overrides: Iterable[str] = ()) -> TrainConfig:

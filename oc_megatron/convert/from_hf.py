@@ -91,6 +91,7 @@ def from_hf(hf_dir: str | Path, ckpt_dir: str | Path, *, tp: int = 1, pp: int = 
     """
     from oc_megatron.convert.megatron_ckpt import save_streaming, single_process_group
     from oc_megatron.training.checkpoint import LATEST_FILE, TrainState, iteration_dir
+    from oc_megatron.training.checksums import write_checksums
 
     start = time.perf_counter()
     ckpt_dir = Path(ckpt_dir)
@@ -131,6 +132,7 @@ def from_hf(hf_dir: str | Path, ckpt_dir: str | Path, *, tp: int = 1, pp: int = 
         it_dir.mkdir()
         with single_process_group(model_parallel=True):
             save_streaming(it_dir, model, out_dtype, produce, train_state.__dict__.copy(), vocab_rows)
+        write_checksums(it_dir)  # verified by init_from and to-hf, like a training checkpoint
         atomic_write_text(tmp / LATEST_FILE, "0\n")
         assets = tmp / HF_ASSETS
         assets.mkdir()

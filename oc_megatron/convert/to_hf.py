@@ -123,6 +123,7 @@ def to_hf(ckpt_dir: str | Path, hf_dir: str | Path, *, iteration: int | None = N
         read_common_state,
         single_process_group,
     )
+    from oc_megatron.training.checksums import verify_checkpoint
 
     start = time.perf_counter()
     hf_dir = Path(hf_dir)
@@ -131,6 +132,7 @@ def to_hf(ckpt_dir: str | Path, hf_dir: str | Path, *, iteration: int | None = N
     if dtype != "auto" and dtype not in DTYPES:
         raise ConversionError(f"--dtype {dtype!r}: expected auto, {', '.join(DTYPES)}")
     path = find_checkpoint(ckpt_dir, iteration)
+    verify_checkpoint(path)  # a corrupt or truncated file is refused by name before anything is converted
     ckpt_root = path.parent
     with single_process_group():
         common = read_common_state(path)

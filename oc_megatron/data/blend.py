@@ -12,12 +12,24 @@ global batches of the validation split, so its loss is comparable across evaluat
 
 ``blend_report`` says what a run samples: each source's configured weight and share, and how many of the run's
 samples really come from it (read from the blended dataset's index); the trainer logs it and writes
-``OUTPUT/data_blend.json``. SFT data (``oc_megatron.data.sft.SFTDataset``) goes through the same batch layout.
+``OUTPUT/data_blend.json``.
+
+The trainer asks a batch source for ``step(position)`` -> ``StepBatch`` (how many microbatches, samples and tokens
+the step has, and this rank's microbatches); ``PretrainBatches`` is the GPTDataset's, ``oc_megatron.data.sft.
+SFTBatches`` the SFT one. With ``train.phases`` each phase has its own GPTDataset (its sequence length) and the data
+continues at the same token position: a phase starting after ``c`` samples of length ``L`` reads its dataset from
+sample ``c * L // L'`` (``phase_position``).
+
+``check_splits`` (called by ``TrainConfig.check_data``, before any work) refuses a blend or split that leaves a
+dataset without a document for a split it must build (Megatron-Core's GPTDataset would loop forever looking for
+tokens), naming the key and the numbers; ``source_splits`` gives the documents and tokens of every source's splits
+(``train --plan`` prints them).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -54,16 +66,95 @@ def _blend(sources) -> tuple[list[str], list[float]]:
     return [s.path for s in sources], [s.weight for s in sources]
 
 
-def build_datasets(cfg, eod_id: int, train_samples: int, seed: int | None = None):
+SPLIT_NAMES = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class SourceSplits:
+    """One blend source's documents and tokens in each split (``data.split``, or all of it for ``valid_blend``)."""
+
+    key: str  # e.g. data.blend[0]
+    path: str
+    documents: int
+    tokens: int
+    split_documents: tuple[int | None, int | None, int | None]  # None: the split is not built (share 0)
+    split_tokens: tuple[int | None, int | None, int | None]
+
+
+def _index_lengths(prefix: str):
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    dataset = IndexedDataset(prefix)  # kept alive while copying: its index is an mmap closed on deletion
+    lengths = np.array(dataset.sequence_lengths, dtype=np.int64)
+    del dataset
+    return lengths
+
+
+def source_splits(cfg) -> list[SourceSplits]:
+    """Documents and tokens of every ``data.blend`` / ``data.valid_blend`` source per split, as Megatron-Core's
+    builder cuts them (``split_matrix``: documents ``[round(lo * N), round(hi * N))``). Reads only the .idx files."""
+    from megatron.core.datasets.blended_megatron_dataset_config import (
+        convert_split_vector_to_split_matrix,
+        parse_and_normalize_split,
+    )
+
+    d = cfg.data
+    out = []
+    if d.valid_blend:
+        groups = [("data.blend", d.blend, [(0.0, 1.0), None, None]),
+                  ("data.valid_blend", d.valid_blend, [None, (0.0, 1.0), None])]
+    else:
+        groups = [("data.blend", d.blend, convert_split_vector_to_split_matrix(parse_and_normalize_split(d.split)))]
+    for key, sources, matrix in groups:
+        for i, src in enumerate(sources):
+            lengths = _index_lengths(src.path)
+            n = len(lengths)
+            docs, tokens = [], []
+            for bounds in matrix:
+                if bounds is None:
+                    docs.append(None)
+                    tokens.append(None)
+                    continue
+                lo, hi = int(round(bounds[0] * n)), int(round(bounds[1] * n))
+                docs.append(hi - lo)
+                tokens.append(int(lengths[lo:hi].sum()))
+            out.append(SourceSplits(f"{key}[{i}]", src.path, n, int(lengths.sum()), tuple(docs), tuple(tokens)))
+    return out
+
+
+def check_splits(cfg) -> list[SourceSplits]:
+    """Refuse, before any work, a source whose documents leave a split it must build empty. Returns the splits."""
+    splits = source_splits(cfg)
+    for s in splits:
+        for k, name in enumerate(SPLIT_NAMES):
+            if s.split_documents[k] is None or s.split_tokens[k] > 0:
+                continue
+            if cfg.data.valid_blend:  # each source is used whole
+                raise ConfigError(f"{s.key}.path: {s.path} has no tokens ({s.documents} documents): every source "
+                                  "needs at least one document")
+            parts = [float(x) for x in cfg.data.split.split(",")]
+            share = f"{parts[k]:g}/{sum(parts):g}"
+            fix = ("add documents, give the split more share, or set data.split so that this split is 0 "
+                   "(e.g. 100,0,0 with train.eval_interval 0) or use data.valid_blend")
+            raise ConfigError(f"data.split: {cfg.data.split!r} leaves {s.key} ({s.path}: {s.documents} documents, "
+                              f"{s.tokens} tokens) with {s.split_documents[k]} documents in the {name} split "
+                              f"(a {share} share of {s.documents} documents rounds to none); Megatron-Core cannot "
+                              f"draw samples from an empty split: {fix}")
+    return splits
+
+
+def build_datasets(cfg, eod_id: int, train_samples: int, seed: int | None = None, phase=None, valid: bool = True):
     """(train_dataset, valid_dataset or None) for ``cfg`` (a TrainConfig with ``data.blend``), the training split
-    holding at least ``train_samples`` samples. Call on every rank."""
+    holding at least ``train_samples`` samples of the phase's length (default: the first phase); the validation
+    split ``train.eval_iters`` batches when ``valid`` and the run validates. Call on every rank."""
     from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
 
     t, d = cfg.train, cfg.data
-    gbs = t.global_batch_size
+    phase = phase or cfg.phases[0]
+    gbs = phase.global_batch_size
     train_samples = max(train_samples, gbs)
-    valid_samples = t.eval_iters * gbs if t.eval_interval > 0 else 0
+    valid_samples = t.eval_iters * gbs if valid and t.eval_interval > 0 else 0
     kwargs: dict[str, Any] = {}
     if d.valid_blend:
         kwargs["blend_per_split"] = [_blend(d.blend), _blend(d.valid_blend), None]
@@ -75,7 +166,7 @@ def build_datasets(cfg, eod_id: int, train_samples: int, seed: int | None = None
         kwargs["split"] = d.split
     config = GPTDatasetConfig(
         random_seed=t.seed if seed is None else seed,
-        sequence_length=cfg.seq_length,
+        sequence_length=phase.seq_length,
         path_to_cache=d.cache_dir,
         tokenizer=DatasetTokenizer(eod_id, d.tokenizer),
         reset_position_ids=False,
@@ -133,6 +224,44 @@ def microbatch_iterator(dataset, layout: BatchLayout, first_sample: int, needs_d
     for m in range(layout.num_microbatches):
         indices = layout.sample_indices(first_sample, m)
         yield collate(dataset, indices) if needs_data else collate_metadata(dataset, indices)
+
+
+@dataclass
+class StepBatch:
+    """One global batch: its size (all ranks) and this rank's microbatches.
+
+    ``microbatches(needs_data)`` yields ``num_microbatches`` dicts of [b, s] tensors (tokens, labels, loss_mask,
+    position_ids, + segment_ids for SFT), or for a pipeline stage that needs no tokens only the sequence metadata
+    (None for pretraining, whose middle stages need nothing)."""
+
+    num_microbatches: int
+    micro_batch_size: int
+    seq_length: int
+    samples: int  # samples (pretraining: sequences; SFT: conversations) in the step
+    tokens: int  # input positions holding a real token (padding excluded)
+    positions: int  # input positions computed, padding included (what FLOPs are counted on)
+    microbatches: Callable[[bool], Iterator[dict[str, torch.Tensor] | None]] = field(repr=False)
+    extra: dict[str, int] = field(default_factory=dict)  # e.g. SFT: sequences, trained_tokens
+
+
+class PretrainBatches:
+    """Global batches of a GPTDataset: step at data position ``c`` = samples ``[c, c+G)``, in ``layout``'s blocks."""
+
+    def __init__(self, dataset, layout: BatchLayout, seq_length: int) -> None:
+        self.dataset, self.layout, self.seq_length = dataset, layout, seq_length
+
+    def step(self, position: int) -> StepBatch:
+        g = self.layout.global_batch_size
+        positions = g * self.seq_length
+        return StepBatch(self.layout.num_microbatches, self.layout.micro_batch_size, self.seq_length, g, positions,
+                         positions,
+                         lambda needs_data: microbatch_iterator(self.dataset, self.layout, position, needs_data))
+
+
+def phase_position(consumed_samples: int, from_seq_length: int, to_seq_length: int) -> int:
+    """The data position of a new phase: the sample of length ``to_seq_length`` at the token where the previous
+    phase stopped (``consumed_samples`` of ``from_seq_length``)."""
+    return consumed_samples * from_seq_length // to_seq_length
 
 
 def blend_report(cfg, dataset, first_sample: int, num_samples: int) -> dict[str, Any]:

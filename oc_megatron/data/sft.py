@@ -7,29 +7,39 @@
 * ``instruction`` + ``output`` (OpenCoder's opc-sft-stage1/2 datasets) or ``instruction`` + ``response`` (our
   ``oc-synth generate`` instruction recipes): one user turn and one assistant turn.
 
-**Template.** A conversation is rendered by the tokenizer's own chat template (``chat_template`` in
-``tokenizer_config.json``, rendered with jinja2 the way transformers' ``apply_chat_template`` does, so a default
-system prompt the template adds is trained on too), or by plain ChatML when the tokenizer has none. Either way each
-assistant turn must come out as ``<|im_start|>assistant\\n{content}<|im_end|>`` (OpenCoder's format); anything else is
-an error, never a silently wrong mask. The whole text is tokenized at once (the ids inference will see), and a token
-is trained when its first character lies in ``{content}<|im_end|>`` of an assistant turn: the model learns the answers
-and to stop, never the prompts or the ``<|im_start|>assistant`` headers.
+**Format** (``--target opencoder``, the default, = OpenCoder's released ``sft/tools/finetune.py``; docs/opencoder.md
+§4). A conversation without a system turn gets OpenCoder's system prompt (``--system-prompt``; their tokenizer's
+template adds it, so we add it whatever the tokenizer), is rendered by the tokenizer's own chat template
+(``chat_template`` in ``tokenizer_config.json``, rendered with jinja2 as transformers' ``apply_chat_template`` does)
+or by plain ChatML when it has none, and each assistant answer is trained as ``{content}\n<|im_end|>``: their target
+is ``output + "\n<|im_end|>"`` after a prompt ending in ``<|im_start|>assistant\n``, with nothing after the last
+``<|im_end|>``. The text is tokenized the way their script calls the tokenizer (special tokens the tokenizer adds
+by itself included). ``--target template`` trains exactly what the template renders (``{content}<|im_end|>``,
+tokenized without added special tokens, as inference engines do). Either way each assistant turn must come out as
+ChatML (``<|im_start|>assistant\n`` + answer + ``<|im_end|>``); anything else is an error, never a silently wrong
+mask. A token is trained when its first character lies in an answer span (answer + ``<|im_end|>``): the model learns
+the answers and to stop, never the prompts, the system prompt or the ``<|im_start|>assistant`` headers.
 
 **On disk**: ``OUT_PREFIX.bin/.idx`` (tokens, one document per conversation) and ``OUT_PREFIX.loss_mask.bin/.idx``
-(uint8, aligned), built like ``oc-megatron preprocess`` output (parts, resume, atomic merge, ``OUT_PREFIX.stats.json``).
+(uint8, aligned), built like ``oc-megatron preprocess`` output (parts, resume, atomic merge, ``OUT_PREFIX.stats.json``
+whose ``manifest`` records the template, target format and system prompt).
 
-**Training sequences** (``SFTDataset``): a conversation of n tokens gives n-1 positions (input ``ids[:-1]``, label
-``ids[1:]``, loss mask ``mask[1:]``, positions ``0..n-2``), so no label crosses into another sample. With packing,
-consecutive samples of the epoch's (seeded) order fill a sequence of ``seq_length`` positions until the next one does
-not fit (next-fit); the rest is padding (loss mask 0). ``segment_ids`` numbers the samples of a sequence (padding is
-one more segment); the trainer turns them into a block-diagonal causal mask (local attention on CPU) or ``cu_seqlens``
-(THD with Transformer Engine), and positions restart at 0 in each sample, so a packed sample is computed exactly as if
-it were alone. Conversations longer than ``seq_length + 1`` tokens are dropped (counted and logged).
+**Training** (``SFTSamples``, ``SFTBatches``): as OpenCoder's script, a sample is cut to ``train.seq_length`` tokens
+(its ``model_max_length``; ``data.sft.too_long: drop`` drops it instead), and a step takes ``train.global_batch_size``
+*samples*, each epoch in a new seeded order (an epoch's last step takes the rest). A sample of n tokens gives n-1
+positions (input ``ids[:-1]``, label ``ids[1:]``, loss mask ``mask[1:]``, positions ``0..n-2``), so no label crosses
+into another sample. Unpacked (the default) each sample has a sequence of its own, padded; packed
+(``data.sft.packing``, a speed option), the step's samples fill as few sequences as fit (next-fit), so the step has
+fewer microbatches but the same samples. ``segment_ids`` number the samples of a sequence (padding is one more
+segment); the trainer turns them into a block-diagonal causal mask (local attention on CPU) or ``cu_seqlens`` (THD
+with Transformer Engine), and positions restart at 0 in each sample, so a packed sample is computed exactly as if it
+were alone.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,12 +49,18 @@ import torch
 
 from oc_common.log import get_logger
 from oc_megatron.data.preprocess import LOSS_MASK_SUFFIX, PreprocessStats, build_indexed_dataset, token_dtype
+from oc_megatron.data.sft_format import (
+    ASSISTANT_HEADER,
+    IM_END,
+    IM_START,
+    OPENCODER_SYSTEM_PROMPT,
+    TARGET_SUFFIX,
+    SFTTarget,
+)
 
 log = get_logger(__name__)
 
-IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 ROLES = ("system", "user", "assistant")
-ASSISTANT_HEADER = f"{IM_START}assistant\n"
 
 
 # ---- records -> conversations --------------------------------------------------------------------------------------
@@ -124,9 +140,13 @@ class ChatTemplate:
     def name(self) -> str:
         return "the tokenizer's chat template" if self.source is not None else "built-in ChatML"
 
-    def render_text(self, messages: list[dict[str, str]]) -> str:
-        if self.system_prompt is not None and messages[0]["role"] != "system":
+    def render_text(self, messages: list[dict[str, str]], answer_suffix: str = "") -> str:
+        """The conversation as text; ``answer_suffix`` is appended to every assistant answer."""
+        if self.system_prompt and messages[0]["role"] != "system":
             messages = [{"role": "system", "content": self.system_prompt}, *messages]
+        if answer_suffix:
+            messages = [{**m, "content": m["content"] + answer_suffix} if m["role"] == "assistant" else m
+                        for m in messages]
         if self._compiled is None:
             return "".join(f"{IM_START}{m['role']}\n{m['content']}{IM_END}\n" for m in messages)
         from jinja2 import TemplateError
@@ -136,14 +156,19 @@ class ChatTemplate:
         except TemplateError as e:
             raise ValueError(f"chat template: {e}") from None
 
-    def render(self, messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
-        """(text, [(start, end) character spans trained]): one span per assistant turn, in order."""
-        text = self.render_text(messages)
+    def render(self, messages: list[dict[str, str]], target: str = "template") -> tuple[str, list[tuple[int, int]]]:
+        """(text, [(start, end) character spans trained]): one span per assistant turn, in order.
+
+        ``target="opencoder"``: each answer is trained as ``content + "\n<|im_end|>"`` and the text ends at the last
+        ``<|im_end|>`` when the conversation ends with an answer (OpenCoder's released finetune.py); ``"template"``:
+        as the template renders it."""
+        suffix = TARGET_SUFFIX[target]
+        text = self.render_text(messages, suffix)
         spans, cursor = [], 0
         for m in messages:
             if m["role"] != "assistant":
                 continue
-            turn = ASSISTANT_HEADER + m["content"] + IM_END
+            turn = ASSISTANT_HEADER + m["content"] + suffix + IM_END
             at = text.find(turn, cursor)
             if at < 0:
                 raise ValueError(f"{self.name} does not render an assistant turn as ChatML "
@@ -151,6 +176,8 @@ class ChatTemplate:
             start = at + len(ASSISTANT_HEADER)
             spans.append((start, at + len(turn)))
             cursor = at + len(turn)
+        if target == "opencoder" and messages[-1]["role"] == "assistant" and spans:
+            text = text[: spans[-1][1]]  # their target ends with <|im_end|>: nothing follows it
         return text, spans
 
 
@@ -168,24 +195,36 @@ def chat_token_ids(tokenizer) -> tuple[int, int]:
     return ids[0], ids[1]
 
 
-def mask_from_offsets(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> np.ndarray:
-    """1 for each token whose first character lies in one of ``spans``, else 0 (uint8)."""
+def mask_from_offsets(offsets: list[tuple[int, int]], spans: list[tuple[int, int]],
+                      special_tokens_mask: list[int] | None = None) -> np.ndarray:
+    """1 for each token whose first character lies in one of ``spans``, else 0 (uint8). Tokens the tokenizer added
+    by itself (``special_tokens_mask``: a BOS, ...) are never trained."""
     starts = np.fromiter((o[0] for o in offsets), dtype=np.int64, count=len(offsets))
     mask = np.zeros(len(offsets), dtype=bool)
     for a, b in spans:
         mask |= (starts >= a) & (starts < b)
+    if special_tokens_mask is not None and any(special_tokens_mask):
+        added = np.asarray(special_tokens_mask, dtype=bool) & np.asarray([o == (0, 0) for o in offsets])
+        mask &= ~added
     return mask.astype(np.uint8)
 
 
 class ChatEncoder:
     """Conversation records -> (token ids, loss mask) for ``build_indexed_dataset`` (two streams)."""
 
-    def __init__(self, tokenizer: str | Path, *, system_prompt: str | None = None) -> None:
+    def __init__(self, tokenizer: str | Path, *, system_prompt: str | None = OPENCODER_SYSTEM_PROMPT,
+                 target: SFTTarget = "opencoder") -> None:
         from oc_megatron.data.tokenizer import load_tokenizer, load_tokenizer_info
 
+        if target not in TARGET_SUFFIX:
+            raise ValueError(f"target {target!r}: expected one of {', '.join(TARGET_SUFFIX)}")
         self.tokenizer = str(tokenizer)
-        self.system_prompt = system_prompt
-        self.template = ChatTemplate.from_tokenizer(tokenizer, system_prompt)
+        self.system_prompt = system_prompt or None
+        self.target = target
+        # OpenCoder's script calls the tokenizer with its defaults (special tokens it adds by itself, e.g. a BOS,
+        # included); the template target tokenizes the rendered text as it is, as inference engines do.
+        self.add_special_tokens = target == "opencoder"
+        self.template = ChatTemplate.from_tokenizer(tokenizer, self.system_prompt)
         chat_token_ids(load_tokenizer(tokenizer))  # fail now, naming the missing token
         self.streams = (("", token_dtype(load_tokenizer_info(tokenizer).vocab_size)), (LOSS_MASK_SUFFIX, np.uint8))
         self._tok = None
@@ -195,10 +234,10 @@ class ChatEncoder:
 
     def manifest(self) -> dict[str, Any]:
         return {"kind": "chat", "tokenizer": self.tokenizer, "template": self.template.source or "chatml",
-                "system_prompt": self.system_prompt, "dtype": np.dtype(self.streams[0][1]).name}
+                "system_prompt": self.system_prompt, "target": self.target, "dtype": np.dtype(self.streams[0][1]).name}
 
     def extract(self, record: dict[str, Any]) -> tuple[str, list[tuple[int, int]]]:
-        return self.template.render(conversation_from_record(record))
+        return self.template.render(conversation_from_record(record), self.target)
 
     def encode(self, text: str, spans: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
         return self.encode_batch([(text, spans)])[0]
@@ -208,46 +247,47 @@ class ChatEncoder:
             from oc_megatron.data.tokenizer import load_tokenizer
 
             self._tok = load_tokenizer(self.tokenizer)
-        encodings = self._tok.encode_batch([text for text, _ in items], add_special_tokens=False)
-        return [(np.asarray(enc.ids, dtype=np.int64), mask_from_offsets(enc.offsets, spans))
+        encodings = self._tok.encode_batch([text for text, _ in items], add_special_tokens=self.add_special_tokens)
+        return [(np.asarray(enc.ids, dtype=np.int64), mask_from_offsets(enc.offsets, spans, enc.special_tokens_mask))
                 for enc, (_, spans) in zip(encodings, items, strict=True)]
 
 
 def sft_data(input_path: str | Path, out_prefix: str | Path, tokenizer: str | Path, *, workers: int = 1,
-             system_prompt: str | None = None, batch_size: int = 64, keep_parts: bool = False,
-             progress: bool = True) -> PreprocessStats:
+             system_prompt: str | None = OPENCODER_SYSTEM_PROMPT, target: SFTTarget = "opencoder",
+             batch_size: int = 64, keep_parts: bool = False, progress: bool = True) -> PreprocessStats:
     """Chat records under ``input_path`` -> ``out_prefix``.bin/.idx + ``out_prefix``.loss_mask.bin/.idx."""
-    encoder = ChatEncoder(tokenizer, system_prompt=system_prompt)
-    log.info("sft-data: rendering with %s%s", encoder.template.name,
-             f", default system prompt {system_prompt!r}" if system_prompt else "")
+    encoder = ChatEncoder(tokenizer, system_prompt=system_prompt, target=target)
+    log.info("sft-data: rendering with %s, %s target format (answers trained as %r), system prompt %s",
+             encoder.template.name, target, "{content}" + TARGET_SUFFIX[target] + IM_END,
+             repr(encoder.system_prompt) if encoder.system_prompt else "none added")
     return build_indexed_dataset(input_path, out_prefix, encoder, workers=workers, batch_size=batch_size,
                                  keep_parts=keep_parts, progress=progress)
 
 
-# ---- training sequences -------------------------------------------------------------------------------------------
+# ---- training samples and steps ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class PackingStats:
-    samples: int  # kept conversations per epoch
-    dropped_too_long: int
-    sequences: int  # training sequences over all epochs
-    fill: float  # fraction of positions that are real tokens
+class SampleStats:
+    samples: int  # usable samples per epoch
+    truncated: int  # of those, cut to seq_length tokens
+    dropped_too_long: int  # data.sft.too_long = drop
+    dropped_empty: int  # fewer than 2 tokens: nothing to predict
+    tokens: int  # tokens per epoch after truncation
 
 
-class SFTDataset:
-    """``oc-megatron sft-data`` prefixes as fixed-length training sequences, for ``epochs`` epochs.
+class SFTSamples:
+    """The samples of ``oc-megatron sft-data`` prefixes, each cut to ``max_tokens`` tokens (or dropped when longer,
+    ``too_long="drop"``), in a seeded order per epoch.
 
-    Item ``i`` (any ``i >= 0``; past the last sequence: an all-padding sequence with an empty loss mask, so that the
-    last global batch of the last epoch can be filled without repeating data) is a dict of [seq_length] tensors:
-    ``tokens``, ``labels``, ``loss_mask``, ``position_ids`` and ``segment_ids``. ``metadata(i)`` gives only the last
-    two (what pipeline stages without the embedding or the loss need).
+    A sample of n tokens occupies n - 1 positions of a sequence (input ``ids[:-1]``, labels ``ids[1:]``, loss mask
+    ``mask[1:]``), as a causal LM's shifted loss sees it. The data position of a run is the number of samples it has
+    consumed over all epochs: position c is sample ``c mod N`` of epoch ``c div N`` (N samples per epoch).
     """
 
-    def __init__(self, prefixes: list[str], seq_length: int, *, packing: bool = True, epochs: int = 1, seed: int = 0,
-                 shuffle: bool = True, pad_id: int = 0) -> None:
+    def __init__(self, prefixes: list[str], max_tokens: int, *, too_long: str = "truncate", epochs: int = 1,
+                 seed: int = 0, shuffle: bool = True) -> None:
         from megatron.core.datasets.indexed_dataset import IndexedDataset
 
-        self.seq_length = seq_length
-        self.pad_id = pad_id
+        self.max_tokens, self.epochs, self.seed, self.shuffle = max_tokens, epochs, seed, shuffle
         self.tokens, self.masks, lengths = [], [], []
         for prefix in prefixes:
             tokens, mask = IndexedDataset(str(prefix)), IndexedDataset(f"{prefix}{LOSS_MASK_SUFFIX}")
@@ -256,95 +296,173 @@ class SFTDataset:
             self.tokens.append(tokens)
             self.masks.append(mask)
             lengths.append(np.asarray(tokens.sequence_lengths, dtype=np.int64))
-        all_lengths = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+        raw = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
         self._first_id = np.cumsum([0] + [len(x) for x in lengths])  # global sample id -> (dataset, index)
-        self._positions = all_lengths - 1  # positions a sample occupies in a sequence
-        fits = (self._positions >= 1) & (self._positions <= seq_length)
-        kept = np.flatnonzero(fits)
-        if len(kept) == 0:
-            raise ValueError(f"no SFT sample fits in {seq_length} positions ({len(all_lengths)} samples in "
-                             f"{', '.join(map(str, prefixes))})")
-        orders, bins = [], []
-        for epoch in range(epochs):
-            order = np.random.default_rng([seed, epoch]).permutation(kept) if shuffle else kept
-            orders.append(order)
-            bins.append(self._bin_sizes(self._positions[order], packing))
-        self._order = np.concatenate(orders)
-        self._bin_start = np.concatenate([[0], np.cumsum(np.concatenate(bins))])
-        real = int(self._positions[self._order].sum())
-        self.stats = PackingStats(len(kept), int((~fits).sum()), len(self), real / max(len(self) * seq_length, 1))
-
-    def _bin_sizes(self, positions: np.ndarray, packing: bool) -> np.ndarray:
-        if not packing:
-            return np.ones(len(positions), dtype=np.int64)
-        sizes, used, count = [], 0, 0
-        for p in positions.tolist():  # next-fit: keeps the epoch's order
-            if count and used + p > self.seq_length:
-                sizes.append(count)
-                used, count = 0, 0
-            used += p
-            count += 1
-        sizes.append(count)
-        return np.asarray(sizes, dtype=np.int64)
+        long = raw > max_tokens
+        empty = raw < 2
+        keep = ~empty & (~long if too_long == "drop" else True)
+        self.kept = np.flatnonzero(keep)
+        self.lengths = np.minimum(raw, max_tokens)  # tokens each sample contributes
+        if len(self.kept) == 0:
+            raise ValueError(f"no usable SFT sample in {', '.join(map(str, prefixes))} ({len(raw)} samples; "
+                             f"{int((long & ~empty).sum())} longer than {max_tokens} tokens, {int(empty.sum())} "
+                             "with fewer than 2 tokens)")
+        self.stats = SampleStats(len(self.kept), int((long & keep).sum()), int((long & ~empty).sum()) if
+                                 too_long == "drop" else 0, int(empty.sum()), int(self.lengths[self.kept].sum()))
+        self._orders: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
-        return len(self._bin_start) - 1
+        """Usable samples per epoch."""
+        return len(self.kept)
 
-    def sample_ids(self, i: int) -> np.ndarray:
-        """The samples packed into sequence ``i``, in order (global ids over ``prefixes``; none past the end)."""
-        if i >= len(self):
-            return self._order[:0]
-        return self._order[self._bin_start[i]: self._bin_start[i + 1]]
+    def positions(self, sample_ids: np.ndarray) -> np.ndarray:
+        return self.lengths[sample_ids] - 1
 
-    def _read(self, sample: int) -> tuple[np.ndarray, np.ndarray]:
+    def order(self, epoch: int) -> np.ndarray:
+        if epoch not in self._orders:
+            self._orders = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.kept)
+                            if self.shuffle else self.kept}
+        return self._orders[epoch]
+
+    def steps_per_epoch(self, global_batch_size: int) -> int:
+        return math.ceil(len(self) / global_batch_size)
+
+    def step_samples(self, position: int, global_batch_size: int) -> np.ndarray:
+        """The samples of the step at data ``position``: the next ``global_batch_size`` of the current epoch (fewer
+        in an epoch's last step; none past the last epoch)."""
+        epoch, offset = divmod(position, len(self))
+        if epoch >= self.epochs:
+            return self.kept[:0]
+        return self.order(epoch)[offset: offset + global_batch_size]
+
+    def read(self, sample: int) -> tuple[np.ndarray, np.ndarray]:
+        """(token ids, loss mask) of a sample, cut to ``max_tokens``."""
         d = int(np.searchsorted(self._first_id, sample, side="right")) - 1
         j = int(sample - self._first_id[d])
-        return np.asarray(self.tokens[d][j], dtype=np.int64), np.asarray(self.masks[d][j], dtype=np.int64)
-
-    def metadata(self, i: int) -> dict[str, torch.Tensor]:
-        s = self.seq_length
-        positions = np.zeros(s, dtype=np.int64)
-        segments = np.zeros(s, dtype=np.int64)
-        at = 0
-        samples = self.sample_ids(i)
-        for k, n in enumerate(self._positions[samples].tolist()):
-            positions[at: at + n] = np.arange(n)
-            segments[at: at + n] = k
-            at += n
-        positions[at:] = np.arange(s - at)
-        segments[at:] = len(samples)  # padding: one more segment, attending only to itself
-        return {"position_ids": torch.from_numpy(positions), "segment_ids": torch.from_numpy(segments)}
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        s = self.seq_length
-        tokens = np.full(s, self.pad_id, dtype=np.int64)
-        labels = np.full(s, self.pad_id, dtype=np.int64)
-        loss_mask = np.zeros(s, dtype=np.float32)
-        at = 0
-        for sample in self.sample_ids(i).tolist():
-            ids, mask = self._read(sample)
-            n = len(ids) - 1
-            tokens[at: at + n] = ids[:-1]
-            labels[at: at + n] = ids[1:]
-            loss_mask[at: at + n] = mask[1:]
-            at += n
-        return {"tokens": torch.from_numpy(tokens), "labels": torch.from_numpy(labels),
-                "loss_mask": torch.from_numpy(loss_mask), **self.metadata(i)}
+        n = int(self.lengths[sample])
+        return (np.asarray(self.tokens[d][j][:n], dtype=np.int64),
+                np.asarray(self.masks[d][j][:n], dtype=np.int64))
 
 
-def build_sft_datasets(cfg, pad_id: int) -> tuple[SFTDataset, SFTDataset | None]:
-    """(train, valid or None) for a TrainConfig with ``data.sft``. Validation: the first sequences of
-    ``valid_paths``, in file order."""
+def pack_sequences(positions: list[int], seq_length: int, packing: bool) -> list[list[int]]:
+    """Indexes into ``positions`` grouped into sequences of at most ``seq_length`` positions: one each without
+    packing, else next-fit in order (a new sequence when the next sample does not fit)."""
+    if not packing:
+        return [[i] for i in range(len(positions))]
+    sequences, used = [], 0
+    for i, p in enumerate(positions):
+        if not sequences or used + p > seq_length:
+            sequences.append([])
+            used = 0
+        sequences[-1].append(i)
+        used += p
+    return sequences
+
+
+def sequence_metadata(samples: SFTSamples, sample_ids, seq_length: int) -> dict[str, torch.Tensor]:
+    """``position_ids`` (restarting at 0 in each sample) and ``segment_ids`` (the sample's index in the sequence;
+    padding is one more segment, attending only to itself) of a sequence holding ``sample_ids``."""
+    positions = np.zeros(seq_length, dtype=np.int64)
+    segments = np.zeros(seq_length, dtype=np.int64)
+    at = 0
+    for k, n in enumerate(samples.positions(np.asarray(sample_ids, dtype=np.int64)).tolist()):
+        positions[at: at + n] = np.arange(n)
+        segments[at: at + n] = k
+        at += n
+    positions[at:] = np.arange(seq_length - at)
+    segments[at:] = len(sample_ids)
+    return {"position_ids": torch.from_numpy(positions), "segment_ids": torch.from_numpy(segments)}
+
+
+def sequence_item(samples: SFTSamples, sample_ids, seq_length: int, pad_id: int) -> dict[str, torch.Tensor]:
+    """The [seq_length] tensors of a sequence holding ``sample_ids`` (each as ids[:-1] -> ids[1:]), then padding
+    (loss mask 0): ``tokens``, ``labels``, ``loss_mask``, ``position_ids``, ``segment_ids``."""
+    tokens = np.full(seq_length, pad_id, dtype=np.int64)
+    labels = np.full(seq_length, pad_id, dtype=np.int64)
+    loss_mask = np.zeros(seq_length, dtype=np.float32)
+    at = 0
+    for sample in sample_ids:
+        ids, mask = samples.read(int(sample))
+        n = len(ids) - 1
+        tokens[at: at + n] = ids[:-1]
+        labels[at: at + n] = ids[1:]
+        loss_mask[at: at + n] = mask[1:]
+        at += n
+    return {"tokens": torch.from_numpy(tokens), "labels": torch.from_numpy(labels),
+            "loss_mask": torch.from_numpy(loss_mask), **sequence_metadata(samples, sample_ids, seq_length)}
+
+
+class SFTBatches:
+    """SFT steps: each takes the next ``global_batch_size`` samples (OpenCoder counts its batch in samples) and lays
+    them out as sequences of ``seq_length`` positions: one sample each, or packed (``packing``).
+
+    The number of sequences is rounded up to a multiple of ``micro_batch_size x DP`` (x ``microbatch_multiple``,
+    the pipeline size under the interleaved schedule) with empty sequences, and each rank takes microbatch ``m`` =
+    sequences block ``m * DP + rank``. A full unpacked step is exactly ``global_batch_size / (micro x DP)``
+    microbatches; a packed one has as many as its samples need, so packed and unpacked runs train on the same samples
+    per step and, the loss being the mean over the step's trained tokens, compute the same gradient.
+    """
+
+    def __init__(self, samples: SFTSamples, seq_length: int, global_batch_size: int, micro_batch_size: int,
+                 data_parallel_size: int, data_parallel_rank: int, *, packing: bool, pad_id: int,
+                 microbatch_multiple: int = 1) -> None:
+        self.samples, self.seq_length, self.packing, self.pad_id = samples, seq_length, packing, pad_id
+        self.global_batch_size, self.micro_batch_size = global_batch_size, micro_batch_size
+        self.dp_size, self.dp_rank, self.microbatch_multiple = data_parallel_size, data_parallel_rank, \
+            microbatch_multiple
+
+    def total_steps(self) -> int:
+        return self.samples.epochs * self.samples.steps_per_epoch(self.global_batch_size)
+
+    def sequences(self, position: int) -> list[np.ndarray]:
+        """The step's sequences (global sample ids each), padded with empty ones to a whole number of microbatches
+        of every data-parallel rank."""
+        ids = self.samples.step_samples(position, self.global_batch_size)
+        groups = pack_sequences(self.samples.positions(ids).tolist(), self.seq_length, self.packing)
+        seqs = [ids[g] for g in groups]
+        multiple = self.micro_batch_size * self.dp_size * self.microbatch_multiple
+        padded = max(math.ceil(len(seqs) / multiple), 1) * multiple  # an empty step still runs one microbatch
+        return seqs + [ids[:0]] * (padded - len(seqs))
+
+    def step(self, position: int):
+        from oc_megatron.data.blend import StepBatch
+
+        seqs = self.sequences(position)
+        ids = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int64)
+        per_microbatch = self.micro_batch_size * self.dp_size
+        mine = [seqs[(m * self.dp_size + self.dp_rank) * self.micro_batch_size:][: self.micro_batch_size]
+                for m in range(len(seqs) // per_microbatch)]
+
+        def microbatches(needs_data: bool):
+            for group in mine:
+                items = [sequence_item(self.samples, g, self.seq_length, self.pad_id) if needs_data
+                         else sequence_metadata(self.samples, g, self.seq_length) for g in group]
+                yield {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+        return StepBatch(len(mine), self.micro_batch_size, self.seq_length, len(ids),
+                         int(self.samples.positions(ids).sum()), len(seqs) * self.seq_length, microbatches,
+                         {"sequences": sum(1 for q in seqs if len(q))})
+
+
+def build_sft_batches(cfg, *, pad_id: int, data_parallel_size: int, data_parallel_rank: int,
+                      microbatch_multiple: int = 1) -> tuple[SFTBatches, SFTBatches | None]:
+    """(train, valid or None) step sources for a TrainConfig with ``data.sft``. Validation: the first samples of
+    ``valid_paths`` in file order (one epoch, no shuffle)."""
     d, t = cfg.data.sft, cfg.train
-    train = SFTDataset(d.paths, cfg.seq_length, packing=d.packing, epochs=d.epochs, seed=t.seed, shuffle=d.shuffle,
-                       pad_id=pad_id)
+    phase = cfg.phases[0]
+    kw = dict(micro_batch_size=phase.micro_batch_size, data_parallel_size=data_parallel_size,
+              data_parallel_rank=data_parallel_rank, packing=d.packing, pad_id=pad_id,
+              microbatch_multiple=microbatch_multiple)
+    train = SFTBatches(SFTSamples(d.paths, phase.seq_length, too_long=d.too_long, epochs=d.epochs, seed=t.seed,
+                                  shuffle=d.shuffle), phase.seq_length, phase.global_batch_size, **kw)
     valid = None
     if t.eval_interval > 0:
         if not d.valid_paths:
             from oc_common.errors import ConfigError
 
             raise ConfigError("data.sft.valid_paths: needed when train.eval_interval > 0")
-        valid = SFTDataset(d.valid_paths, cfg.seq_length, packing=d.packing, epochs=1, shuffle=False, pad_id=pad_id)
+        valid = SFTBatches(SFTSamples(d.valid_paths, phase.seq_length, too_long=d.too_long, shuffle=False),
+                           phase.seq_length, phase.global_batch_size, **kw)
     return train, valid
 
 

@@ -18,6 +18,8 @@ removed by the next save). Contents:
   was initialised from, what it kept, the schedule's peak LR).
 * ``rng_state``: Python/NumPy/torch(/CUDA) and Megatron tracker states of every rank; restored only when the layout
   is unchanged (a resharded run cannot have "the same" per-rank streams).
+* ``checksums.json``: a SHA-256 per file, written before the checkpoint is published and verified before it is
+  resumed, initialised from or converted (``oc_megatron.training.checksums``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import torch
 
 from oc_common.fileio import atomic_write_text
 from oc_common.log import get_logger
+from oc_megatron.training import checksums
 
 log = get_logger(__name__)
 
@@ -77,6 +80,7 @@ class TrainState:
     lr: float | None = None  # the LR the next step would use (what annealing's init_from.keep_lr starts from)
     init: dict[str, Any] | None = None  # init_from: {"path", "iteration", "kept", "peak_lr"}
     tokenizer: str | None = None  # absolute path of the training tokenizer (convert to-hf copies it)
+    schedule: dict[str, Any] | None = None  # the LR schedule the run follows (training.schedule.schedule_record)
 
 
 def current_layout() -> dict[str, int]:
@@ -185,6 +189,7 @@ class CheckpointSaver:
 
         def publish() -> None:
             _barrier()
+            checksums.write_checksums(tmp)  # collective: each rank hashes the shards it wrote
             if rank0:
                 if final.exists():
                     shutil.rmtree(final)

@@ -1,24 +1,30 @@
 """The training loop for pretraining, annealing and SFT: Megatron-Core parts, no ``megatron.training``.
 
-``run_training(cfg)`` does, on every rank (torchrun, srun, or one process):
+``run_training(cfg)`` does, on every rank (torchrun, srun, or one process), through ``setup``:
 
-1. config checks that need the world size; data checks (prefixes exist, tokenizer fits the model); how the run
-   starts (``training.start``: resume, ``init_from`` with explicit keep/reset, or scratch);
+1. ``prepare_run``: config checks that need the world size; data checks (prefixes exist, every split has documents,
+   the tokenizer fits the model); how the run starts (``training.start``: resume, ``init_from`` with explicit
+   keep/reset, or scratch). Nothing is built yet;
 2. process group (NCCL / gloo) and Megatron parallel state (TP, PP, virtual PP, DP);
-3. model chunks (``models.opencoder.build_model``: TE or local spec, layout-invariant init), each wrapped in
-   Megatron-Core DDP (fp32 grad buffers; the distributed optimizer shards optimizer state over DP);
-4. data: the blended GPTDataset (pretraining / annealing; the realised blend is logged and written to
-   ``data_blend.json``) or the SFT sequences (``data.sft``: packed, with ``train.iters`` from the epochs);
-5. optimizer (``get_megatron_optimizer``: Adam, grad clipping) and ``OptimizerParamScheduler`` (WSD / cosine), then
-   the start point's state loaded into them;
+3. ``build_data``: the batch source of each step. Pretraining / annealing: the blended GPTDataset of the step's
+   phase (the realised blend is logged and written to ``data_blend.json``); SFT: ``SFTBatches`` (``train.iters``
+   from the epochs). Then the schedule the run follows (a resumed run must continue its own, or say how not to;
+   a finished run stops here with nothing to do);
+4. ``build_model_and_optimizer``: model chunks (``models.opencoder.build_model``: TE or local spec, layout-invariant
+   init), each wrapped in Megatron-Core DDP (fp32 grad buffers; the distributed optimizer shards optimizer state
+   over DP), ``get_megatron_optimizer`` (Adam, grad clipping) and ``OptimizerParamScheduler`` (WSD / cosine);
+5. the start point's checkpoint verified (checksums) and loaded into them;
 6. steps: ``get_forward_backward_func`` (1F1B, interleaved with virtual PP) with a per-token loss
    (``calculate_per_token_loss``: the loss is the mean over all trained tokens of the global batch, whatever the
-   layout), ``optimizer.step``, scheduler step, metrics, periodic validation and checkpoints, preemption checks.
+   layout or packing), ``optimizer.step``, scheduler step, metrics (samples and tokens per step), periodic validation
+   and checkpoints, preemption checks.
 
-Packed SFT sequences carry ``segment_ids``: with Transformer Engine they become THD ``PackedSeqParams``
-(``cu_seqlens``; the microbatch is laid out as one [1, b*s] sequence), on the local spec a block-diagonal causal mask
-plus per-sample ``position_ids`` for RoPE. Every pipeline stage receives them (``collate_metadata``), not only the
-first and last.
+A step's batch comes from ``step(position)`` of the batch source (``data.blend.StepBatch``): pretraining steps have a
+fixed number of microbatches per phase; SFT steps take ``global_batch_size`` samples and, packed, as many microbatches
+as the samples fill. Packed SFT sequences carry ``segment_ids``: with Transformer Engine they become THD
+``PackedSeqParams`` (``cu_seqlens``; the microbatch is laid out as one [1, b*s] sequence), on the local spec a
+block-diagonal causal mask plus per-sample ``position_ids`` for RoPE. Every pipeline stage receives them, not only
+the first and last.
 
 Returns a ``TrainResult``; raises ``Preempted`` after saving when a signal asked the run to stop.
 """
@@ -28,6 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -39,13 +46,21 @@ from oc_common.config import dump_config
 from oc_common.errors import ConfigError
 from oc_common.fileio import atomic_write_json
 from oc_common.log import get_logger
-from oc_megatron.config import TrainConfig
-from oc_megatron.data.blend import BatchLayout, blend_report, build_datasets, format_blend, microbatch_iterator
+from oc_megatron.config import Phase, TrainConfig
+from oc_megatron.data.blend import (
+    BatchLayout,
+    PretrainBatches,
+    StepBatch,
+    blend_report,
+    build_datasets,
+    format_blend,
+    phase_position,
+)
 from oc_megatron.training import checkpoint as ckpt
 from oc_megatron.training.distributed import DistEnv, init_distributed, init_model_parallel, seed_everything
 from oc_megatron.training.metrics import MetricsLogger, device_peak_tflops, format_line, throughput
 from oc_megatron.training.preemption import PreemptionHandler
-from oc_megatron.training.start import plan_start, restore
+from oc_megatron.training.start import StartPoint, continue_schedule, finished, plan_start, restore
 
 log = get_logger(__name__)
 
@@ -65,6 +80,44 @@ class TrainResult:
     losses: dict[int, float] = field(default_factory=dict)  # step -> train loss (on the logging rank)
     valid_losses: dict[int, float] = field(default_factory=dict)
     last_checkpoint: Path | None = None
+    nothing_to_do: str | None = None  # why a finished run did not train
+
+
+class NothingToDo(Exception):
+    """A resumed run has already reached ``train.iters``."""
+
+    def __init__(self, iteration: int, reason: str) -> None:
+        super().__init__(reason)
+        self.iteration = iteration
+
+
+# ---- the objects of a run -------------------------------------------------------------------------------------------
+@dataclass
+class RunPlan:
+    """What ``prepare_run`` decides before anything is built."""
+
+    start: StartPoint
+    eod_id: int
+
+
+@dataclass
+class RunData:
+    """Batch sources: ``train`` for the run's current phase (``build`` makes another phase's), ``valid`` fixed."""
+
+    train: Any  # PretrainBatches | SFTBatches
+    valid: Any | None
+    phase: Phase
+    position: int  # the data position of the run's first step (in samples of its phase)
+    build: Callable[[Phase, int], Any] | None = None  # (phase, data position) -> train batch source (pretraining)
+
+
+@dataclass
+class ModelParts:
+    model: list[torch.nn.Module]  # DDP-wrapped chunks
+    chunks: list[torch.nn.Module]  # unwrapped GPTModel chunks (checkpointing, conversion)
+    optimizer: Any
+    scheduler: Any
+    backend: str  # layer spec: te | local
 
 
 @dataclass
@@ -73,27 +126,41 @@ class Trainer:
 
     cfg: TrainConfig
     env: DistEnv
-    model: list[torch.nn.Module]  # DDP-wrapped chunks
-    chunks: list[torch.nn.Module]  # unwrapped GPTModel chunks (checkpointing, conversion)
-    optimizer: Any
-    scheduler: Any
-    batch: BatchLayout
-    train_data: Any
-    valid_data: Any
+    parts: ModelParts
+    data: RunData
     state: ckpt.TrainState
     is_logging_rank: bool
-    attention_mask: torch.Tensor | None  # causal mask for the local spec (None with TE: causal by itself)
     device: torch.device
+    schedule: dict  # the schedule record saved with checkpoints (training.schedule.schedule_record)
     thd: bool = False  # packed sequences as THD PackedSeqParams (Transformer Engine) rather than a mask
+    _causal_masks: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def model(self) -> list[torch.nn.Module]:
+        return self.parts.model
+
+    @property
+    def optimizer(self):
+        return self.parts.optimizer
+
+    def causal_mask(self, seq_length: int) -> torch.Tensor | None:
+        """TE attention is causal by itself (no mask tensor); the local spec gets an explicit causal mask (True =
+        masked), since Megatron's default one is created on "cuda"."""
+        if self.parts.backend == "te":
+            return None
+        if seq_length not in self._causal_masks:
+            self._causal_masks[seq_length] = torch.triu(
+                torch.ones(1, 1, seq_length, seq_length, dtype=torch.bool, device=self.device), diagonal=1)
+        return self._causal_masks[seq_length]
 
     # ---- one step --------------------------------------------------------------------------------------------------
-    def _forward_step(self, data_iterator, model):
+    def _forward_step(self, seq_length: int, data_iterator, model):
         batch = next(data_iterator)
         if batch is None:  # pretraining, a pipeline stage in the middle: its input comes from the previous stage
-            output = model(None, None, self.attention_mask)
+            output = model(None, None, self.causal_mask(seq_length))
             return output, None
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        position_ids, attention_mask, packed = batch["position_ids"], self.attention_mask, None
+        position_ids, attention_mask, packed = batch["position_ids"], self.causal_mask(seq_length), None
         if "segment_ids" in batch:  # SFT sequences: each sample sees only itself, from position 0
             if self.thd:
                 from oc_megatron.data.sft import packed_seq_params
@@ -112,7 +179,7 @@ class Trainer:
                        packed_seq_params=packed)
         return output, partial(_loss_func, batch["loss_mask"])
 
-    def _data_iterators(self, dataset, first_sample: int):
+    def _data_iterators(self, step: StepBatch):
         from megatron.core import parallel_state as ps
 
         def needs_data(vp_stage: int | None) -> bool:
@@ -120,61 +187,81 @@ class Trainer:
                     or ps.is_pipeline_last_stage(ignore_virtual=False, vp_stage=vp_stage))
 
         if len(self.model) == 1:
-            return microbatch_iterator(dataset, self.batch, first_sample, needs_data(None))
-        return [microbatch_iterator(dataset, self.batch, first_sample, needs_data(i))
-                for i in range(len(self.model))]
+            return step.microbatches(needs_data(None))
+        return [step.microbatches(needs_data(i)) for i in range(len(self.model))]
 
-    def _run_microbatches(self, dataset, first_sample: int, forward_only: bool) -> float | None:
+    def _run_microbatches(self, step: StepBatch, forward_only: bool) -> tuple[float, float] | None:
         from megatron.core.pipeline_parallel import get_forward_backward_func
 
-        seq_length, micro_batch_size = self.cfg.seq_length, self.cfg.train.micro_batch_size
+        seq_length, micro_batch_size = step.seq_length, step.micro_batch_size
         if self.thd:  # activations are [b*s, 1, h] between pipeline stages
             seq_length, micro_batch_size = seq_length * micro_batch_size, 1
         results = get_forward_backward_func()(
-            forward_step_func=self._forward_step,
-            data_iterator=self._data_iterators(dataset, first_sample),
+            forward_step_func=partial(self._forward_step, step.seq_length),
+            data_iterator=self._data_iterators(step),
             model=self.model if len(self.model) > 1 else self.model[0],
-            num_microbatches=self.batch.num_microbatches,
+            num_microbatches=step.num_microbatches,
             seq_length=seq_length,
             micro_batch_size=micro_batch_size,
             forward_only=forward_only,
         )
         return _reduce_loss(results)
 
+    def enter_phase(self, iteration: int) -> None:
+        """Switch to the batch phase of step ``iteration`` (pretraining with ``train.phases``): a dataset of the new
+        sequence length, read from the token position the previous phase reached. Collective."""
+        phase = self.cfg.phase_at(iteration)
+        if phase == self.data.phase:
+            return
+        position = phase_position(self.state.consumed_samples, self.data.phase.seq_length, phase.seq_length)
+        log.info("step %d: phase %d x %d tokens (was %d x %d); data continues at sample %d (token %d)", iteration + 1,
+                 phase.global_batch_size, phase.seq_length, self.data.phase.global_batch_size,
+                 self.data.phase.seq_length, position, position * phase.seq_length)
+        self.data.train = self.data.build(phase, position)
+        self.data.phase = phase
+        self.state.consumed_samples = position
+
     def train_step(self) -> dict[str, float]:
         """One optimizer step on the next global batch. Returns metrics (loss only on the last pipeline stage)."""
+        if self.data.build is not None:
+            self.enter_phase(self.state.iteration)
         for m in self.model:
             m.zero_grad_buffer()
         self.optimizer.zero_grad()
         start = time.perf_counter()
-        loss = self._run_microbatches(self.train_data, self.state.consumed_samples, forward_only=False)
+        step = self.data.train.step(self.state.consumed_samples)
+        reduced = self._run_microbatches(step, forward_only=False)
         ok, grad_norm, _ = self.optimizer.step()
         lr = self.optimizer.param_groups[0]["lr"]  # the LR this step used
-        self.scheduler.step(increment=1)
+        self.parts.scheduler.step(increment=1)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
         self.state.iteration += 1
-        self.state.consumed_samples += self.batch.global_batch_size
-        out: dict[str, float] = {"lr": lr, "step_seconds": seconds, "update_ok": float(bool(ok))}
+        self.state.consumed_samples += step.samples
+        out: dict[str, float] = {"lr": lr, "step_seconds": seconds, "update_ok": float(bool(ok)),
+                                 "samples": step.samples, "tokens": step.tokens, "positions": step.positions,
+                                 "microbatches": step.num_microbatches, **step.extra}
         if grad_norm is not None:
             out["grad_norm"] = float(grad_norm)
-        if loss is not None:
-            out["loss"] = loss
+        if reduced is not None:
+            out["loss"], out["trained_tokens"] = reduced
         return out
 
     def evaluate(self) -> float | None:
         """Mean token loss over the fixed validation batches (None on stages without the loss)."""
-        if self.valid_data is None:
+        if self.data.valid is None:
             return None
         for m in self.model:
             m.eval()
         total, count = 0.0, 0.0
         with torch.no_grad():
             for i in range(self.cfg.train.eval_iters):
-                r = self._run_microbatches(self.valid_data, i * self.batch.global_batch_size, forward_only=True)
+                # The first phase's batches, whatever phase the run is in: comparable all along.
+                r = self._run_microbatches(self.data.valid.step(i * self.cfg.phases[0].global_batch_size),
+                                           forward_only=True)
                 if r is not None:
-                    total += r
+                    total += r[0]
                     count += 1
         for m in self.model:
             m.train()
@@ -185,7 +272,9 @@ class Trainer:
         self.state.model = self.cfg.model.model_dump()
         self.state.tokenizer = str(Path(self.cfg.data.tokenizer).resolve())
         self.state.lr = self.optimizer.param_groups[0]["lr"]  # set by the scheduler for the next step
-        return saver.save(self.chunks, self.optimizer, self.scheduler, self.state)
+        self.state.schedule = self.schedule
+        return saver.save(self.parts.chunks, self.optimizer, self.parts.scheduler, self.state,
+                          ddp_models=self.model)
 
 
 def _loss_func(loss_mask: torch.Tensor, output_tensor: torch.Tensor):
@@ -198,8 +287,8 @@ def _loss_func(loss_mask: torch.Tensor, output_tensor: torch.Tensor):
     return loss_sum, num_tokens, {"lm loss": report}
 
 
-def _reduce_loss(results: list[dict[str, torch.Tensor]] | None) -> float | None:
-    """Mean token loss of a global batch: sum over microbatches, then over data-parallel ranks."""
+def _reduce_loss(results: list[dict[str, torch.Tensor]] | None) -> tuple[float, float] | None:
+    """(mean token loss, trained tokens) of a global batch: summed over microbatches, then over data-parallel ranks."""
     from megatron.core import parallel_state as ps
 
     if not results or not ps.is_pipeline_last_stage(ignore_virtual=True):
@@ -207,24 +296,122 @@ def _reduce_loss(results: list[dict[str, torch.Tensor]] | None) -> float | None:
     total = torch.stack([r["lm loss"] for r in results]).sum(0)
     if ps.get_data_parallel_world_size() > 1:
         torch.distributed.all_reduce(total, group=ps.get_data_parallel_group())
-    return float(total[0] / total[1])
+    return float(total[0] / total[1]), float(total[1])
 
 
-def setup(cfg: TrainConfig) -> Trainer:
-    """Everything up to the first step (including resume / init). Collective: call on all ranks.
-
-    Values the run derives are written back into ``cfg`` (and so into OUTPUT/config.yaml): ``train.iters`` of an SFT
-    run (from the epochs) and ``optimizer.lr`` when it comes from the checkpoint (``init_from.keep_lr``).
-    """
-    from oc_megatron.models.cpu_compat import apply_cpu_shims
+# ---- setup, in pieces ----------------------------------------------------------------------------------------------
+def prepare_run(cfg: TrainConfig) -> RunPlan:
+    """Checks and the start point, before any process group, model or dataset exists (rank-local reads only)."""
     from oc_megatron.training.distributed import detect_launcher
 
-    # A bad config fails here, before any process group or model exists.
     cfg.check(detect_launcher()[2])
     eod_id = cfg.check_data()
-    start = plan_start(cfg)
-    apply_cpu_shims()  # before Megatron-Core builds anything (see cpu_compat)
+    return RunPlan(plan_start(cfg), eod_id)
+
+
+def build_data(cfg: TrainConfig, plan: RunPlan, rank: int) -> RunData:
+    """The batch sources of the run (collective: dataset caches are built by rank 0 first). Sets ``train.iters`` of
+    an SFT run from its epochs."""
     from megatron.core import parallel_state as ps
+
+    dp, dp_rank = ps.get_data_parallel_world_size(), ps.get_data_parallel_rank()
+    p, start = cfg.parallel, plan.start
+    if cfg.data.sft is not None:
+        from oc_megatron.data.sft import build_sft_batches
+
+        # The interleaved schedule needs a multiple of PP microbatches: packed steps are padded to one.
+        multiple = p.pipeline if p.virtual_pipeline is not None else 1
+        train, valid = build_sft_batches(cfg, pad_id=plan.eod_id, data_parallel_size=dp, data_parallel_rank=dp_rank,
+                                         microbatch_multiple=multiple)
+        _sft_iters(cfg, train, valid, start)
+        return RunData(train, valid, cfg.phases[0], start.consumed_samples)
+
+    first = cfg.phases[0]
+    valid = None
+
+    def phase_batches(phase: Phase, position: int) -> PretrainBatches:
+        nonlocal valid
+        layout = BatchLayout(phase.global_batch_size, phase.micro_batch_size, dp, dp_rank)
+        run_samples = max(_phase_end(cfg, phase) - max(start.iteration, phase.from_step), 0) * phase.global_batch_size
+        with_valid = cfg.train.eval_interval > 0 and valid is None and phase == first
+        train, valid_ds = build_datasets(cfg, plan.eod_id, position + run_samples, phase=phase, valid=with_valid)
+        if with_valid:
+            valid = PretrainBatches(valid_ds, layout, phase.seq_length)
+        _log_blend(cfg, train, position, run_samples, phase, rank == 0)
+        return PretrainBatches(train, layout, phase.seq_length)
+
+    # The phase of the first step, and the data position in its samples (a checkpoint saved in another phase
+    # counted samples of that phase's length).
+    phase = cfg.phase_at(start.iteration)
+    saved_phase = cfg.phase_at(max(start.iteration - 1, 0))
+    position = phase_position(start.consumed_samples, saved_phase.seq_length, phase.seq_length)
+    if position != start.consumed_samples:
+        log.info("data position: sample %d of %d tokens = sample %d of this phase's %d", start.consumed_samples,
+                 saved_phase.seq_length, position, phase.seq_length)
+    train = phase_batches(phase, position)
+    if cfg.train.eval_interval > 0 and valid is None:  # validation: the first phase's batches, all run long
+        _, valid_ds = build_datasets(cfg, plan.eod_id, first.global_batch_size, phase=first)
+        valid = PretrainBatches(valid_ds, BatchLayout(first.global_batch_size, first.micro_batch_size, dp, dp_rank),
+                                first.seq_length)
+    return RunData(train, valid, phase, position, phase_batches if len(cfg.phases) > 1 else None)
+
+
+def _phase_end(cfg: TrainConfig, phase: Phase) -> int:
+    later = [ph.from_step for ph in cfg.phases if ph.from_step > phase.from_step]
+    return min(later[0], cfg.train.iters) if later else cfg.train.iters
+
+
+def _log_blend(cfg: TrainConfig, dataset, first_sample: int, num_samples: int, phase: Phase, write: bool) -> None:
+    blend = blend_report(cfg, dataset, first_sample, num_samples)
+    log.info("data blend over samples %d..%d of %d tokens: %s", first_sample, first_sample + num_samples,
+             phase.seq_length, format_blend(blend))
+    if write:
+        out = Path(cfg.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        name = "data_blend.json" if phase.from_step == 0 else f"data_blend_from_step_{phase.from_step}.json"
+        atomic_write_json(out / name, blend)
+
+
+def _sft_iters(cfg: TrainConfig, train, valid, start: StartPoint) -> None:
+    """Log what an SFT step is, and derive ``train.iters`` from the epochs."""
+    t, d = cfg.train, cfg.data.sft
+    st, g = train.samples.stats, train.global_batch_size
+    per_epoch = train.samples.steps_per_epoch(g)
+    remaining = _sft_steps_from(train.samples, start.consumed_samples, g)
+    epoch_steps = start.iteration + remaining
+    log.info("SFT data: %d samples x %d epochs, %d samples per step (%d steps per epoch), each in %s sequence of %d "
+             "positions; %d samples truncated to %d tokens, %d dropped as longer, %d with fewer than 2 tokens",
+             st.samples, d.epochs, g, per_epoch, "a packed" if d.packing else "its own", cfg.seq_length,
+             st.truncated, cfg.seq_length, st.dropped_too_long, st.dropped_empty)
+    if t.iters is None:
+        log.info("train.iters: %d (%d samples over %d epochs, %d samples per step)", epoch_steps, st.samples,
+                 d.epochs, g)
+        t.iters = epoch_steps
+    elif t.iters != epoch_steps:
+        log.info("train.iters %d given: stops after %d of the %d steps of %d epochs", t.iters, t.iters, epoch_steps,
+                 d.epochs)
+    if t.iters <= start.iteration and start.kind != "resume":
+        raise ConfigError(f"train.iters: {t.iters} leaves nothing to train after step {start.iteration}")
+    if valid is not None:
+        batches = min(t.eval_iters, valid.samples.steps_per_epoch(g))
+        if batches < t.eval_iters:
+            log.info("validation: %d samples make %d of the %d batches of train.eval_iters", len(valid.samples),
+                     batches, t.eval_iters)
+            t.eval_iters = batches
+
+
+def _sft_steps_from(samples, position: int, global_batch_size: int) -> int:
+    """SFT steps from data ``position`` to the end of the last epoch (each epoch ends with a partial step)."""
+    epoch, offset = divmod(position, len(samples))
+    if epoch >= samples.epochs:
+        return 0
+    return (math.ceil((len(samples) - offset) / global_batch_size)
+            + (samples.epochs - epoch - 1) * samples.steps_per_epoch(global_batch_size))
+
+
+def build_model_and_optimizer(cfg: TrainConfig, schedule_shape: dict | None) -> tuple[ModelParts, Any]:
+    """Model chunks wrapped in DDP, the optimizer and the LR scheduler (``schedule_shape``: a kept checkpoint
+    schedule). Returns them and the TransformerConfig. Call after the parallel state exists."""
     from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig, finalize_model_grads
     from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
 
@@ -232,32 +419,19 @@ def setup(cfg: TrainConfig) -> Trainer:
     from oc_megatron.models.specs import resolve_spec_backend
     from oc_megatron.training.schedule import build_scheduler
 
-    env = init_distributed()
-    cuda = torch.cuda.is_available()
-    if env.launcher == "external":  # a process group created by the caller (tests): check its real size
-        cfg.check(env.world_size)
     p, pr = cfg.parallel, cfg.precision
-    init_model_parallel(p.tensor, p.pipeline, p.virtual_pipeline, p.context_parallel)
-    seed_everything(cfg.train.seed)
-    batch = BatchLayout(cfg.train.global_batch_size, cfg.train.micro_batch_size, ps.get_data_parallel_world_size(),
-                        ps.get_data_parallel_rank())
-    train_data, valid_data = _build_data(cfg, eod_id, start, env.rank == 0)
-    cfg.check_schedule(cfg.train.iters)
-    if start.peak_lr is not None and start.peak_lr != cfg.optimizer.lr:
-        log.info("optimizer.lr: %g -> %g, the LR of %s (init_from.keep_lr)", cfg.optimizer.lr, start.peak_lr,
-                 (start.saved.init or {}).get("path", start.source))
-        cfg.optimizer.lr = start.peak_lr
-
-    dtype = pr.resolved_dtype(cuda)
+    dtype = pr.resolved_dtype(torch.cuda.is_available())
     backend = resolve_spec_backend(pr.layer_spec)
-    packed = cfg.data.sft is not None
+    sft = cfg.data.sft is not None
     tconfig = transformer_config(
         cfg.model, tensor_parallel=p.tensor, pipeline_parallel=p.pipeline, virtual_pipeline=p.virtual_pipeline,
+        num_layers_in_first_pipeline_stage=p.num_layers_in_first_pipeline_stage,
+        num_layers_in_last_pipeline_stage=p.num_layers_in_last_pipeline_stage,
         sequence_parallel=p.sequence_parallel, context_parallel=p.context_parallel, precision=dtype,
         fp8=pr.fp8, fp8_recipe=pr.fp8_recipe, fp8_amax_history_len=pr.fp8_amax_history_len,
         recompute=pr.recompute, recompute_num_layers=pr.recompute_num_layers, calculate_per_token_loss=True,
         # The local spec restarts RoPE per sample from position_ids, which the fused RoPE kernel cannot do.
-        **({"apply_rope_fusion": False} if packed and backend == "local" else {}),
+        **({"apply_rope_fusion": False} if sft and backend == "local" else {}),
     )
     chunks = build_model(cfg.model, tconfig, spec=backend, seed=cfg.train.seed)
     ddp_config = DistributedDataParallelConfig(
@@ -278,7 +452,7 @@ def setup(cfg: TrainConfig) -> Trainer:
                         overlap_param_gather=p.overlap_param_gather),
         model,
     )
-    scheduler = build_scheduler(optimizer, o, cfg.schedule, cfg.train.iters)
+    scheduler = build_scheduler(optimizer, o, cfg.schedule, cfg.train.iters, schedule_shape)
     # The schedule calls these between microbatches and at the end of backward.
     tconfig.finalize_model_grads_func = finalize_model_grads
     tconfig.no_sync_func = [m.no_sync for m in model] if len(model) > 1 else model[0].no_sync
@@ -287,60 +461,74 @@ def setup(cfg: TrainConfig) -> Trainer:
     if p.overlap_param_gather and p.distributed_optimizer:
         tconfig.param_sync_func = ([m.start_param_sync for m in model] if len(model) > 1
                                    else model[0].start_param_sync)
+    return ModelParts(model, chunks, optimizer, scheduler, backend), tconfig
 
-    state = restore(start, cfg, chunks, optimizer, scheduler)
+
+def _continuation(plan: RunPlan, cfg: TrainConfig) -> dict | None:
+    """The checkpoint's LR shape when the run keeps it (else None); raises NothingToDo for a finished run."""
+    kept_shape = continue_schedule(plan.start, cfg)
+    done = finished(plan.start, cfg)
+    if done is not None:
+        raise NothingToDo(plan.start.iteration, done)
+    return kept_shape
+
+
+def setup(cfg: TrainConfig) -> Trainer:
+    """Everything up to the first step (including resume / init). Collective: call on all ranks. Raises
+    ``NothingToDo`` for a finished run.
+
+    Values the run derives are written back into ``cfg`` (and so into OUTPUT/config.yaml): ``train.iters`` of an SFT
+    run (from the epochs) and ``optimizer.lr`` when it comes from the checkpoint (``init_from.keep_lr``).
+    """
+    from oc_megatron.models.cpu_compat import apply_cpu_shims
+    from oc_megatron.training.schedule import schedule_record
+
+    plan = prepare_run(cfg)  # a bad config fails here, before any process group or model exists
+    if plan.start.peak_lr is not None and plan.start.peak_lr != cfg.optimizer.lr:
+        log.info("optimizer.lr: %g -> %g, the LR of %s (init_from.keep_lr)", cfg.optimizer.lr, plan.start.peak_lr,
+                 (plan.start.saved.init or {}).get("path", plan.start.source))
+        cfg.optimizer.lr = plan.start.peak_lr
+    # A resumed run continues its schedule (or says how not to), and a finished one stops here; SFT knows its
+    # train.iters only from the data, so it is checked once the data is read.
+    kept_shape = _continuation(plan, cfg) if cfg.train.iters is not None else None
+    apply_cpu_shims()  # before Megatron-Core builds anything (see cpu_compat)
+    from megatron.core import parallel_state as ps
+
+    env = init_distributed()
+    if env.launcher == "external":  # a process group created by the caller (tests): check its real size
+        cfg.check(env.world_size)
+    elif cfg.cluster is not None and cfg.cluster.world_size != env.world_size:
+        log.info("cluster: the recipe is written for %d ranks (%d x %d); running on %d", cfg.cluster.world_size,
+                 cfg.cluster.nodes, cfg.cluster.gpus_per_node, env.world_size)
+    p = cfg.parallel
+    init_model_parallel(p.tensor, p.pipeline, p.virtual_pipeline, p.context_parallel)
+    seed_everything(cfg.train.seed)
+    iters_known = cfg.train.iters is not None
+    data = build_data(cfg, plan, env.rank)
+    cfg.check_schedule(cfg.train.iters)
+    if not iters_known:
+        kept_shape = _continuation(plan, cfg)
+    parts, _ = build_model_and_optimizer(cfg, kept_shape)
+    record = schedule_record(cfg.optimizer, cfg.schedule, cfg.train.iters)
+    if kept_shape is not None:
+        record = plan.start.saved.schedule
+    state = restore(plan.start, cfg, parts.chunks, parts.optimizer, parts.scheduler)
+    state.consumed_samples = data.position
+    cuda = torch.cuda.is_available()
     device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
-    s = cfg.seq_length
-    # TE attention is causal by itself (attn_mask_type=causal, no mask tensor); the local spec gets an explicit
-    # causal mask (True = masked), since Megatron's default one is created on "cuda".
-    attention_mask = None if backend == "te" else torch.triu(
-        torch.ones(1, 1, s, s, dtype=torch.bool, device=device), diagonal=1)
     is_logging_rank = (ps.is_pipeline_last_stage(ignore_virtual=True) and ps.get_tensor_model_parallel_rank() == 0
                        and ps.get_data_parallel_rank() == 0)
-    return Trainer(cfg, env, model, chunks, optimizer, scheduler, batch, train_data, valid_data, state,
-                   is_logging_rank, attention_mask, device, thd=packed and backend == "te")
-
-
-def _build_data(cfg: TrainConfig, eod_id: int, start, report: bool):
-    """(train, valid) datasets for the run's sample range; sets ``train.iters`` of SFT runs from the epochs."""
-    t = cfg.train
-    gbs = t.global_batch_size
-    if cfg.data.sft is not None:
-        from oc_megatron.data.sft import build_sft_datasets
-
-        train, valid = build_sft_datasets(cfg, pad_id=eod_id)
-        st = train.stats
-        epoch_steps = start.iteration + math.ceil(max(len(train) - start.consumed_samples, 0) / gbs)
-        log.info("SFT data: %d samples x %d epochs -> %d sequences of %d positions (%s, %.0f%% real tokens); %d "
-                 "samples longer than the sequence dropped", st.samples, cfg.data.sft.epochs, st.sequences,
-                 cfg.seq_length, "packed" if cfg.data.sft.packing else "one sample each", 100 * st.fill,
-                 st.dropped_too_long)
-        if t.iters is None:
-            log.info("train.iters: %d (%d sequences over %d epochs, in global batches of %d)", epoch_steps,
-                     len(train), cfg.data.sft.epochs, gbs)
-            t.iters = epoch_steps
-        elif t.iters != epoch_steps:
-            log.info("train.iters %d given: stops after %d of the %d steps of %d epochs", t.iters, t.iters,
-                     epoch_steps, cfg.data.sft.epochs)
-        if t.iters <= start.iteration:
-            raise ConfigError(f"train.iters: {t.iters} leaves nothing to train after step {start.iteration}")
-        return train, valid
-
-    run_samples = (t.iters - start.iteration) * gbs
-    train, valid = build_datasets(cfg, eod_id, start.consumed_samples + run_samples)
-    blend = blend_report(cfg, train, start.consumed_samples, run_samples)
-    log.info("data blend over samples %d..%d: %s", start.consumed_samples, start.consumed_samples + run_samples,
-             format_blend(blend))
-    if report:
-        out = Path(cfg.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "data_blend.json", blend)
-    return train, valid
+    return Trainer(cfg, env, parts, data, state, is_logging_rank, device, record,
+                   thd=cfg.data.sft is not None and parts.backend == "te")
 
 
 def run_training(cfg: TrainConfig) -> TrainResult:
     """Train until ``train.iters`` (or a signal, or ``train.exit_interval``). See the module docstring."""
-    trainer = setup(cfg)
+    try:
+        trainer = setup(cfg)
+    except NothingToDo as e:
+        log.warning("%s", e)
+        return TrainResult(e.iteration, nothing_to_do=str(e))
     from megatron.core import parallel_state as ps
 
     if trainer.env.rank != 0 and not trainer.is_logging_rank:
@@ -357,14 +545,13 @@ def run_training(cfg: TrainConfig) -> TrainResult:
                             cfg.model_dump(mode="json"), append=resumed)
     saver = ckpt.CheckpointSaver(cfg.checkpoint_dir, c.optimizer_format, c.async_save, c.keep_last)
     world = trainer.env.world_size
-    tokens_per_step = t.global_batch_size * cfg.seq_length
-    flops_per_token = cfg.model.flops_per_token(cfg.seq_length)
     peak = device_peak_tflops(cfg.precision.fp8 is not None, lg.peak_tflops)
     result = TrainResult(trainer.state.iteration)
-    log.info("training %s: TP %d x PP %d (VPP %s) x DP %d, %d microbatches of %d, from step %d to %d",
-             cfg.model.preset or "custom model", cfg.parallel.tensor, cfg.parallel.pipeline,
-             cfg.parallel.virtual_pipeline or "-", ps.get_data_parallel_world_size(), trainer.batch.num_microbatches,
-             t.micro_batch_size, trainer.state.iteration, t.iters)
+    phase = trainer.data.phase
+    log.info("training %s: TP %d x PP %d (VPP %s) x DP %d, %d samples of %d tokens per step in microbatches of %d, "
+             "from step %d to %d", cfg.model.preset or "custom model", cfg.parallel.tensor, cfg.parallel.pipeline,
+             cfg.parallel.virtual_pipeline or "-", ps.get_data_parallel_world_size(), phase.global_batch_size,
+             phase.seq_length, phase.micro_batch_size, trainer.state.iteration, t.iters)
 
     def save() -> Path:
         result.last_checkpoint = trainer.save(saver)
@@ -379,7 +566,9 @@ def run_training(cfg: TrainConfig) -> TrainResult:
                 if "loss" in values and trainer.is_logging_rank:
                     if not math.isfinite(values["loss"]):
                         log.warning("step %d: loss is %s", step, values["loss"])
-                    values.update(throughput(values["step_seconds"], tokens_per_step, flops_per_token, world, peak))
+                    flops = cfg.model.flops_per_token(trainer.data.phase.seq_length, cfg.parallel.tensor) \
+                        * values["positions"]
+                    values.update(throughput(values["step_seconds"], values["tokens"], flops, world, peak))
                     result.losses[step] = values["loss"]
                     if step % lg.interval == 0 or step == t.iters:
                         metrics.log(step, {**values, "consumed_samples": trainer.state.consumed_samples})

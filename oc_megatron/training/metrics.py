@@ -1,5 +1,9 @@
 """Throughput and MFU, and the metric sinks: console, ``metrics.jsonl``, TensorBoard, W&B (optional).
 
+Every step logs what it was: ``samples`` (SFT: conversations; pretraining: sequences), ``tokens`` (input positions
+holding a real token), ``positions`` (computed, padding included), ``microbatches`` and, for SFT, ``sequences`` and
+``trained_tokens`` (the loss mask's count), so a packed and an unpacked SFT step can be compared at a glance.
+
 TFLOP/s per GPU counts model FLOPs (``ModelConfig.flops_per_token``: 6 x matmul parameters + causal attention,
 forward + backward, no recompute), so MFU = achieved model TFLOP/s per GPU / the GPU's dense peak. Peaks are dense
 (not 2:4 sparse) tensor-core numbers from NVIDIA's data sheets; override with ``logging.peak_tflops``. On a CPU there
@@ -47,10 +51,12 @@ def device_peak_tflops(fp8: bool, override: float | None = None) -> float | None
     return None
 
 
-def throughput(step_seconds: float, tokens_per_step: int, flops_per_token: float, world_size: int,
+def throughput(step_seconds: float, tokens: int, flops: float, world_size: int,
                peak_tflops: float | None) -> dict[str, float]:
-    tokens_per_s = tokens_per_step / step_seconds
-    tflops_per_gpu = tokens_per_s * flops_per_token / world_size / 1e12
+    """tokens/s (real tokens: padding excluded), model TFLOP/s per GPU (``flops``: the step's model FLOPs, counted
+    on every computed position) and MFU."""
+    tokens_per_s = tokens / step_seconds
+    tflops_per_gpu = flops / step_seconds / world_size / 1e12
     out = {"tokens_per_s": tokens_per_s, "tokens_per_s_per_gpu": tokens_per_s / world_size,
            "tflops_per_gpu": tflops_per_gpu}
     if peak_tflops:
@@ -110,6 +116,8 @@ class MetricsLogger:
 
 def format_line(step: int, total: int, v: dict[str, Any]) -> str:
     parts = [f"step {step}/{total}", f"loss {v['loss']:.6f}"]
+    if "samples" in v:
+        parts.append(f"{int(v['samples'])} samples, {int(v['tokens']):,} tokens")
     if "grad_norm" in v:
         parts.append(f"grad_norm {v['grad_norm']:.4f}")
     parts.append(f"lr {v['lr']:.3e}")

@@ -20,6 +20,11 @@ In order of precedence:
    What was kept and reset is logged from the loaded objects (Adam's step count, the LR) and recorded in the
    checkpoints' ``train_state.init``, so that a resumed annealing run keeps the same peak LR;
 3. **scratch**: initialised weights, step 0.
+
+Before a checkpoint is loaded its files are checked against the checksums recorded when it was saved
+(``training.checksums``; a corrupt file is refused by name). A resumed run must continue the schedule it was trained
+under (``continue_schedule``): another LR shape in the config is refused unless ``schedule.on_change`` says how the
+schedule continues, and a run that has reached ``train.iters`` says there is nothing to do (``finished``).
 """
 
 from __future__ import annotations
@@ -101,12 +106,63 @@ def plan_start(cfg: TrainConfig) -> StartPoint:
     return StartPoint("init", source, saved, iteration, consumed, peak)
 
 
+_ON_CHANGE_HELP = ("set schedule.on_change: apply_new (this config's schedule from the next step, as if the run had "
+                   "always had it; the LR may jump) or keep_saved (the checkpoint's schedule continues; steps past its "
+                   "end run at its final LR), or restore the old values")
+
+
+def continue_schedule(start: StartPoint, cfg: TrainConfig) -> dict | None:
+    """The LR shape a resumed run follows: None = this config's; a dict = the checkpoint's (``keep_saved``).
+
+    Refuses (``ConfigError``, naming the changed keys) a config whose schedule differs from the one the checkpoint
+    was trained under, unless ``schedule.on_change`` says how to continue. Call once ``train.iters`` is known."""
+    from oc_megatron.training.schedule import schedule_record
+
+    if start.kind != "resume":
+        return None
+    saved = start.saved.schedule
+    if saved is None:
+        log.warning("%s records no schedule (an older checkpoint): cannot check that this config continues it",
+                    start.source)
+        return None
+    now = schedule_record(cfg.optimizer, cfg.schedule, cfg.train.iters)
+    if saved["shape"] == now["shape"]:
+        return None
+    changed = [f"{k} {saved['keys'].get(k)} -> {v}" for k, v in now["keys"].items() if saved["keys"].get(k) != v]
+    shape = [f"{k} {saved['shape'].get(k)} -> {v}" for k, v in now["shape"].items() if saved["shape"].get(k) != v]
+    what = f"{', '.join(changed) or 'the schedule'} (scheduler: {', '.join(shape)})"
+    on = cfg.schedule.on_change
+    if on == "refuse":
+        raise ConfigError(f"schedule.on_change: {start.source} (iteration {start.iteration}) was trained under "
+                          f"another schedule: {what}; {_ON_CHANGE_HELP}")
+    if on == "apply_new":
+        log.warning("schedule changed at iteration %d: %s; schedule.on_change apply_new: the new schedule applies "
+                    "from the next step", start.iteration, what)
+        return None
+    log.warning("schedule changed at iteration %d: %s; schedule.on_change keep_saved: the checkpoint's schedule "
+                "continues", start.iteration, what)
+    return dict(saved["shape"])
+
+
+def finished(start: StartPoint, cfg: TrainConfig) -> str | None:
+    """Why a resumed run has nothing to do (it has reached train.iters), or None."""
+    if start.kind != "resume" or start.iteration < cfg.train.iters:
+        return None
+    return (f"nothing to do: {start.source} is at iteration {start.iteration} and train.iters is "
+            f"{cfg.train.iters}; to train longer raise train.iters and set schedule.on_change (apply_new or "
+            "keep_saved)")
+
+
 def restore(start: StartPoint, cfg: TrainConfig, chunks, optimizer, scheduler) -> ckpt.TrainState:
     """Load what ``start`` says into the built model / optimizer / scheduler; the run's initial TrainState.
 
-    Collective (checkpoint loading): call on every rank.
+    Collective (checksum verification, checkpoint loading): call on every rank.
     """
+    from oc_megatron.training.checksums import verify_checkpoint
+
     c = cfg.checkpoint
+    if start.kind != "scratch":
+        verify_checkpoint(start.source, "resume checkpoint" if start.kind == "resume" else "init_from checkpoint")
     if start.kind == "resume":
         log.info("resuming from %s", start.source)
         saved = ckpt.load_checkpoint(start.source, chunks, optimizer, scheduler, c.optimizer_format)

@@ -127,7 +127,7 @@ def sft_per_sample_losses(rank: int, world_size: int, prefix: str, seq_length: i
     restarting positions, with a plain causal mask, both). Written to ``out_path`` as {variant: {sample id: loss}}."""
     import torch
 
-    from oc_megatron.data.sft import SFTDataset, packed_attention_mask
+    from oc_megatron.data.sft import SFTBatches, SFTSamples, packed_attention_mask, sequence_item
     from oc_megatron.models.cpu_compat import apply_cpu_shims
     from oc_megatron.models.opencoder import ModelConfig, build_model, transformer_config
     from oc_megatron.training.distributed import init_distributed, init_model_parallel, seed_everything
@@ -139,8 +139,13 @@ def sft_per_sample_losses(rank: int, world_size: int, prefix: str, seq_length: i
     model_cfg = ModelConfig.from_preset("tiny", init_method_std=init_std)
     tconfig = transformer_config(model_cfg, apply_rope_fusion=False)
     model = build_model(model_cfg, tconfig, spec="local", seed=0)[0].eval()
-    packed = SFTDataset([prefix], seq_length, packing=True, shuffle=False)
-    alone = SFTDataset([prefix], seq_length, packing=False, shuffle=False)
+    samples = SFTSamples([prefix], seq_length, shuffle=False)
+
+    def sequences(packing: bool):  # every sample in one step: alone in its sequence, or packed
+        batches = SFTBatches(samples, seq_length, len(samples), 1, 1, 0, packing=packing, pad_id=0)
+        return [(sequence_item(samples, ids, seq_length, 0), [int(x) for x in ids])
+                for ids in batches.sequences(0) if len(ids)]
+
     causal = torch.ones(seq_length, seq_length, dtype=torch.bool).triu(1)[None, None]
 
     def sample_losses(batch, positions, mask) -> list[float]:
@@ -153,13 +158,11 @@ def sft_per_sample_losses(rank: int, world_size: int, prefix: str, seq_length: i
 
     out: dict[str, dict[int, float]] = {"alone": {}, "alone_megatron_rope": {}, "packed": {},
                                         "no_position_restart": {}, "causal_mask": {}, "causal_mask_no_restart": {}}
-    for i in range(len(alone)):
-        b, sample = alone[i], int(alone.sample_ids(i)[0])
+    for b, (sample,) in sequences(packing=False):
         out["alone"][sample] = sample_losses(b, b["position_ids"], causal)[0]
         # No position_ids: Megatron-Core's own RoPE (angles 0..s-1), which per-token RoPE must reproduce exactly.
         out["alone_megatron_rope"][sample] = sample_losses(b, None, causal)[0]
-    for i in range(len(packed)):
-        b, ids = packed[i], [int(x) for x in packed.sample_ids(i)]
+    for b, ids in sequences(packing=True):
         block = packed_attention_mask(b["segment_ids"][None])
         arange = torch.arange(seq_length)
         for variant, positions, mask in (("packed", b["position_ids"], block),

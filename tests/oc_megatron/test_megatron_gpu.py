@@ -73,7 +73,8 @@ def gpu_summary(tiny_data, sft_data, tmp_path_factory):
                checkpoint={"interval": 0, "save_final": False}, schedule={"style": "cosine", "warmup_steps": 1})
     for spec in ("te", "local"):
         case = tiny_train_config(tiny_data, root / f"sft_{spec}", **sft, precision={"layer_spec": spec})
-        case["data"] = {"tokenizer": str(tiny_data["tokenizer"]), "sft": {"paths": [str(sft_data["stage1"])]}}
+        case["data"] = {"tokenizer": str(tiny_data["tokenizer"]), "sft": {"paths": [str(sft_data["stage1"])],
+                                                                          "packing": True}}
         cases.append((f"sft_packed_{spec}", case))
     summary_path = root / "summary.json"
     run_distributed_test(_run_cases, 1, cases, str(summary_path), backend="nccl")
