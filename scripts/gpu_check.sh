@@ -20,7 +20,10 @@ run_part() {
   else status=1; summary+=("FAIL  $name  ($((SECONDS - t0)) s, see $OUT/$name.log)"); fi
   tail -n 25 "$OUT/$name.log"
 }
-run_part pytest-gpu python -m pytest -q -m gpu -p no:cacheprovider
+# OC_TEST_GPU=1: the session keeps the GPUs and runs only the @pytest.mark.gpu tests (tests/conftest.py). The
+# Megatron GPU tests run in their own fragment below (scripts/gpu_check_megatron.sh, with their figures printed).
+run_part pytest-gpu env OC_TEST_GPU=1 python -m pytest -q -m gpu -p no:cacheprovider \
+  --ignore=tests/oc_megatron/test_megatron_gpu.py
 for fragment in scripts/gpu_check_*.sh; do
   [[ -e "$fragment" ]] || continue
   name=$(basename "$fragment" .sh)

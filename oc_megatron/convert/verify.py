@@ -27,8 +27,10 @@ def megatron_logits(chunks: list[torch.nn.Module], tokens: torch.Tensor) -> torc
     from megatron.core.tensor_parallel import gather_from_tensor_model_parallel_region
 
     batch, seq = tokens.shape
-    mask = torch.triu(torch.ones(1, 1, seq, seq, dtype=torch.bool), diagonal=1)  # True = masked (causal)
-    positions = torch.arange(seq).unsqueeze(0).expand(batch, seq)
+    device = next(chunks[0].parameters()).device  # the CPU, or the GPU a GPU check built the model on
+    tokens = tokens.to(device)
+    mask = torch.triu(torch.ones(1, 1, seq, seq, dtype=torch.bool, device=device), diagonal=1)  # True = masked
+    positions = torch.arange(seq, device=device).unsqueeze(0).expand(batch, seq)
 
     def forward_step(data_iterator, model):  # noqa: ANN001 - Megatron's schedule signature
         # Stages after the first ignore the tokens (their input arrives from the previous stage).
@@ -43,7 +45,7 @@ def megatron_logits(chunks: list[torch.nn.Module], tokens: torch.Tensor) -> torc
     )
     if not ps.is_pipeline_last_stage(ignore_virtual=True):
         return None
-    logits = gather_from_tensor_model_parallel_region(outputs[0]).float()
+    logits = gather_from_tensor_model_parallel_region(outputs[0]).float().cpu()
     return logits[..., : chunks[-1].unpadded_vocab_size]  # the padded vocabulary's extra rows are not the model's
 
 

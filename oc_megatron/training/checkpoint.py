@@ -332,7 +332,10 @@ def _is_extra_state(key: str) -> bool:
 
 
 def adam_step(optimizer) -> int:
-    """Adam's step count as the optimizer holds it now (0 for a fresh optimizer): how many updates its moments saw."""
+    """Adam's step count as the optimizer holds it now (0 for a fresh optimizer): how many updates its moments saw.
+    torch's Adam counts per parameter; TE's and Apex's FusedAdam per param group (where Megatron-Core also leaves
+    the checkpoint's count for torch's Adam, not advanced by it: so the per-parameter count comes first)."""
+    group_step = None
     for opt in getattr(optimizer, "chained_optimizers", [optimizer]):
         inner = getattr(opt, "optimizer", None)
         for group in getattr(inner, "param_groups", []):
@@ -340,7 +343,9 @@ def adam_step(optimizer) -> int:
                 step = inner.state.get(p, {}).get("step")
                 if step is not None:
                     return int(step)
-    return 0
+            if group_step is None and group.get("step") is not None:
+                group_step = int(group["step"])
+    return group_step or 0
 
 
 def prepare_optimizer_state_for_load(optimizer) -> None:
