@@ -5,6 +5,8 @@
 * The TP2/PP2 ranks save the model again as a 4-rank training run would (sharded files); to-hf of that checkpoint
   (re-sharded on read) must give back the original HF tensors bit for bit.
 * HF -> Megatron -> HF is bit-exact (fp32, bf16, and through an fp32 checkpoint), tokenizer files included.
+* The other Llama-family variants: a tied Llama, a Qwen2 (q/k/v biases) untied and tied: bit-exact round trips and
+  transformers' logits (``Qwen2ForCausalLM`` the oracle for the biases).
 * A checkpoint written by ``oc-megatron train`` converts, loads in transformers and gives the Megatron logits.
 * Bad input fails with one clear error and leaves no output directory.
 """
@@ -192,6 +194,48 @@ def test_hf_megatron_hf_round_trip_is_bit_exact(models, tmp_path, shape):
         assert getattr(got, key) == getattr(src, key), key
     assert got.rope_parameters["rope_theta"] == src.rope_parameters["rope_theta"] == 50000.0
     assert AutoTokenizer.from_pretrained(str(out)).eos_token_id == 0
+
+
+# ---- the other Llama-family variants: tied embeddings, Qwen2's q/k/v biases ------------------------------------------
+def make_family_model(out: Path, family: str, tokenizer: Path) -> Path:
+    """A random Llama with tied embeddings, or a Qwen2 (biases on q, k, v), untied or tied; every tensor random."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    tied = family.endswith("_tied")
+    common = dict(vocab_size=VOCAB, max_position_embeddings=64, rms_norm_eps=1e-5, rope_theta=50000.0,
+                  tie_word_embeddings=tied, bos_token_id=None, eos_token_id=0, **SHAPES["gqa"])
+    config, cls = ((Qwen2Config(**common, use_sliding_window=False), Qwen2ForCausalLM) if family.startswith("qwen2")
+                   else (LlamaConfig(**common), LlamaForCausalLM))
+    torch.manual_seed(5)
+    model = cls(config)
+    with torch.no_grad():
+        for p in model.parameters():  # the q/k/v biases too (transformers starts them at zero)
+            p.normal_(0.0, 0.08)
+    model.save_pretrained(str(out), safe_serialization=True, max_shard_size="40KB")
+    for f in tokenizer.iterdir():
+        shutil.copyfile(f, out / f.name)
+    return out
+
+
+@pytest.mark.parametrize("family", ["llama_tied", "qwen2", "qwen2_tied"])
+def test_llama_family_variants_round_trip_and_match_transformers(tmp_path, tokenizer, family):
+    from oc_megatron.convert.verify import hf_logits
+    from oc_megatron.training.checkpoint import read_train_state
+
+    hf = make_family_model(tmp_path / "hf", family, tokenizer)
+    from_hf(hf, tmp_path / "ckpt")
+    model = read_train_state(tmp_path / "ckpt").model
+    assert (model["tie_embeddings"], model["qkv_bias"]) == (family.endswith("_tied"), family.startswith("qwen2"))
+    to_hf(tmp_path / "ckpt", tmp_path / "out")
+    assert_bit_exact(read_hf_tensors(hf), read_hf_tensors(tmp_path / "out"))
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert cfg["model_type"] == ("qwen2" if family.startswith("qwen2") else "llama")
+    assert cfg["tie_word_embeddings"] is family.endswith("_tied")
+    tokens = tokens_for(seed=4)
+    got = megatron_logits_tp1(tmp_path / "ckpt" / "iter_0000000", tokens)
+    for source in (hf, tmp_path / "out"):  # the original and the export give the same logits as Megatron
+        diff = (got - hf_logits(source, tokens)).abs().max().item()
+        assert diff < LOGITS_ATOL, f"{family} vs {source.name}: max |logit diff| {diff}"
 
 
 @pytest.mark.parametrize("through", ["auto", "fp32"])
