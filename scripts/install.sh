@@ -29,4 +29,15 @@ if [[ -n "$extras" ]] && [[ -x /usr/bin/python3 ]] && ! /usr/bin/python3 -c "imp
          "the sandbox will run WITHOUT its seccomp filter (degraded isolation, reported in every verify run)" >&2
   fi
 fi
+# `oc-synth report`'s browser test renders the page in headless Chromium (Debian/Ubuntu: chromium + chromium-driver;
+# Selenium comes with .[dev]). Without them that test is skipped, saying so.
+if [[ -n "$extras" ]] && ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
+  if command -v apt-get >/dev/null && [[ $(id -u) -eq 0 ]]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+      || echo "warning: could not install chromium: the report's browser test will be skipped" >&2
+  else
+    echo "warning: chromium and chromium-driver are not installed (as root on Debian/Ubuntu: apt-get install" \
+         "chromium chromium-driver); the report's browser test will be skipped" >&2
+  fi
+fi
 echo "oc-cookbook installed: $(oc-synth --version)"

@@ -8,12 +8,14 @@ from oc_common.cli import common_options, run_app, version_callback
 from oc_synth.cli import eval as eval_cli
 from oc_synth.cli import generate as generate_cli
 from oc_synth.cli import recall as recall_cli
+from oc_synth.cli import report as report_cli
 from oc_synth.cli import verify as verify_cli
 from oc_synth.cli.curate import app as curate_app
 
 app = typer.Typer(
     name="oc-synth",
-    help="OpenCoder data pipelines: RefineCode curation, code-related web recall, synthesis, verification, eval.",
+    help="OpenCoder data pipelines: RefineCode curation, code-related web recall, synthesis, verification, eval, "
+         "and a report of a run.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
@@ -23,6 +25,7 @@ app.add_typer(recall_cli.app, name="recall")
 app.command("generate")(generate_cli.generate)
 app.command("verify")(verify_cli.verify)
 app.command("eval")(eval_cli.eval_)
+app.command("report")(report_cli.report)
 
 
 @app.callback()
