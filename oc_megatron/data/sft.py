@@ -1,4 +1,4 @@
-"""Supervised fine-tuning data: chat records -> ChatML tokens with an assistant-only loss mask -> packed sequences.
+"""Supervised fine-tuning data: chat records -> ChatML tokens with an answer-only loss mask -> steps of samples.
 
 **Records** (JSONL/Parquet, one conversation each; ``oc-megatron sft-data IN OUT_PREFIX --tokenizer DIR``):
 
@@ -433,11 +433,15 @@ class SFTBatches:
         mine = [seqs[(m * self.dp_size + self.dp_rank) * self.micro_batch_size:][: self.micro_batch_size]
                 for m in range(len(seqs) // per_microbatch)]
 
+        # One sample per sequence, from position 0, padding after it: a plain causal mask is exact, so unpacked
+        # batches carry no segments and take the model's ordinary (fastest) attention path.
+        keys = None if self.packing else ("tokens", "labels", "loss_mask", "position_ids")
+
         def microbatches(needs_data: bool):
             for group in mine:
                 items = [sequence_item(self.samples, g, self.seq_length, self.pad_id) if needs_data
                          else sequence_metadata(self.samples, g, self.seq_length) for g in group]
-                yield {k: torch.stack([it[k] for it in items]) for k in items[0]}
+                yield {k: torch.stack([it[k] for it in items]) for k in items[0] if keys is None or k in keys}
 
         return StepBatch(len(mine), self.micro_batch_size, self.seq_length, len(ids),
                          int(self.samples.positions(ids).sum()), len(seqs) * self.seq_length, microbatches,

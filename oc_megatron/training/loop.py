@@ -132,7 +132,7 @@ class Trainer:
     is_logging_rank: bool
     device: torch.device
     schedule: dict  # the schedule record saved with checkpoints (training.schedule.schedule_record)
-    thd: bool = False  # packed sequences as THD PackedSeqParams (Transformer Engine) rather than a mask
+    thd: bool = False  # packed SFT sequences as THD PackedSeqParams (Transformer Engine) rather than a mask
     _causal_masks: dict[int, torch.Tensor] = field(default_factory=dict)
 
     @property
@@ -161,7 +161,7 @@ class Trainer:
             return output, None
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         position_ids, attention_mask, packed = batch["position_ids"], self.causal_mask(seq_length), None
-        if "segment_ids" in batch:  # SFT sequences: each sample sees only itself, from position 0
+        if "segment_ids" in batch:  # packed SFT sequences: each sample sees only itself, from position 0
             if self.thd:
                 from oc_megatron.data.sft import packed_seq_params
 
@@ -422,7 +422,7 @@ def build_model_and_optimizer(cfg: TrainConfig, schedule_shape: dict | None) -> 
     p, pr = cfg.parallel, cfg.precision
     dtype = pr.resolved_dtype(torch.cuda.is_available())
     backend = resolve_spec_backend(pr.layer_spec)
-    sft = cfg.data.sft is not None
+    packed = cfg.data.sft is not None and cfg.data.sft.packing
     tconfig = transformer_config(
         cfg.model, tensor_parallel=p.tensor, pipeline_parallel=p.pipeline, virtual_pipeline=p.virtual_pipeline,
         num_layers_in_first_pipeline_stage=p.num_layers_in_first_pipeline_stage,
@@ -431,7 +431,7 @@ def build_model_and_optimizer(cfg: TrainConfig, schedule_shape: dict | None) -> 
         fp8=pr.fp8, fp8_recipe=pr.fp8_recipe, fp8_amax_history_len=pr.fp8_amax_history_len,
         recompute=pr.recompute, recompute_num_layers=pr.recompute_num_layers, calculate_per_token_loss=True,
         # The local spec restarts RoPE per sample from position_ids, which the fused RoPE kernel cannot do.
-        **({"apply_rope_fusion": False} if sft and backend == "local" else {}),
+        **({"apply_rope_fusion": False} if packed and backend == "local" else {}),
     )
     chunks = build_model(cfg.model, tconfig, spec=backend, seed=cfg.train.seed)
     ddp_config = DistributedDataParallelConfig(
@@ -519,7 +519,7 @@ def setup(cfg: TrainConfig) -> Trainer:
     is_logging_rank = (ps.is_pipeline_last_stage(ignore_virtual=True) and ps.get_tensor_model_parallel_rank() == 0
                        and ps.get_data_parallel_rank() == 0)
     return Trainer(cfg, env, parts, data, state, is_logging_rank, device, record,
-                   thd=cfg.data.sft is not None and parts.backend == "te")
+                   thd=cfg.data.sft is not None and cfg.data.sft.packing and parts.backend == "te")
 
 
 def run_training(cfg: TrainConfig) -> TrainResult:

@@ -343,14 +343,18 @@ def test_packing_with_three_pipeline_stages_matches_data_parallel(tiny_data, sft
                                                                                           "save_final": False})
     base["data"] = {"tokenizer": str(tiny_data["tokenizer"]), "sft": {"paths": [str(sft_data["stage1"])],
                                                                       "epochs": 2, "packing": True}}
-    runs = {"pp3": tmp_path / "pp3", "dp3": tmp_path / "dp3"}
-    # PP3: stage 2 has neither the embedding nor the loss, and still needs the mask and the positions.
-    run_distributed_test(train_layouts, 3, base, [("pp3", [f"output_dir={runs['pp3']}", "parallel.pipeline=3"]),
-                                                  ("dp3", [f"output_dir={runs['dp3']}"])])
-    pp3, dp3 = read_losses(runs["pp3"]), read_losses(runs["dp3"])
-    print(f"packed SFT, PP3 vs DP3 losses: {pp3} vs {dp3}")
+    runs = {name: tmp_path / name for name in ("pp3", "dp3", "pp3_unpacked")}
+    # PP3: stage 2 has neither the embedding nor the loss, and still needs the mask and the positions. Unpacked
+    # (OpenCoder's default), every stage runs a plain causal mask over one sample per sequence.
+    run_distributed_test(train_layouts, 3, base, [
+        ("pp3", [f"output_dir={runs['pp3']}", "parallel.pipeline=3"]),
+        ("dp3", [f"output_dir={runs['dp3']}"]),
+        ("pp3_unpacked", [f"output_dir={runs['pp3_unpacked']}", "parallel.pipeline=3", "data.sft.packing=false"])])
+    pp3, dp3, unpacked = (read_losses(runs[name]) for name in ("pp3", "dp3", "pp3_unpacked"))
+    print(f"packed SFT, PP3 vs DP3 losses: {pp3} vs {dp3}; unpacked at PP3: {unpacked}")
     assert sorted(pp3) == [1, 2, 3]
-    assert_same_losses(pp3, dp3, range(1, 4), "packed SFT at PP3 (6 microbatches) vs DP3")
+    assert_same_losses(pp3, dp3, range(1, 4), "packed SFT at PP3 vs DP3")
+    assert_same_losses(unpacked, dp3, range(1, 4), "unpacked SFT at PP3 (6 microbatches) vs packed at DP3")
 
 
 # ---- the two-stage recipe --------------------------------------------------------------------------------------------
