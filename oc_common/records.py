@@ -7,6 +7,7 @@ costs the rest of a shard.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import json
@@ -17,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from oc_common.errors import InputError
+from oc_common.log import get_logger
 
 # A plain ``.json`` file is one JSON document (stats, configs), not records: it is not read as JSONL.
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
 RECORD_SUFFIXES = JSONL_SUFFIXES + PARQUET_SUFFIXES
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,22 +53,39 @@ def strip_record_suffix(name: str) -> str:
 def list_record_files(path: str | Path) -> list[Path]:
     """The record files under ``path`` (a file or a directory, searched recursively), sorted for determinism.
 
-    Hidden files and folders (``.name``, ``_name``: our stats, temp files, dropped folders) are skipped.
+    Only regular files are listed (a FIFO or a device named ``x.jsonl`` would hang or flood a reader). Hidden files
+    and folders (``.name``, ``_name``: our run metadata in ``.oc/``, temp files) are skipped, and so is a folder that
+    is an output of ours made from ``path`` (docs/outputs.md): reading it would read our own output back as input.
     """
+    from oc_common.outputs import derived_from
+
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: not readable (permission denied)")
-    if path.is_file():
+    if not path.is_dir():
+        if not path.is_file():
+            raise InputError(f"{path}: not a regular file or directory")
         if record_suffix(path) is None:
             raise InputError(f"{path}: not a record file (expected one of {', '.join(RECORD_SUFFIXES)})")
         return [path]
     files = []
-    for root, dirs, names in os.walk(path):
+
+    def unlistable(e: OSError) -> None:
+        if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+            raise e  # the machine, not the input: never mistake it for an empty folder
+        log.warning("%s: skipped, cannot be listed (%s)", e.filename, e.strerror)
+
+    for root, dirs, names in os.walk(path, onerror=unlistable):
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        for d in list(dirs):
+            if derived_from(Path(root) / d, path):
+                log.warning("%s: skipped, an output of ours made from %s (pass it as its own input to read it)",
+                            Path(root) / d, path)
+                dirs.remove(d)
         for n in sorted(names):
-            if not n.startswith((".", "_")) and record_suffix(n) is not None:
+            if not n.startswith((".", "_")) and record_suffix(n) is not None and os.path.isfile(os.path.join(root, n)):
                 files.append(Path(root) / n)
     if not files:
         raise InputError(f"{path}: no record files ({', '.join(RECORD_SUFFIXES)}) found")
@@ -173,7 +193,16 @@ def _json_default(o: Any):
 
 
 def dumps_record(record: dict[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, default=_json_default)
+    """One JSON line. A string holding a lone surrogate (from an escaped ``"\\udce9"`` in the input, or a file name
+    that is not UTF-8) cannot be written as UTF-8: such a record is written with ASCII escapes, which reads back to
+    the very same strings."""
+    text = json.dumps(record, ensure_ascii=False, default=_json_default)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(record, ensure_ascii=True, default=_json_default)
+    return text
 
 
 def write_records(path: str | Path, records: Iterable[dict[str, Any]]) -> int:

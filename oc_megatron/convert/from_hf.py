@@ -95,7 +95,7 @@ def from_hf(hf_dir: str | Path, ckpt_dir: str | Path, *, tp: int = 1, pp: int = 
 
     start = time.perf_counter()
     ckpt_dir = Path(ckpt_dir)
-    check_output_dir(ckpt_dir.absolute(), overwrite)
+    check_output_dir(ckpt_dir.absolute(), overwrite, {"HF_DIR": hf_dir}, "CKPT_DIR")
     if make_vocab_size_divisible_by < 1:
         raise ConversionError(f"--make-vocab-size-divisible-by {make_vocab_size_divisible_by}: must be >= 1")
     hf = HFModelDir(hf_dir)
@@ -127,7 +127,7 @@ def from_hf(hf_dir: str | Path, ckpt_dir: str | Path, *, tp: int = 1, pp: int = 
     train_state = TrainState(iteration=0, consumed_samples=0, model=model.model_dump(), layout=layout)
     log.info("from-hf %s -> %s: %d layers, %s, TP %d x PP %d (layers per stage %s), vocabulary %d padded to %d rows",
              hf.path, ckpt_dir, model.num_layers, dtype_name(out_dtype), tp, pp, stages, model.vocab_size, vocab_rows)
-    with staged_output_dir(ckpt_dir, overwrite) as tmp:
+    with staged_output_dir(ckpt_dir, overwrite, {"HF_DIR": hf_dir}, "convert from-hf") as tmp:
         it_dir = iteration_dir(tmp, 0)
         it_dir.mkdir()
         with single_process_group(model_parallel=True):

@@ -127,7 +127,7 @@ def to_hf(ckpt_dir: str | Path, hf_dir: str | Path, *, iteration: int | None = N
 
     start = time.perf_counter()
     hf_dir = Path(hf_dir)
-    check_output_dir(hf_dir.absolute(), overwrite)
+    check_output_dir(hf_dir.absolute(), overwrite, {"CKPT_DIR": ckpt_dir}, "HF_DIR")
     max_bytes = parse_size(max_shard_size)
     if dtype != "auto" and dtype not in DTYPES:
         raise ConversionError(f"--dtype {dtype!r}: expected auto, {', '.join(DTYPES)}")
@@ -152,7 +152,7 @@ def to_hf(ckpt_dir: str | Path, hf_dir: str | Path, *, iteration: int | None = N
         steps = [[(m, None)] for m in table.first]
         steps += [[(m, i) for m in table.per_layer] for i in range(L)]
         steps += [[(m, None)] for m in table.last]
-        with staged_output_dir(hf_dir, overwrite) as tmp:
+        with staged_output_dir(hf_dir, overwrite, {"CKPT_DIR": ckpt_dir}, "convert to-hf") as tmp:
             with SafetensorsShardWriter(tmp, table.hf_tensor_shapes(dims, L), out_dtype, max_bytes) as writer:
                 for items in steps:
                     tensors = reader.load(items)

@@ -68,7 +68,7 @@ def generate(
 
     Seeds -> recipe prompts -> model -> parsed fields -> checks -> sandbox -> exact/MinHash dedup ->
     HumanEval/MBPP decontamination. Kept records go to OUT/<shard>.jsonl, all others with their reasons to
-    OUT/_rejected/. Reruns skip seeds already done; backend failures are retried by the next run.
+    OUT/.oc/rejected/. Reruns skip seeds already done; backend failures are retried by the next run.
     """
     from oc_common.errors import UsageError
 
@@ -104,14 +104,14 @@ def _run(spec: dict, data_parallel: int, tensor_parallel_size: int) -> None:
     from oc_common.log import console
     from oc_synth.synth.finalize import render_summary
     from oc_synth.synth.run import config_from_spec, run_generate
+    from oc_synth.synth.store import FAILED
 
     cfg = config_from_spec(spec)  # validates the recipe and options before any model is loaded
     if data_parallel > 1:
-        from oc_synth.pipeline.runner import prepare_output
-        from oc_synth.synth.config import COMMAND
+        from oc_synth.synth.generator import claim_output
         from oc_synth.synth.parallel import run_data_parallel
 
-        prepare_output(cfg.out, COMMAND, cfg.fingerprint_options(), cfg.overwrite)
+        claim_output(cfg)
         run_data_parallel({**spec, "overwrite": False}, data_parallel, tensor_parallel_size)
         spec = {**spec, "overwrite": False, "finalize_only": True}
     result = run_generate(spec)  # with --dp: nothing left to generate, only finalize
@@ -128,5 +128,5 @@ def _run(spec: dict, data_parallel: int, tensor_parallel_size: int) -> None:
         raise typer.Exit(1)
     if result.stats.counters.get("backend_failed"):
         console.print(f"[yellow]{result.stats.counters['backend_failed']:,} seeds failed in the backend[/] (listed in "
-                      f"{cfg.out / '_failed'}); rerun the same command to retry them.")
+                      f"{Path(cfg.out) / FAILED}); rerun the same command to retry them.")
 

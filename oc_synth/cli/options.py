@@ -26,15 +26,17 @@ Executor = typer.Option("local", "--executor", "-e",
                         help="local: in-process (fast start, laptops, CI). ray: NeMo Curator's Ray actor pool on a "
                              "local Ray, or on the cluster named by RAY_ADDRESS (see slurm/curate_ray.sbatch). "
                              "xenna: NeMo Curator's streaming executor on Ray.")
-Overwrite = typer.Option(False, "--overwrite", help="Start over: delete what an earlier run wrote to OUT (and "
-                                                    "--dropped) instead of resuming into it.")
+Overwrite = typer.Option(False, "--overwrite", help="Start over: delete what an earlier run of ours wrote to OUT "
+                                                    "(and --dropped), as listed in its .oc/manifest.json, instead of "
+                                                    "resuming. Never deletes anything else (docs/outputs.md).")
 Dropped = typer.Option(None, "--dropped", help="Also write rejected records here, each with keep=false and "
                                               "drop_reasons.", file_okay=False)
 ConfigPath = typer.Option(None, "--config", "-c", help="YAML file with this command's settings.", exists=True,
                           dir_okay=False)
 Overrides = typer.Option(None, "--set", "-s", help="Override a config key, e.g. -s python.max_print_lines=0.5 "
                                                   "(repeatable).")
-Quiet = typer.Option(False, "--quiet", "-q", help="No progress bar or summary table (stats.json is still written).")
+Quiet = typer.Option(False, "--quiet", "-q", help="No progress bar or summary table (OUT/.oc/stats.json is still "
+                                                  "written).")
 Backend = typer.Option("hf", "--backend", "-b", help="vllm: offline engine. openai: any OpenAI-compatible server "
                                                      "(base_url via -B). hf: transformers (CPU or one GPU).")
 BackendOptions = typer.Option(None, "--backend-option", "-B",

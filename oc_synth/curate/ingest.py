@@ -12,6 +12,7 @@ resumes by shard like every other stage.
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from nemo_curator.tasks import DocumentBatch, FileGroupTask
 from oc_common.errors import OcError
 from oc_common.log import get_logger
 from oc_common.outcome import DROP_REASONS, KEEP, reject
+from oc_common.outputs import group_identity, is_our_output
 from oc_common.records import RecordError, check_fields, iter_file_records, list_record_files, record_suffix
 from oc_common.stats import Stats
 from oc_synth.curate.languages import DEFAULT_LANGUAGE_TABLE, LanguageTable, language_table
@@ -134,14 +136,22 @@ def plan_tree(src: Path, shard_size: int, stats: Stats) -> list[Shard]:
         if repo_dir.is_symlink() or not repo_dir.is_dir():
             stats.add_to("skipped", "not_in_a_repo_folder")
             continue
+        if is_our_output(repo_dir):
+            stats.add_to("skipped", "output_of_ours")
+            continue
+
         def unreadable(_: OSError) -> None:
             stats.add_to("skipped", "unreadable_dir")
 
         for dirpath, dirnames, filenames in os.walk(repo_dir, onerror=unreadable):
             dirnames[:] = sorted(d for d in dirnames if d not in VCS_DIRS)
-            for d in dirnames:
+            for d in list(dirnames):
                 if os.path.islink(os.path.join(dirpath, d)):
                     stats.add_to("skipped", "symlinked_dir")  # os.walk does not follow it; say so
+                elif is_our_output(Path(dirpath) / d):  # an output folder of ours is not source code
+                    stats.add_to("skipped", "output_of_ours")
+                    dirnames.remove(d)
+            # every entry that is not a folder, FIFOs and devices included: the reader drops those with a reason
             for fn in sorted(filenames):
                 files.append(os.path.join(dirpath, fn))
     repos = {Path(f).relative_to(src).parts[0] for f in files}
@@ -154,8 +164,9 @@ def plan_tree(src: Path, shard_size: int, stats: Stats) -> list[Shard]:
     for k in range(0, len(files), shard_size):
         chunk = files[k : k + shard_size]
         shards.append(Shard(f"part-{k // shard_size:05d}", chunk, {
-            "root": str(root), "src": str(src),
-            "repo_meta": {r: repo_meta[r] for r in {Path(f).relative_to(src).parts[0] for f in chunk}}}))
+            "root": str(root), "src": str(src), "group": True,
+            "repo_meta": {r: repo_meta[r] for r in {Path(f).relative_to(src).parts[0] for f in chunk}}},
+            identity=group_identity(chunk, src)))
     return shards
 
 
@@ -185,29 +196,86 @@ class SourceTreeReader(ProcessingStage[FileGroupTask, DocumentBatch]):
             st.add("files_in")
             rec = self._read_one(Path(f), root, path, repo, repo_meta.get(repo, {}), table)
             if rec is not None:
+                rec["name_not_utf8"] = not is_utf8(f"{repo}/{path}")  # on every record: one schema for all shards
+                if rec["name_not_utf8"]:
+                    escape_names(rec)
+                    st.add("names_not_utf8")
                 st.add("bytes_in", rec["size_bytes"])
                 records.append(rec)
         batch = DocumentBatch(dataset_name=cfg["shard"], data=ensure_keep_columns(frame_from_records(records)),
-                              _metadata={"source": str(src)})
+                              _metadata={"source": str(src), "input_identity": cfg.get("identity")})
         batch_stats(batch).merge(st)
         return batch
 
     def _read_one(self, f: Path, root: Path, path: str, repo: str, meta: dict, table: LanguageTable) -> dict | None:
         rid = f"{repo}/{path}"
         base = {"rid": rid, "path": path, "repo": repo, "meta": meta}
+        target = f
         if f.is_symlink():
             target = f.resolve()
-            if not target.is_relative_to(root) or not target.is_file():
+            if not target.is_relative_to(root):
                 # never read outside SRC: a link to /etc/passwd must not end up in a training corpus
                 return code_record(cf=_drop(table, path, "symlink_outside_src"), size=0, **base)
         try:
-            size = f.stat().st_size
-            if size > self.max_file_bytes:
-                return code_record(cf=_drop(table, path, "too_large"), size=size, **base)
-            data = f.read_bytes()
+            data = read_regular_file(target, self.max_file_bytes)
+        except NotRegularFile:  # a FIFO would block the read forever; a device could stream without end
+            return code_record(cf=_drop(table, path, "not_regular_file"), size=0, **base)
+        except TooLarge as e:
+            return code_record(cf=_drop(table, path, "too_large"), size=e.size, **base)
         except OSError as e:
             return code_record(cf=_drop(table, path, f"unreadable:{e.strerror or type(e).__name__}"), size=0, **base)
         return code_record(cf=classify_file(path, data, table, self.max_file_bytes), size=len(data), **base)
+
+
+class NotRegularFile(Exception):
+    pass
+
+
+class TooLarge(Exception):
+    def __init__(self, size: int):
+        super().__init__(size)
+        self.size = size
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file. A FIFO, socket or device is refused before it is opened (opening one can block,
+    or act: a tape rewinds); the open itself is non-blocking and checked again on the descriptor, so a file swapped
+    for a FIFO after the walk cannot hang us either."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise NotRegularFile(path)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(path)
+        if st.st_size > max_bytes:
+            raise TooLarge(st.st_size)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def is_utf8(name: str) -> bool:
+    """False for a name made of bytes that are not UTF-8 (Python holds those as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def escape_name(name: str) -> str:
+    """A non-UTF-8 file name as valid text: its undecodable bytes written ``\\xNN`` (``caf\\xe9.py``)."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def escape_names(rec: dict) -> None:
+    """Keep a file whose name is not UTF-8: its names escaped (valid text for JSON, Parquet and ``datasets``); the
+    record's ``name_not_utf8`` says so, so the escaped form is never taken for the file's real name."""
+    for key in ("id", "path", "repo"):
+        if isinstance(rec.get(key), str):
+            rec[key] = escape_name(rec[key])
 
 
 def _drop(table: LanguageTable, path: str, reason: str) -> ClassifiedFile:

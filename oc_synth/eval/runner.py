@@ -1,7 +1,7 @@
 """Generate, execute, score: ``run_eval`` takes problems, a backend and an output directory, and returns the summary.
 
     OUT/config.json       what this run is (model, backend, harness, prompt mode, sampling): a rerun with other settings
-                          refuses to mix into it
+                          refuses to mix into it (OUT/.oc/manifest.json holds the same, and what --overwrite removes)
     OUT/generations.jsonl one line per problem with its n samples, appended per backend batch (the resume log)
     OUT/executions.jsonl  one line per executed sample, appended as the sandbox finishes them (the resume log)
     OUT/results.jsonl     one line per problem: every sample's completion, verdict, stderr tail, runtime
@@ -30,8 +30,9 @@ from typing import Any
 
 from oc_common import __version__
 from oc_common.errors import OcError
-from oc_common.fileio import atomic_write_json, remove_stale_temps
+from oc_common.fileio import atomic_write_json
 from oc_common.log import get_logger
+from oc_common.outputs import OutputDir, claim_outputs
 from oc_common.records import write_records
 from oc_synth.backends.base import Backend, GenerationRequest, SamplingParams
 from oc_synth.eval.data import ProblemSet
@@ -161,7 +162,9 @@ def run_eval(problems: ProblemSet, backend: Backend, out: str | Path, settings: 
     settings = resolve_settings(settings, harness)
     require_test_modules(problems.problems, sandbox)
     harness.prepare(problems.problems, sandbox)
-    prepare_out_dir(out, run_identity(problems, backend, settings), overwrite)
+    model = Path(backend.model)
+    prepare_out_dir(out, run_identity(problems, backend, settings), overwrite,
+                    inputs={"MODEL": model if model.exists() else None})
     t0 = time.perf_counter()
     generations = generate_missing(problems.problems, backend, settings, harness, out / GENERATIONS)
     t_gen = time.perf_counter() - t0
@@ -184,22 +187,13 @@ def run_identity(problems: ProblemSet, backend: Backend, settings: EvalSettings)
             "settings": settings.identity()}
 
 
-def prepare_out_dir(out: Path, identity: dict[str, Any], overwrite: bool) -> None:
-    import json
-
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out)
-    path = out / CONFIG
-    if overwrite:
-        for name in (CONFIG, GENERATIONS, EXECUTIONS, RESULTS, SAMPLES, SUMMARY):
-            (out / name).unlink(missing_ok=True)
-    elif path.exists():
-        old = json.loads(path.read_text(encoding="utf-8"))
-        if old != identity:
-            diff = [k for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k)]
-            raise OcError(f"{out} holds a run with other settings ({', '.join(diff)}: {old.get(diff[0])!r} there, "
-                            f"{identity.get(diff[0])!r} now); use another --out, or --overwrite to start over")
-    atomic_write_json(path, identity)
+def prepare_out_dir(out: Path, identity: dict[str, Any], overwrite: bool,
+                    inputs: dict[str, str | Path | None] | None = None) -> None:
+    """The output contract (oc_common/outputs.py): OUT is separate from the model, resumed only with the same
+    identity, and ``--overwrite`` removes only the files below."""
+    claim_outputs("eval", identity, inputs=inputs or {}, overwrite=overwrite,
+                  dirs=[OutputDir(out, "--out", [CONFIG, GENERATIONS, EXECUTIONS, RESULTS, SAMPLES, SUMMARY])])
+    atomic_write_json(out / CONFIG, identity)
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

@@ -3,8 +3,8 @@
 A sharded command is ``ShardReader -> RecordStage... -> ShardWriter`` over one ``FileGroupTask`` per input shard.
 Record stages never delete rows: a stage that rejects a record sets ``keep=False`` and appends its reason to
 ``drop_reasons``; the writer splits kept from dropped, so nothing is lost and every drop has a reason.
-Per-shard counters travel with the batch in ``_metadata["stats"]`` and are written beside the output by the writer,
-whose stats file doubles as the shard's done-marker for resume.
+Per-shard counters travel with the batch in ``_metadata["stats"]``, the identity of the shard's input in
+``_metadata["input_identity"]``; the writer writes both, last, as the shard's done-marker (``OUT/.oc/shards/``).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from nemo_curator.tasks import DocumentBatch, FileGroupTask
 from oc_common.fileio import atomic_write_json
 from oc_common.log import get_logger
 from oc_common.outcome import DROP_REASONS, KEEP
+from oc_common.outputs import content_digest, shard_marker
 from oc_common.records import RecordError, dumps_record, read_file_records, write_records
 from oc_common.stats import Stats
 
 log = get_logger(__name__)
 
-STATS_DIR = "_stats"
 MAX_ERRORS_LOGGED = 5
 
 
@@ -75,9 +75,13 @@ class ShardReader(ProcessingStage[FileGroupTask, DocumentBatch]):
 
     def process(self, task: FileGroupTask) -> DocumentBatch:
         (path,) = task.data
+        # The identity was taken (stat) when the shard was planned; the hash comes before the read, so a change at
+        # any point after the stat shows at the next resume.
+        identity = dict(task.reader_config.get("identity") or {})
+        identity["content"] = content_digest(path)
         records, errors = read_file_records(path)
         batch = DocumentBatch(dataset_name=task.reader_config["shard"], data=ensure_keep_columns(
-            frame_from_records(records)), _metadata={"source": path})
+            frame_from_records(records)), _metadata={"source": path, "input_identity": identity})
         st = batch_stats(batch)
         st.add("records_in", len(records))
         st.add("bytes_in", Path(path).stat().st_size)
@@ -194,10 +198,13 @@ class ShardWriter(ProcessingStage[DocumentBatch, None]):
         st.add("records_out", len(kept))
         st.add("records_dropped", len(dropped))
         st.add("bytes_out", sum(len(dumps_record(r).encode()) + 1 for r in kept))
-        out_path = Path(self.out_dir) / f"{shard}{self.suffix}"
-        write_records(out_path, kept)
+        name = f"{shard}{self.suffix}"
+        write_records(Path(self.out_dir) / name, kept)
+        outputs = {"OUT": name}
         if self.dropped_dir:
-            write_records(Path(self.dropped_dir) / f"{shard}{self.suffix}", dropped)
-        atomic_write_json(Path(self.out_dir) / STATS_DIR / f"{shard}.json",
-                          {"shard": shard, "source": batch._metadata.get("source"), **st.to_dict()})
+            write_records(Path(self.dropped_dir) / name, dropped)
+            outputs["--dropped"] = name
+        atomic_write_json(shard_marker(self.out_dir, shard),
+                          {"shard": shard, "source": batch._metadata.get("source"),
+                           "input": batch._metadata.get("input_identity"), "outputs": outputs, **st.to_dict()})
         return None

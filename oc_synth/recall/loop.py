@@ -2,14 +2,16 @@
 
 Layout of ``DIR``::
 
-    DIR/_manifest.json          the options that wrote DIR (a rerun with other options is refused)
+    DIR/.oc/manifest.json       the options and inputs that wrote DIR (a rerun with other options or changed inputs
+                                is refused); what --overwrite may remove
     DIR/tokenizer.json          the BPE tokenizer of every round (trained in round 1, or the one given)
     DIR/round_<k>/classifier/   model.bin, tokenizer.json, classifier.json (held-out precision/recall)
-    DIR/round_<k>/scored/       every usable page with code_score (and domain); stats.json
+    DIR/round_<k>/scored/       every usable page with code_score (and domain); .oc/stats.json
     DIR/round_<k>/domains.json  domain -> {pages, positives, positive_fraction, code_related}
     DIR/round_<k>/new_seeds.jsonl  pattern-matched pages of code domains scored negative: seeds of round k+1
     DIR/round_<k>/report.json   the round's figures; written last, it marks the round done
-    DIR/recalled/               the final round's positive pages (score >= threshold, each URL once), with code_score
+    DIR/recalled/               the final round's positive pages (score >= threshold, each URL once), with code_score;
+                                nothing else, so `datasets.load_dataset("json", data_dir=DIR/recalled)` reads them
     DIR/report.json             all rounds
 
 A rerun resumes: finished rounds are skipped, a half-done round resumes at its first unfinished step (a finished
@@ -28,9 +30,9 @@ from rich.table import Table
 
 from oc_common.fileio import atomic_write_json
 from oc_common.log import console, get_logger
+from oc_common.outputs import OutputDir, claim_outputs, input_state, meta_dir, read_manifest, remove_written
 from oc_common.records import list_record_files, strip_record_suffix, write_records
 from oc_common.stats import Stats
-from oc_synth.pipeline.runner import prepare_output
 from oc_synth.recall.classifier import META_FILE, ClassifierFiles, format_metric
 from oc_synth.recall.config import SCORE_FIELD, RecallConfig
 from oc_synth.recall.domains import (
@@ -69,7 +71,9 @@ def run_recall(seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, *, url_p
     options = {"seeds": str(seeds), "corpus": str(corpus), "url_patterns": [p.text for p in patterns],
                "tokenizer": str(tokenizer) if tokenizer else None,
                "config": cfg.model_dump(mode="json", exclude={"rounds"})}
-    prepare_output(out, "recall run", options, overwrite, [dropped] if dropped else [])
+    claim_recall_output(out, options, cfg.rounds, overwrite=overwrite, dropped=dropped,
+                        inputs={"--seeds": seeds, "--corpus": corpus, "--url-patterns": url_patterns,
+                                "--tokenizer": tokenizer})
     tok_path = out / "tokenizer.json"
     if given_tok is not None and not tok_path.exists():
         given_tok.save(tok_path)
@@ -88,6 +92,22 @@ def run_recall(seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, *, url_p
     if not quiet:
         render_rounds(reports)
     return reports
+
+
+def claim_recall_output(out: Path, options: dict[str, Any], rounds: int, *, overwrite: bool, dropped: Path | None,
+                        inputs: dict[str, Path | None]) -> None:
+    """The output contract (oc_common/outputs.py) for DIR. The rounds build on each other over every input, so a
+    resume after an input changed is refused, naming the change (stat fields: the corpus may be large)."""
+    files = {f"{label} {f}": f for label, p in inputs.items() if p is not None and Path(p).is_dir()
+             for f in list_record_files(p)}
+    files.update({label: Path(p) for label, p in inputs.items() if p is not None and Path(p).is_file()})
+    writes = ["tokenizer.json", REPORT, "recalled/", *(f"{round_dir(Path(), k)}/" for k in range(1, rounds + 1))]
+    claim_outputs("recall run", options, inputs=inputs, dirs=[OutputDir(out, "--out", writes)], overwrite=overwrite,
+                  also_check={"--dropped": dropped}, input_state=input_state(files, content=False))
+    if overwrite and dropped is not None:  # round 1 writes it (its own manifest); start it over too
+        manifest = read_manifest(dropped)
+        if manifest is not None and str(manifest.get("command", "")).startswith("recall run"):
+            remove_written(Path(dropped), manifest)
 
 
 def run_round(k: int, seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, patterns: list[UrlPattern],
@@ -167,17 +187,21 @@ def run_round(k: int, seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, p
 def write_recalled(out: Path, last_round: int, threshold: float, quiet: bool) -> Stats:
     """``out/recalled/<shard>.jsonl``: the last round's positive pages, each URL once, with ``recall_round``."""
     dest = out / "recalled"
-    marker = dest / "_done.json"
-    if marker.exists() and json.loads(marker.read_text()).get("round") == last_round:
+    marker = meta_dir(out) / "recalled.json"  # not in recalled/: that folder holds only the pages
+    earlier = json.loads(marker.read_text()) if marker.exists() else {}
+    if earlier.get("round") == last_round:
         return Stats()
     scored = round_dir(out, last_round) / "scored"
     st = Stats()
     pages = UniquePages(st)
+    names = []
     for shard in list_record_files(scored):  # one output shard per scored shard
         kept = [{**rec, ROUND_FIELD: last_round} for rec in pages.read(shard) if rec[SCORE_FIELD] >= threshold]
-        name = strip_record_suffix(str(shard.relative_to(scored)))
-        st.add("records_out", write_records(dest / f"{name}.jsonl", kept))
-    atomic_write_json(marker, {"round": last_round, **st.to_dict()})
+        names.append(f"{strip_record_suffix(str(shard.relative_to(scored)))}.jsonl")
+        st.add("records_out", write_records(dest / names[-1], kept))
+    for stale in set(earlier.get("files", [])) - set(names):  # pages of an earlier round's shards that are gone
+        (dest / stale).unlink(missing_ok=True)
+    atomic_write_json(marker, {"round": last_round, "files": names, **st.to_dict()})
     if not quiet:
         console.print(f"recalled: {st.counters['records_out']:,} pages written to {dest}")
     return st

@@ -16,6 +16,7 @@ from rich.table import Table
 from oc_common.fileio import atomic_open, atomic_write_json
 from oc_common.log import console, get_logger
 from oc_common.outcome import DROP_DETAILS, DROP_REASONS, KEEP, reject
+from oc_common.outputs import META_DIR, stats_path
 from oc_common.records import dumps_record
 from oc_common.stats import Stats
 from oc_synth.synth.store import GenerationStore, iter_log
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from oc_synth.synth.config import GenerateConfig
 
 log = get_logger(__name__)
-REJECTED = "_rejected"
+REJECTED = f"{META_DIR}/rejected"  # beside the run's metadata: `datasets.load_dataset(OUT)` reads the kept records
 # The funnel, in order: a record's first drop reason says at which stage it left.
 FUNNEL = (("generated", ("seed:",)), ("parsed", ("parse:", "render:")), ("judged", ("judge:",)),
           ("checked", ("check:",)), ("passed", ("verify:",)), ("deduped", ("dedup:",)),
@@ -81,7 +82,7 @@ def finalize(cfg: GenerateConfig, store: GenerationStore) -> Stats:
     if decon is not None:
         for name, n in decon.benchmarks().items():
             stats.add_to("decontamination benchmarks", name, n)
-    atomic_write_json(out / "stats.json", {"command": "oc-synth generate", "recipe": recipe.name,
+    atomic_write_json(stats_path(out), {"command": "oc-synth generate", "recipe": recipe.name,
                                            "model": cfg.model, "backend": cfg.backend, **stats.to_dict()})
     return stats
 
@@ -172,4 +173,4 @@ def render_summary(title: str, stats: Stats, out: Path) -> None:
             g.add_row(str(key), f"{n:,}")
         console.print(g)
     console.print(f"[bold]oc-synth generate[/]: {c.get('records_out', 0):,} records in {out}; rejected ones with "
-                  f"reasons in {out / REJECTED}; stats in {out / 'stats.json'}")
+                  f"reasons in {out / REJECTED}; stats in {stats_path(out)}")

@@ -3,10 +3,10 @@ dedup, decontamination and the output shards (``finalize``).
 
 Layout of OUT (see store.py for the log)::
 
-    OUT/<shard>.jsonl            kept records: recipe fields, verdict fields, provenance
-    OUT/_rejected/<shard>.jsonl  every other record, with drop_reasons / drop_details and the raw model answers
-    OUT/_generations/, _failed/  the append-only generation log, and seeds whose backend call failed
-    OUT/_manifest.json, stats.json
+    OUT/<shard>.jsonl                kept records: recipe fields, verdict fields, provenance
+    OUT/.oc/rejected/<shard>.jsonl   every other record, with drop_reasons / drop_details and the raw model answers
+    OUT/.oc/generations/, failed/    the append-only generation log, and seeds whose backend call failed
+    OUT/.oc/manifest.json, stats.json  (the output contract: oc_common/outputs.py, docs/outputs.md)
 
 Guarantees:
 - resumable: a rerun generates only seeds that are not done; finalize is recomputed from the log every run, so
@@ -14,7 +14,7 @@ Guarantees:
 - deterministic: each (seed, step) has its own sampling seed derived from --seed, the recipe and the seed id, so a
   sample does not depend on batch size, order, rank or resume;
 - nothing is lost: bad seeds, unparseable answers, failed checks and verdicts are records with reasons; backend
-  failures are logged in _failed and retried by the next run; a backend that keeps failing stops generation
+  failures are logged in .oc/failed and retried by the next run; a backend that keeps failing stops generation
   (after ``max_failed_batches`` batches in a row) but the run still finalizes and reports.
 """
 
@@ -33,6 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from oc_common.errors import BackendError, OcError
 from oc_common.log import console, get_logger
 from oc_common.outcome import DROP_DETAILS, DROP_REASONS, KEEP, reject
+from oc_common.outputs import OutputDir, claim_outputs
 from oc_common.stats import Stats
 from oc_synth.backends.base import Backend, Completion, GenerationRequest
 from oc_synth.synth.config import COMMAND, GenerateConfig
@@ -83,15 +84,13 @@ class Generator:
 
     # ------------------------------------------------------------------------------------------------------ run
     def run(self) -> RunResult:
-        from oc_synth.pipeline.runner import prepare_output
-
         cfg = self.cfg
         if cfg.rank is not None and cfg.overwrite:
             raise OcError("--overwrite with --rank would delete the other ranks' work; clear OUT once, before")
         if self.verify and self.verifier is None:
             raise OcError("this recipe's samples are executed but no verifier is available; pass --no-verify")
         shards = plan_seed_shards(cfg.seeds)
-        prepare_output(Path(cfg.out), COMMAND, cfg.fingerprint_options(), cfg.overwrite)
+        claim_output(cfg, shards)
         done = self.store.done_seeds()
         total = sum(s.size_hint or 0 for s in shards)
         if cfg.limit is not None:
@@ -270,6 +269,17 @@ class Generator:
             if r["verdict"] != "passed":
                 tail = (r.get("verdict_detail") or r.get("stderr_tail") or "").strip()
                 reject(r, f"verify:{r['verdict']}", tail[-300:])
+
+
+def claim_output(cfg: GenerateConfig, shards: list | None = None) -> None:
+    """The output contract (oc_common/outputs.py) for OUT: separate from the seeds, resumed only with the same
+    options, and ``--overwrite`` removes only what an earlier run wrote there."""
+    shards = plan_seed_shards(cfg.seeds) if shards is None else shards
+    given = {"--seeds": cfg.seeds, "--mbpp": cfg.mbpp}
+    local = {label: Path(str(p)) for label, p in given.items() if p and not str(p).startswith("hf:")}
+    claim_outputs(COMMAND, cfg.fingerprint_options(), overwrite=cfg.overwrite,
+                  inputs={label: p for label, p in local.items() if p.exists()},
+                  dirs=[OutputDir(Path(cfg.out), "--out", [f"{s.name}.jsonl" for s in shards])])
 
 
 def seed_reject(s: Seed, reason: str, detail: str, raw: dict[str, str], prov: dict[str, Any]) -> dict[str, Any]:

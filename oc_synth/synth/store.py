@@ -1,8 +1,10 @@
 """The generation log: every sample the pipeline produced, appended per shard in atomic chunks.
 
-    OUT/_generations/<shard>.jsonl           one line per sample (or per rejected seed), with everything about it
-    OUT/_generations/<shard>.rank00003.jsonl the same, written by data-parallel rank 3
-    OUT/_failed/<shard>[.rankNNNNN].jsonl    seeds whose backend call failed: retried by the next run
+    OUT/.oc/generations/<shard>.jsonl           one line per sample (or per rejected seed), with everything about it
+    OUT/.oc/generations/<shard>.rank00003.jsonl the same, written by data-parallel rank 3
+    OUT/.oc/failed/<shard>[.rankNNNNN].jsonl    seeds whose backend call failed: retried by the next run
+
+(under ``OUT/.oc/``, the run's metadata folder, so that ``datasets.load_dataset(OUT)`` reads only the kept records)
 
 A chunk of lines is written with a single ``write`` and fsync'd. A run killed mid-write leaves at most a partial
 last line, which the next writer cuts off before appending. A seed is done when all of its samples are in the log
@@ -19,10 +21,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from oc_common.outputs import META_DIR
 from oc_common.records import dumps_record
 
-GENERATIONS = "_generations"
-FAILED = "_failed"
+GENERATIONS = f"{META_DIR}/generations"
+FAILED = f"{META_DIR}/failed"
 _RANK_FILE = re.compile(r"^(?P<shard>.+?)(?:\.rank(?P<rank>\d{5}))?\.jsonl$")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -78,3 +79,86 @@ def test_cli_preprocess(tiny_data, inputs, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "oc_megatron.cli", "preprocess", str(in_dir), str(tmp_path / "y"),
                           "--tokenizer", str(tmp_path / "missing")], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "missing" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# ---- the output contract (oc_common/outputs.py, docs/outputs.md) --------------------------------------------------
+def _one_line_error(code: int, stderr: str, *needles: str) -> None:
+    assert code == 2 and "Traceback" not in stderr, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and all(n in errors[0] for n in needles), stderr[-3000:]
+
+
+def _cli(capfd, *args: str) -> tuple[int, str]:
+    from oc_megatron.cli import main
+
+    capfd.readouterr()
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    return code, capfd.readouterr().err
+
+
+def test_a_rerun_sees_appended_new_and_vanished_inputs(tiny_data, inputs, tmp_path, capfd, caplog):
+    in_dir, texts = inputs
+    prefix = tmp_path / "code"
+    tok = tiny_data["tokenizer"]
+    preprocess(in_dir, prefix, tok, progress=False)
+    with open(in_dir / "a.jsonl", "a") as f:  # the issue's repro: one record appended after a finished run
+        f.write(json.dumps({"id": "new", "text": "def appended():\n    return 42\n"}) + "\n")
+    stats = preprocess(in_dir, prefix, tok, progress=False)
+    assert "a.jsonl: size" in caplog.text + capfd.readouterr().err  # says what changed (a CLI run logs to stderr)
+    ds, got = _read_dataset(prefix)
+    assert stats.documents == 31 and len(ds) == 31
+    assert got[15] == load_tokenizer(tok).encode("def appended():\n    return 42\n", add_special_tokens=False).ids
+    (in_dir / "b.parquet").unlink()  # a vanished input leaves the dataset
+    (in_dir / "c.jsonl").write_text(json.dumps({"text": "x = 1\n"}) + "\n")  # a new one joins it
+    stats = preprocess(in_dir, prefix, tok, progress=False)
+    assert stats.documents == 17 and _read_dataset(prefix)[1][-1] == load_tokenizer(tok).encode(
+        "x = 1\n", add_special_tokens=False).ids
+    os.utime(in_dir / "a.jsonl")  # touched, same content: nothing to redo
+    assert preprocess(in_dir, prefix, tok, progress=False).files_skipped_done == 2
+
+
+def test_outputs_inside_the_input_or_over_a_foreign_dataset_are_refused(tiny_data, inputs, tmp_path, capfd):
+    in_dir, _ = inputs
+    tok = str(tiny_data["tokenizer"])
+    _one_line_error(*_cli(capfd, "preprocess", str(in_dir), str(in_dir / "tok"), "--tokenizer", tok),
+                    "lies inside the input")
+    theirs = tmp_path / "theirs"
+    (tmp_path / "theirs.bin").write_bytes(b"someone's dataset")
+    _one_line_error(*_cli(capfd, "preprocess", str(in_dir), str(theirs), "--tokenizer", tok),
+                    "no run of ours wrote it")
+    assert (tmp_path / "theirs.bin").read_bytes() == b"someone's dataset"
+    assert sorted(p.name for p in in_dir.iterdir()) == ["a.jsonl", "b.parquet"]
+
+
+def test_a_full_disk_leaves_no_temp_file_and_the_rerun_completes(tiny_data, tmp_path, mount_tmpfs, capfd):
+    corpus = tiny_data["corpus"]  # ~80 files of Python: a few hundred KB of tokens
+    tok = str(tiny_data["tokenizer"])
+    reference = tmp_path / "ref" / "code"
+    assert _cli(capfd, "preprocess", str(corpus), str(reference), "--tokenizer", tok)[0] == 0
+    disk = mount_tmpfs(tmp_path / "disk", size="48k")
+    _one_line_error(*_cli(capfd, "preprocess", str(corpus), str(disk / "code"), "--tokenizer", tok),
+                    str(disk), "no space left on device")
+    assert not [p for p in disk.rglob("*") if ".tmp" in p.name]  # the issue: a .bin.tmp was left behind
+    mount_tmpfs.remount(disk, "8m")
+    assert _cli(capfd, "preprocess", str(corpus), str(disk / "code"), "--tokenizer", tok)[0] == 0
+    for ext in (".bin", ".idx"):
+        assert (disk / f"code{ext}").read_bytes() == reference.with_suffix(ext).read_bytes()
+
+
+def test_too_many_open_files_is_one_line(tiny_data, inputs, tmp_path):
+    in_dir, _ = inputs
+    # Lower the open-files limit after start-up, leaving too few descriptors for two workers' pipes.
+    script = ("import os, resource, sys\n"
+              "from oc_megatron.cli import main\n"
+              "import megatron.core.datasets.indexed_dataset, tokenizers\n"
+              "n = len(os.listdir('/proc/self/fd'))\n"
+              "resource.setrlimit(resource.RLIMIT_NOFILE, (n + 1, n + 1))\n"
+              "main(sys.argv[1:])\n")
+    proc = subprocess.run([sys.executable, "-c", script, "preprocess", str(in_dir), str(tmp_path / "x"),
+                           "--tokenizer", str(tiny_data["tokenizer"]), "--workers", "2"],
+                          capture_output=True, text=True, timeout=300)
+    _one_line_error(proc.returncode, proc.stderr, "--workers 2", "raise the limit (ulimit -n", "fewer --workers")

@@ -1,23 +1,23 @@
 """``oc-synth curate dedup``: exact and/or fuzzy dedup of a sharded corpus, in three passes.
 
 1. index (engine-specific, sharded, resumable): keep-rule fields, SHA-256 and, on CPU, LSH band keys per record
-   -> ``OUT/_dedup/index/``. The only pass that computes signatures; the text is streamed once for it.
-2. decide (global, in memory: ~150 bytes per record): clusters -> survivors -> ``OUT/_dedup/decisions/``.
+   -> ``OUT/.oc/dedup/index/``. The only pass that computes signatures; the text is streamed once for it.
+2. decide (global, in memory: ~150 bytes per record): clusters -> survivors -> ``OUT/.oc/dedup/decisions/``.
 3. remove (``run_sharded``, resumable): kept records -> ``OUT/<shard>``, removed ones -> ``--dropped``.
 
-A rerun with the same options resumes (indexed shards and written output shards are skipped); other options are
-refused unless ``--overwrite``. ``OUT/stats.json`` gets a ``dedup`` section with the summary printed at the end.
+A rerun with the same options and inputs resumes (indexed shards and written output shards are skipped). Decisions
+are global, so a rerun after any input changed is refused, naming what changed (size, content, new or gone files),
+and so are other options (naming them); ``--overwrite`` starts over. ``OUT/.oc/stats.json`` gets a ``dedup`` section
+with the summary printed at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import resource
 import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,34 +27,29 @@ from rich.table import Table
 from oc_common.errors import OcError
 from oc_common.fileio import atomic_write_json
 from oc_common.log import console, get_logger
+from oc_common.outputs import OutputDir, claim_outputs, input_state, meta_dir, stats_path
+from oc_common.records import record_suffix
 from oc_common.stats import Stats
 from oc_synth.curate.dedup.decisions import decide, write_decisions, write_removed_ids
 from oc_synth.curate.dedup.engines import resolve_engine
 from oc_synth.curate.dedup.index import load_index
 from oc_synth.curate.dedup.removal import DedupRemovalStage
 from oc_synth.curate.dedup.settings import DedupSettings
-from oc_synth.pipeline.runner import Shard, plan_shards, prepare_output, run_sharded
+from oc_synth.pipeline.runner import Shard, plan_shards, run_sharded
 
 log = get_logger(__name__)
 COMMAND = "curate dedup"
-WORK_DIR = "_dedup"  # leading underscore: never read back as records by the next stage
+WORK_DIR = "dedup"  # under OUT/.oc/: never read back as records, never loaded by `datasets`
 OUTPUT_SUFFIXES = {"jsonl": ".jsonl", "jsonl.gz": ".jsonl.gz", "parquet": ".parquet"}
 
 
-def check_shard_names(shards: Sequence[Shard]) -> None:
-    """Mixed JSONL/Parquet input is fine, but two files that differ only by suffix would write the same output."""
-    seen = Counter(s.name for s in shards)
-    clashes = [n for n, c in seen.items() if c > 1]
-    if clashes:
-        files = [s.files[0] for s in shards if s.name == clashes[0]]
-        raise OcError(f"input files {' and '.join(files)} would both be written as shard {clashes[0]!r}; rename one")
+def work_dir(out: Path) -> Path:
+    return meta_dir(out) / WORK_DIR
 
 
-def input_fingerprint(shards: Sequence[Shard]) -> str:
-    """Names and sizes of the input files: a resumed run must see the very same shards (record numbers depend on
-    shard order and row)."""
-    listing = [(s.name, Path(s.files[0]).stat().st_size) for s in shards]
-    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
+def dedup_input_state(shards: Sequence[Shard]) -> dict[str, dict[str, Any]]:
+    """Identity of every input file (record numbers depend on shard order and row, decisions on every record)."""
+    return input_state({f"{s.name}{record_suffix(s.files[0])}": s.files[0] for s in shards})
 
 
 def peak_rss_bytes() -> dict[str, int]:
@@ -84,14 +79,16 @@ def run_dedup(inp: Path, out: Path, settings: DedupSettings, *, dropped: Path | 
     if output_format not in OUTPUT_SUFFIXES:
         raise OcError(f"--output-format: {output_format!r} is not one of {', '.join(OUTPUT_SUFFIXES)}")
     shards = plan_shards(inp)
-    check_shard_names(shards)
     engine, why = resolve_engine(settings)
-    options = {"input": str(inp.resolve()), "input_files": input_fingerprint(shards),
-               # --workers changes speed, not output: a resume may use another value
+    options = {# --workers changes speed, not output: a resume may use another value
                "settings": settings.model_dump(mode="json", exclude={"workers"}), "engine": engine.describe(),
                "dropped": dropped is not None, "output_format": output_format}
-    prepare_output(out, COMMAND, options, overwrite, [dropped] if dropped else [])
-    work = out / WORK_DIR
+    suffix = OUTPUT_SUFFIXES[output_format]
+    writes = [f"{s.name}{suffix}" for s in shards]
+    dirs = [OutputDir(out, "OUT", writes)] + ([OutputDir(Path(dropped), "--dropped", writes)] if dropped else [])
+    claim_outputs(COMMAND, options, inputs={"IN": inp}, dirs=dirs, overwrite=overwrite,
+                  input_state=dedup_input_state(shards), also_check={"--removed-ids": removed_ids})
+    work = work_dir(out)
     log.info("dedup engine: %s (%s)", engine.describe(), why)
     timings: dict[str, float] = {}
 
@@ -116,13 +113,13 @@ def run_dedup(inp: Path, out: Path, settings: DedupSettings, *, dropped: Path | 
     with quiet_logger("oc_synth.pipeline.runner"):
         totals = run_sharded(command=COMMAND, inp=inp, out=out, shards=shards, options=options, dropped=dropped,
                              stages=[DedupRemovalStage(decisions_dir=str(work / "decisions"))], executor=executor,
-                             output_suffix=OUTPUT_SUFFIXES[output_format], title="dedup: records", quiet=quiet)
+                             output_suffix=suffix, title="dedup: records", quiet=quiet)
     timings["remove_s"] = time.perf_counter() - t0
 
     summary = build_summary(settings, engine.describe(), why, data.stats, group_stats, totals, timings, indexed)
-    stats_path = out / "stats.json"
-    stats_json = json.loads(stats_path.read_text()) if stats_path.exists() else {}
-    atomic_write_json(stats_path, {**stats_json, "dedup": summary})
+    stats_file = stats_path(out)
+    stats_json = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+    atomic_write_json(stats_file, {**stats_json, "dedup": summary})
     if not quiet:
         render_summary(summary)
     return summary

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from oc_common.errors import OcError
+from oc_common.outputs import shard_marker
 from oc_common.records import read_file_records, write_records
 from oc_synth.curate.ingest import classify_file, run_ingest
 from oc_synth.curate.linguist import default_table
@@ -64,7 +65,7 @@ def test_tree_ingest_shards_and_resume(tree, tmp_path):
     parts = sorted(p.name for p in out.glob("part-*.jsonl"))
     assert parts == ["part-00000.jsonl", "part-00001.jsonl", "part-00002.jsonl", "part-00003.jsonl"]
     before = {p.name: p.read_bytes() for p in out.glob("part-*.jsonl")}
-    (out / "_stats" / "part-00002.json").unlink()
+    shard_marker(out, "part-00002").unlink()
     (out / "part-00002.jsonl").unlink()
     stats = run_ingest(tree, out, shard_size=3, quiet=True)
     assert {p.name: p.read_bytes() for p in out.glob("part-*.jsonl")} == before

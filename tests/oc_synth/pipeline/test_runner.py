@@ -1,10 +1,10 @@
-import json
 from dataclasses import dataclass
 
 import pytest
 
 from oc_common.errors import OutputExistsError
 from oc_common.outcome import reject
+from oc_common.outputs import read_stats, shard_marker
 from oc_common.records import read_file_records, write_records
 from oc_synth.pipeline.runner import run_sharded
 from oc_synth.pipeline.stages import RecordStage
@@ -47,7 +47,7 @@ def test_run_sharded_splits_kept_and_dropped_and_counts(tmp_path):
     assert "keep" not in kept[0]  # only annotated with --signals / annotate
     gone, _ = read_file_records(dropped / "part-0.jsonl")
     assert all(r["keep"] is False and r["drop_reasons"] == ["too_short"] for r in gone)
-    assert json.loads((out / "stats.json").read_text())["counters"]["records_out"] == 6
+    assert read_stats(out)["counters"]["records_out"] == 6
 
 
 def test_rerun_resumes_only_unfinished_shards(tmp_path):
@@ -56,7 +56,7 @@ def test_rerun_resumes_only_unfinished_shards(tmp_path):
     run_sharded(command="test", inp=inp, out=out, stages=[DropShortStage()], options={}, quiet=True)
     before = (out / "part-1.jsonl").read_bytes()
     # simulate a run killed after shard 0: shard 1's done-marker is gone, a temp file is left behind
-    (out / "_stats" / "part-1.json").unlink()
+    shard_marker(out, "part-1").unlink()
     (out / ".part-1.jsonl.abc.tmp").write_text("partial")
     stage = DropShortStage()
     stats = run_sharded(command="test", inp=inp, out=out, stages=[stage], options={}, quiet=True)
@@ -71,11 +71,11 @@ def test_existing_foreign_output_or_other_options_refused(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
-    with pytest.raises(OutputExistsError, match="not written by oc-synth"):
+    with pytest.raises(OutputExistsError, match="no run of ours wrote"):
         run_sharded(command="test", inp=inp, out=out, stages=[DropShortStage()], options={}, quiet=True)
     out2 = tmp_path / "out2"
     run_sharded(command="test", inp=inp, out=out2, stages=[DropShortStage()], options={"a": 1}, quiet=True)
-    with pytest.raises(OutputExistsError, match="other options"):
+    with pytest.raises(OutputExistsError, match=r"other options \(a: 1 there, 2 now\)"):
         run_sharded(command="test", inp=inp, out=out2, stages=[DropShortStage()], options={"a": 2}, quiet=True)
     run_sharded(command="test", inp=inp, out=out2, stages=[DropShortStage()], options={"a": 2}, quiet=True,
                 overwrite=True)

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from oc_common.errors import OutputExistsError
+from oc_common.outputs import shard_marker
 from oc_common.records import iter_records, read_file_records
 from oc_synth.cli import app
 
@@ -112,10 +113,10 @@ def test_rerun_resumes_and_is_deterministic(loop, demo, tmp_path, recall_args):
         assert (again / rel).read_bytes() == (out / rel).read_bytes(), rel
     # a killed round resumes; a 4th round can be added later
     (again / "round_3" / "report.json").unlink()
-    (again / "round_3" / "scored" / "_stats" / "part-00001.json").unlink()
+    shard_marker(again / "round_3" / "scored", "part-00001").unlink()
     run_cli(*recall_args(data, again, "--rounds", "4", "--quiet"))
     assert (again / "round_3" / "domains.json").read_bytes() == (out / "round_3" / "domains.json").read_bytes()
-    assert json.loads((again / "recalled" / "_done.json").read_text())["round"] == 4
+    assert json.loads((again / ".oc" / "recalled.json").read_text())["round"] == 4
     # other options are refused instead of mixing two runs
     with pytest.raises(OutputExistsError, match="other options"):
         CliRunner().invoke(app, ["recall", *map(str, recall_args(data, again, "--domain-threshold", "0.2"))],

@@ -1,7 +1,7 @@
-import json
 
 import pytest
 
+from oc_common.outputs import read_stats, shard_marker
 from oc_common.records import read_file_records, write_records
 from oc_synth.recall.classifier import ClassifierFiles, InputError
 from oc_synth.recall.scoring import run_score
@@ -54,7 +54,7 @@ def test_score_writes_probability_on_each_record_and_counts_drops(classifier, me
     gone, _ = read_file_records(dropped / "a.jsonl")
     assert len(gone) == 5 and all(r["keep"] is False and r["drop_reasons"] for r in gone)
     assert all("code_score" not in r for r in gone if r["drop_reasons"] == ["missing_text"])
-    assert json.loads((out / "stats.json").read_text())["counters"]["records_out"] == 3
+    assert read_stats(out)["counters"]["records_out"] == 3
 
 
 def test_score_resumes_per_shard(classifier, messy_corpus, tmp_path):
@@ -62,7 +62,7 @@ def test_score_resumes_per_shard(classifier, messy_corpus, tmp_path):
     files = ClassifierFiles.resolve(classifier)
     run_score(messy_corpus, out, files, quiet=True)
     before = (out / "b.jsonl").read_bytes()
-    (out / "_stats" / "b.json").unlink()  # as if killed before shard b finished
+    shard_marker(out, "b").unlink()  # as if killed before shard b finished
     (out / "a.jsonl").write_text("tampered\n")  # a finished shard is not redone
     stats = run_score(messy_corpus, out, files, quiet=True)
     assert (out / "b.jsonl").read_bytes() == before

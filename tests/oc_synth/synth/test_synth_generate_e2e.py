@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from oc_common.outputs import read_stats
 from oc_common.records import read_file_records
 from oc_synth.cli import app
+from oc_synth.synth.finalize import REJECTED
+from oc_synth.synth.store import GENERATIONS
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "synth"
 
@@ -28,16 +31,16 @@ def test_cli_tiny_model_hf_records_everything_and_resumes(tmp_path, tiny_model):
             "--backend", "hf", "--model", tiny_model, "--max-tokens", "12", "--batch-size", "2", "--seed", "3"]
     r = invoke(args)
     assert r.exit_code == 0, r.output
-    stats = json.loads((out / "stats.json").read_text())["counters"]
+    stats = read_stats(out)["counters"]
     assert stats["seeds"] == 5 and stats["generated"] == 5
-    rejected, _ = read_file_records(out / "_rejected" / "algorithmic.jsonl")
+    rejected, _ = read_file_records(out / REJECTED / "algorithmic.jsonl")
     # gibberish from random weights: every answer is kept with its parse failure and its provenance
     assert len(rejected) == 5 and all(rec["drop_reasons"][0].startswith("parse:") for rec in rejected)
     assert all(rec["provenance"]["sampling"]["max_tokens"] == 12 and rec["raw"]["snippet"] for rec in rejected)
     assert {rec["provenance"]["variables"]["language"] for rec in rejected if rec["seed_id"] == "alg-gcd"} == {"cpp"}
-    log = (out / "_generations" / "algorithmic.jsonl").read_bytes()
+    log = (out / GENERATIONS / "algorithmic.jsonl").read_bytes()
     r2 = invoke(args)  # resume: nothing left to generate, same output
-    assert r2.exit_code == 0 and (out / "_generations" / "algorithmic.jsonl").read_bytes() == log
+    assert r2.exit_code == 0 and (out / GENERATIONS / "algorithmic.jsonl").read_bytes() == log
     bad = invoke([*args[:-2], "--seed", "4"], catch=True)  # another sampling seed: refuses to mix into OUT
     assert bad.exit_code != 0 and "other options" in str(bad.exception)
 
@@ -67,7 +70,7 @@ def test_cli_real_small_model_writes_real_code(tmp_path):
                 str(out), "--backend", "hf", "--model", smollm2_gguf(), "--max-tokens", "48", "--temperature", "0",
                 "-s", "variables.language=[python]", "--timeout", "5"])
     assert r.exit_code == 0, r.output
-    records = read_file_records(out / "_rejected" / "algorithmic.jsonl")[0]
+    records = read_file_records(out / REJECTED / "algorithmic.jsonl")[0]
     kept = read_file_records(out / "algorithmic.jsonl")[0]
     assert len(records) + len(kept) == 2
     answers = [rec.get("raw", {}).get("snippet", "") for rec in records]
@@ -126,12 +129,12 @@ def test_cli_data_parallel_workers_share_the_seeds(tmp_path, tiny_model):
     r = invoke(["code-textbook", "--seeds", str(EXAMPLES / "algorithmic.jsonl"), "--out", str(out), "--backend", "hf",
                 "--model", tiny_model, "--max-tokens", "4", "--dp", "2", "--quiet"])
     assert r.exit_code == 0, r.output
-    logs = sorted(p.name for p in (out / "_generations").iterdir())
+    logs = sorted(p.name for p in (out / GENERATIONS).iterdir())
     assert logs == ["algorithmic.rank00000.jsonl", "algorithmic.rank00001.jsonl"]
-    ids = [read_file_records(out / "_generations" / name)[0] for name in logs]
+    ids = [read_file_records(out / GENERATIONS / name)[0] for name in logs]
     assert all(ids) and {x["seed_id"] for part in ids for x in part} == {
         "alg-two-sum", "alg-binary-search", "alg-valid-parens", "alg-gcd", "alg-merge-intervals"}
-    assert json.loads((out / "stats.json").read_text())["counters"]["generated"] == 5
+    assert read_stats(out)["counters"]["generated"] == 5
 
 
 def test_cli_openai_backend_against_a_local_server(tmp_path, fake_openai):
@@ -146,7 +149,7 @@ def test_cli_openai_backend_against_a_local_server(tmp_path, fake_openai):
                 "--base-url", fake_openai.base_url, "--model", "teacher", "--concurrency", "2", "--n", "2"])
     assert r.exit_code == 0, r.output
     kept = read_file_records(out / "code.jsonl")[0]
-    rejected = {x["id"]: x for x in read_file_records(out / "_rejected" / "code.jsonl")[0]}
+    rejected = {x["id"]: x for x in read_file_records(out / REJECTED / "code.jsonl")[0]}
     # both samples of a seed are the same text: one is an exact duplicate; fib() is HumanEval/55's entry point
     assert [x["id"] for x in kept] == ["code-lru-s0"] and "class LRUCache" in kept[0]["text"]
     assert rejected["code-lru-s1"]["drop_reasons"] == ["dedup:exact"]

@@ -5,11 +5,13 @@ import json
 
 import pytest
 
+from oc_common.outputs import read_stats
 from oc_common.records import read_file_records, write_records
 from oc_synth.synth.config import GenerateConfig
+from oc_synth.synth.finalize import REJECTED
 from oc_synth.synth.generator import Generator, derive_seed
 from oc_synth.synth.recipes import load_recipe
-from oc_synth.synth.store import GenerationStore
+from oc_synth.synth.store import FAILED, GENERATIONS, GenerationStore
 from oc_synth.synth.verification import SandboxVerifier
 
 SOLUTION = "def sum_pair(a, b):\n    return a + b\n"
@@ -90,7 +92,7 @@ def test_every_verdict_and_drop_path_is_recorded(seeds, tmp_path, canned, verifi
     assert prov["sampling"]["temperature"] == 0.7 and prov["seed_source"].endswith("part-0.jsonl:1")
     assert not {"keep", "drop_reasons", "raw"} & set(rec)
 
-    rejected = by_id(out / "_rejected" / "part-0.jsonl")
+    rejected = by_id(out / REJECTED / "part-0.jsonl")
     reasons = {k: r["drop_reasons"][0] for k, r in rejected.items()}
     assert reasons == {
         "fail-s0": "verify:failed", "timeout-s0": "verify:timeout", "error-s0": "verify:error",
@@ -105,7 +107,7 @@ def test_every_verdict_and_drop_path_is_recorded(seeds, tmp_path, canned, verifi
     assert (c["seeds"], c["seeds_rejected"], c["generated"], c["parsed"], c["checked"], c["passed"], c["deduped"],
             c["decontaminated"], c["records_out"]) == (14, 3, 11, 9, 7, 3, 2, 1, 1)
     assert result.stats.groups["verdicts"] == {"passed": 3, "failed": 1, "timeout": 1, "error": 1, "no_tests": 1}
-    assert json.loads((out / "stats.json").read_text())["counters"]["records_out"] == 1
+    assert read_stats(out)["counters"]["records_out"] == 1
     assert backend.closed
 
 
@@ -114,13 +116,13 @@ def test_backend_failures_are_retried_by_the_next_run_and_done_seeds_skipped(see
     flaky = canned(lambda r: TimeoutError("read timed out") if r.id in ("fail", "few") else ANSWERS[r.id])
     first = Generator(make_config("educational-instruct", seeds, out), lambda: flaky, verifier).run()
     assert first.failed_now == 2 and first.stats.counters["backend_failed"] == 2
-    failed, _ = read_file_records(out / "_failed" / "part-0.jsonl")
+    failed, _ = read_file_records(out / FAILED / "part-0.jsonl")
     assert {f["seed_id"] for f in failed} == {"fail", "few"} and "read timed out" in failed[0]["error"]
     healthy = canned(answer_by_seed)
     second = Generator(make_config("educational-instruct", seeds, out), lambda: healthy, verifier).run()
     assert sorted(healthy.seen_ids) == ["fail", "few"]  # only what was not done
-    assert second.stats.counters["backend_failed"] == 0 and not (out / "_failed" / "part-0.jsonl").exists()
-    rejected = by_id(out / "_rejected" / "part-0.jsonl")
+    assert second.stats.counters["backend_failed"] == 0 and not (out / FAILED / "part-0.jsonl").exists()
+    rejected = by_id(out / REJECTED / "part-0.jsonl")
     assert rejected["fail-s0"]["drop_reasons"] == ["verify:failed"]
     assert second.stats.counters["generated"] == 11
     third = canned(answer_by_seed)  # nothing left: the model is not even loaded
@@ -161,7 +163,7 @@ def test_torn_log_tail_is_repaired_and_the_seed_redone(seeds, tmp_path, canned):
     out = tmp_path / "out"
     cfg = make_config("educational-instruct", seeds, out, verify=False, decontaminate=False)
     Generator(cfg, lambda: canned(answer_by_seed), None).run()
-    log = out / "_generations" / "part-0.jsonl"
+    log = out / GENERATIONS / "part-0.jsonl"
     lines = log.read_bytes().splitlines(keepends=True)
     log.write_bytes(b"".join(lines[:-1]) + lines[-1][:25])  # a run killed in the middle of its last append
     again = canned(answer_by_seed)
@@ -185,7 +187,7 @@ def test_samples_do_not_depend_on_batching_and_n_gives_one_record_each(seeds, tm
     assert all(len(batch) == 1 for batch in b1.calls)
     kept = by_id(tmp_path / "a" / "part-0.jsonl")
     assert {k for k in kept if k.startswith("pass")} == {"pass-s0"}
-    rejected = by_id(tmp_path / "a" / "_rejected" / "part-0.jsonl")
+    rejected = by_id(tmp_path / "a" / REJECTED / "part-0.jsonl")
     assert rejected["pass-s1"]["drop_reasons"] == ["check:min_asserts"] and rejected["pass-s1"]["sample"] == 1
 
 
@@ -219,7 +221,7 @@ def test_multi_step_recipe_and_declined_seeds(tmp_path, canned, verifier):
     assert rec["instruction"] == "Write twice(x) returning 2 * x." and "twice(2) is 4" in rec["response"]
     assert rec["difficulty"] in ("easy", "medium", "hard") and rec["language"] == "python"
     assert set(rec["provenance"]["steps"]) == {"question", "answer", "polish"}
-    declined = by_id(out / "_rejected" / "web.jsonl")["cake"]
+    declined = by_id(out / REJECTED / "web.jsonl")["cake"]
     assert declined["drop_reasons"] == ["parse:declined"] and declined["raw"] == {"question": "NONE"}
     assert result.stats.counters["generated"] == 2 and result.stats.counters["records_out"] == 1
 
@@ -234,7 +236,7 @@ def test_ranks_split_the_seeds_and_an_unranked_run_finalizes(seeds, tmp_path, ca
         assert not r.finalized and not (out / "part-0.jsonl").exists()
         seen.append(set(b.seen_ids))
     assert seen[0] and seen[1] and not seen[0] & seen[1] and len(seen[0] | seen[1]) == 11
-    assert sorted(p.name for p in (out / "_generations").iterdir()) == ["part-0.rank00000.jsonl",
+    assert sorted(p.name for p in (out / GENERATIONS).iterdir()) == ["part-0.rank00000.jsonl",
                                                                       "part-0.rank00001.jsonl"]
     final = canned(answer_by_seed)
     result = Generator(make_config("educational-instruct", seeds, out, verify=False), lambda: final, None).run()
@@ -243,7 +245,7 @@ def test_ranks_split_the_seeds_and_an_unranked_run_finalizes(seeds, tmp_path, ca
     Generator(make_config("educational-instruct", seeds, single, verify=False), lambda: canned(answer_by_seed),
               None).run()
     assert set(by_id(out / "part-0.jsonl")) == set(by_id(single / "part-0.jsonl"))
-    assert set(by_id(out / "_rejected" / "part-0.jsonl")) == set(by_id(single / "_rejected" / "part-0.jsonl"))
+    assert set(by_id(out / REJECTED / "part-0.jsonl")) == set(by_id(single / REJECTED / "part-0.jsonl"))
 
 
 def test_other_options_refuse_to_resume_and_limit_takes_first_rows(seeds, tmp_path, canned):

@@ -11,10 +11,11 @@ import pytest
 from dedup_corpus import planted_corpus
 
 from oc_common.errors import OcError, OutputExistsError
+from oc_common.outputs import read_stats, shard_marker
 from oc_common.records import iter_records, read_file_records, write_records
 from oc_synth.curate.dedup.index import run_index
 from oc_synth.curate.dedup.settings import build_settings
-from oc_synth.curate.dedup.workflow import run_dedup
+from oc_synth.curate.dedup.workflow import run_dedup, work_dir
 from oc_synth.pipeline.runner import plan_shards
 
 T = "2023-01-01T00:00:00Z"
@@ -80,7 +81,7 @@ def test_exact_keep_rule_cluster_fields_and_dropped_records(keep_rule_input, tmp
     assert gone["b2"]["duplicate_of"] == "b1" and gone["b2"]["dup_cluster"] == sha("B")
     ids = [r["id"] for r in read_file_records(removed)[0]]
     assert sorted(ids) == sorted(["a1", "a3", "b2", "b3", "c9", "d", "e1", "f2", "g2"])
-    stats = json.loads((out / "stats.json").read_text())
+    stats = read_stats(out)
     assert stats["counters"]["bad_records"] == 1 and stats["counters"]["records_out"] == 9
     assert stats["dedup"]["index"]["unusable_stars"] == 1 and stats["dedup"]["index"]["no_text"] == 1
     assert summary["clusters"]["exact_removed"] == 9 and summary["clusters"]["exact_groups"] == 7
@@ -120,8 +121,8 @@ def test_rerun_resumes_and_refuses_other_options(keep_rule_input, tmp_path):
     settings = build_settings(mode="exact", engine="cpu")
     run_dedup(keep_rule_input, out, settings, quiet=True)
     before = {p.name: p.read_bytes() for p in out.rglob("*.jsonl")}
-    (out / "_stats" / "part-0.json").unlink()  # as if killed before writing shard part-0
-    (out / "_dedup" / "index" / "sub" / "part-1.parquet").unlink()
+    shard_marker(out, "part-0").unlink()  # as if killed before writing shard part-0
+    (work_dir(out) / "index" / "sub" / "part-1.parquet").unlink()
     summary = run_dedup(keep_rule_input, out, settings, quiet=True)
     assert summary["records_indexed_now"] == 2  # only the missing index was rebuilt
     assert {p.name: p.read_bytes() for p in out.rglob("*.jsonl")} == before
@@ -137,7 +138,7 @@ def test_cpu_engine_output_identical_for_one_and_two_workers(tmp_path):
         out = tmp_path / f"w{workers}"
         run_dedup(tmp_path / "in.jsonl", out, build_settings(mode="fuzzy", engine="cpu", workers=workers),
                   quiet=True)
-        index = pq.read_table(out / "_dedup" / "index" / "in.parquet")
+        index = pq.read_table(work_dir(out) / "index" / "in.parquet")
         outputs.append(((out / "in.jsonl").read_bytes(), index.drop_columns([]).to_pydict()))
     assert outputs[0] == outputs[1]
     assert len(read_file_records(tmp_path / "w1" / "in.jsonl")[0]) < 450  # the near-duplicates were removed
