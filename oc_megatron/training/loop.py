@@ -81,6 +81,20 @@ class TrainResult:
     valid_losses: dict[int, float] = field(default_factory=dict)
     last_checkpoint: Path | None = None
     nothing_to_do: str | None = None  # why a finished run did not train
+    start_iteration: int = 0
+    tokens: int = 0  # real tokens trained by this run (padding excluded), counted on the logging rank
+    seconds: float = 0.0
+
+    def summary(self, output_dir: Path) -> str:
+        """The closing line of a run: what it trained and where the model is."""
+        parts = [f"trained steps {self.start_iteration}->{self.iteration}", f"{self.tokens:,} tokens"]
+        if self.losses:
+            parts.append(f"final loss {self.losses[max(self.losses)]:.4f}")
+        if self.valid_losses:
+            parts.append(f"validation loss {self.valid_losses[max(self.valid_losses)]:.4f}")
+        parts.append(f"{self.seconds:.0f} s")
+        where = f"checkpoint {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint saved"
+        return f"done: {', '.join(parts)}; {where}; metrics in {output_dir / 'metrics.jsonl'}"
 
 
 class NothingToDo(Exception):
@@ -546,7 +560,8 @@ def run_training(cfg: TrainConfig) -> TrainResult:
     saver = ckpt.CheckpointSaver(cfg.checkpoint_dir, c.optimizer_format, c.async_save, c.keep_last)
     world = trainer.env.world_size
     peak = device_peak_tflops(cfg.precision.fp8 is not None, lg.peak_tflops)
-    result = TrainResult(trainer.state.iteration)
+    result = TrainResult(trainer.state.iteration, start_iteration=start_iteration)
+    began = time.perf_counter()
     phase = trainer.data.phase
     log.info("training %s: TP %d x PP %d (VPP %s) x DP %d, %d samples of %d tokens per step in microbatches of %d, "
              "from step %d to %d", cfg.model.preset or "custom model", cfg.parallel.tensor, cfg.parallel.pipeline,
@@ -570,6 +585,7 @@ def run_training(cfg: TrainConfig) -> TrainResult:
                         * values["positions"]
                     values.update(throughput(values["step_seconds"], values["tokens"], flops, world, peak))
                     result.losses[step] = values["loss"]
+                    result.tokens += int(values["tokens"])
                     if step % lg.interval == 0 or step == t.iters:
                         metrics.log(step, {**values, "consumed_samples": trainer.state.consumed_samples})
                         log.info(format_line(step, t.iters, values))
@@ -596,4 +612,7 @@ def run_training(cfg: TrainConfig) -> TrainResult:
         saver.close()
         metrics.close()
     result.iteration = trainer.state.iteration
+    result.seconds = time.perf_counter() - began
+    if trainer.is_logging_rank:
+        log.info("%s", result.summary(out_dir))
     return result
