@@ -19,7 +19,7 @@ def ingest(
     src: Path = typer.Argument(..., help="A tree of repositories (each top-level folder is one repo; an optional "
                                          "repos.jsonl gives stars/commit_time/license per repo), or JSONL/Parquet "
                                          "records in The Stack v2 style."),
-    out: Path = opt.out_arg("Output directory of code-file records (sharded JSONL)."),
+    out: Path = opt.out_arg("Output directory of code-file records (sharded JSONL or Parquet, --output-format)."),
     source_format: Literal["auto", "tree", "stack-v2"] = typer.Option(
         "auto", "--format",
         help="auto | tree | stack-v2 (records with content, path, repo_name, ...).",
@@ -33,6 +33,7 @@ def ingest(
              "docs/curation.md lists every difference.",
     ),
     dropped: Path | None = opt.Dropped,
+    output_format: opt.OutputFormatName = opt.OutputFormat,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
@@ -45,7 +46,7 @@ def ingest(
     from oc_synth.curate.ingest import run_ingest
 
     run_ingest(src, out, source_format=source_format, shard_size=shard_size, max_file_bytes=max_file_bytes,
-               languages=languages, dropped=dropped, overwrite=overwrite, quiet=quiet)
+               languages=languages, dropped=dropped, overwrite=overwrite, quiet=quiet, output_format=output_format)
 
 
 # dedup's command lives in its own module (it has many options); registered here to list in pipeline order
@@ -59,6 +60,7 @@ def transform(
     config: Path | None = opt.ConfigPath,
     overrides: list[str] | None = opt.Overrides,
     executor: opt.ExecutorName = opt.Executor,
+    output_format: opt.OutputFormatName = opt.OutputFormat,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
@@ -67,7 +69,7 @@ def transform(
     from oc_synth.curate.transform import run_transform
 
     run_transform(inp, out, config=config, overrides=overrides or [], executor=executor, overwrite=overwrite,
-                  quiet=quiet)
+                  quiet=quiet, output_format=output_format)
 
 
 @app.command("filter")
@@ -98,6 +100,7 @@ def filter_(
     ),
     dropped: Path | None = opt.Dropped,
     executor: opt.ExecutorName = opt.Executor,
+    output_format: opt.OutputFormatName = opt.OutputFormat,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
@@ -108,7 +111,7 @@ def filter_(
 
     run_filter(inp, out, config=config, overrides=overrides or [], signals=signals, compat=compat,
                reference_bugs=reference_bugs or None, dropped=dropped, executor=executor, overwrite=overwrite,
-               quiet=quiet)
+               quiet=quiet, output_format=output_format)
 
 
 @app.command()
@@ -120,6 +123,7 @@ def sample(
                                                   "-s seed=1 (repeatable)."),
     dropped: Path | None = opt.Dropped,
     executor: opt.ExecutorName = opt.Executor,
+    output_format: opt.OutputFormatName = opt.OutputFormat,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
@@ -129,7 +133,7 @@ def sample(
     from oc_synth.curate.select import run_sample
 
     run_sample(inp, out, config=config, overrides=overrides or [], dropped=dropped, executor=executor,
-               overwrite=overwrite, quiet=quiet)
+               overwrite=overwrite, quiet=quiet, output_format=output_format)
 
 
 @app.command("select-algorithmic")
@@ -140,6 +144,7 @@ def select_algorithmic(
     overrides: list[str] | None = typer.Option(None, "--set", "-s", help="e.g. -s 'keywords=[leetcode, "
                                                   "def solution]' -s case_sensitive=true (repeatable)."),
     executor: opt.ExecutorName = opt.Executor,
+    output_format: opt.OutputFormatName = opt.OutputFormat,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
@@ -148,4 +153,4 @@ def select_algorithmic(
     from oc_synth.curate.select import run_select_algorithmic
 
     run_select_algorithmic(inp, out, config=config, overrides=overrides or [], executor=executor,
-                           overwrite=overwrite, quiet=quiet)
+                           overwrite=overwrite, quiet=quiet, output_format=output_format)

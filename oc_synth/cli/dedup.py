@@ -60,10 +60,7 @@ def dedup(
                                                help="Write the removed records' id, shard, row, reason, cluster and "
                                                     "duplicate_of to this .jsonl or .parquet file (small, unlike "
                                                     "--dropped)."),
-    output_format: Literal["jsonl", "jsonl.gz", "parquet"] = typer.Option(
-        "jsonl", "--output-format",
-        help="jsonl, jsonl.gz or parquet, for every output shard (inputs may mix JSONL and Parquet).",
-    ),
+    output_format: opt.OutputFormatName = opt.OutputFormat,
     level: Literal["file", "repo"] = typer.Option(
         "file", "--level",
         help="file: files are the units (OpenCoder's choice). repo: a repository (records sharing `repo`, its files "

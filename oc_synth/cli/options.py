@@ -21,6 +21,7 @@ from oc_synth.sandbox.config import SandboxConfig
 
 ExecutorName = Literal["local", "ray", "xenna"]
 BackendName = Literal["vllm", "openai", "hf"]
+OutputFormatName = Literal["jsonl", "jsonl.gz", "parquet"]
 
 Executor = typer.Option("local", "--executor", "-e",
                         help="local: in-process (fast start, laptops, CI). ray: NeMo Curator's Ray actor pool on a "
@@ -35,6 +36,9 @@ ConfigPath = typer.Option(None, "--config", "-c", help="YAML file with this comm
                           dir_okay=False)
 Overrides = typer.Option(None, "--set", "-s", help="Override a config key, e.g. -s python.max_print_lines=0.5 "
                                                   "(repeatable).")
+OutputFormat = typer.Option("jsonl", "--output-format",
+                            help="jsonl, jsonl.gz or parquet, for every output shard (inputs may mix JSONL and "
+                                 "Parquet). `datasets.load_dataset(\"json\" or \"parquet\", data_dir=OUT)` reads it.")
 Quiet = typer.Option(False, "--quiet", "-q", help="No progress bar or summary table (OUT/.oc/stats.json is still "
                                                   "written).")
 Backend = typer.Option("hf", "--backend", "-b", help="vllm: offline engine. openai: any OpenAI-compatible server "

@@ -112,6 +112,7 @@ def score(
                                                    "reason below_min_score)."),
     dropped: Path | None = opt.Dropped,
     executor: opt.ExecutorName = opt.Executor,
+    output_format: opt.OutputFormatName = opt.OutputFormat,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
@@ -123,7 +124,7 @@ def score(
     files = ClassifierFiles.resolve(model, tokenizer, label)
     run_score(inp, out, files, text_field=text_field, url_field=None if no_url else "url", score_field=score_field,
               threshold=threshold, min_score=min_score, dropped=dropped, executor=executor, overwrite=overwrite,
-              quiet=quiet)
+              quiet=quiet, output_format=output_format)
 
 
 @app.command()

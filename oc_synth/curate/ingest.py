@@ -345,7 +345,7 @@ def detect_format(src: Path) -> str:
 def run_ingest(src: Path, out: Path, *, source_format: str = "auto", shard_size: int = 10_000,
                max_file_bytes: int = MAX_FILE_BYTES, languages: str = DEFAULT_LANGUAGE_TABLE,
                dropped: Path | None = None, overwrite: bool = False,
-               executor: str = "local", quiet: bool = False) -> Stats:
+               executor: str = "local", quiet: bool = False, output_format: str = "jsonl") -> Stats:
     src, out = Path(src), Path(out)
     if not src.exists():
         raise OcError(f"{src}: no such file or directory")
@@ -358,7 +358,7 @@ def run_ingest(src: Path, out: Path, *, source_format: str = "auto", shard_size:
     options = {"format": fmt, "shard_size": shard_size, "max_file_bytes": max_file_bytes, "languages": languages,
                "language_table": table.source}
     common = dict(command="curate ingest", inp=src, out=out, options=options, dropped=dropped, overwrite=overwrite,
-                  executor=executor, quiet=quiet, title=f"curate ingest ({fmt})")
+                  executor=executor, quiet=quiet, title=f"curate ingest ({fmt})", output_format=output_format)
     if fmt == "stack-v2":
         list_record_files(src)  # fail early, naming the path, if there is nothing to read
         return run_sharded(stages=[StackV2RecordMapper(max_file_bytes=max_file_bytes, languages=languages)], **common)

@@ -63,11 +63,11 @@ class LanguageDownsample(RecordStage):
 
 def run_sample(inp: Path, out: Path, *, config: Path | None = None, overrides: list[str] = (),
                dropped: Path | None = None, executor: str = "local", overwrite: bool = False,
-               quiet: bool = False) -> Stats:
+               quiet: bool = False, output_format: str = "jsonl") -> Stats:
     cfg = load_config(config, overrides, SampleConfig)
     return run_sharded(command="curate sample", inp=inp, out=out, stages=[LanguageDownsample(config=cfg)],
                        options=cfg.model_dump(), dropped=dropped, executor=executor, overwrite=overwrite,
-                       quiet=quiet)
+                       quiet=quiet, output_format=output_format)
 
 
 # -------------------------------------------------------------------------------------------- algorithmic corpus
@@ -106,7 +106,8 @@ class AlgorithmicKeywordSelect(RecordStage):
 
 
 def run_select_algorithmic(inp: Path, out: Path, *, config: Path | None = None, overrides: list[str] = (),
-                           executor: str = "local", overwrite: bool = False, quiet: bool = False) -> Stats:
+                           executor: str = "local", overwrite: bool = False, quiet: bool = False,
+                           output_format: str = "jsonl") -> Stats:
     cfg = load_config(config, overrides, AlgorithmicConfig)
     if not cfg.keywords:
         from oc_common.errors import ConfigError
@@ -114,4 +115,4 @@ def run_select_algorithmic(inp: Path, out: Path, *, config: Path | None = None, 
         raise ConfigError("keywords: the list is empty; nothing could be selected")
     return run_sharded(command="curate select-algorithmic", inp=inp, out=out,
                        stages=[AlgorithmicKeywordSelect(config=cfg)], options=cfg.model_dump(),
-                       executor=executor, overwrite=overwrite, quiet=quiet)
+                       executor=executor, overwrite=overwrite, quiet=quiet, output_format=output_format)

@@ -267,8 +267,9 @@ class CopyrightPiiTransform(RecordStage):
 
 
 def run_transform(inp: Path, out: Path, *, config: Path | None = None, overrides: list[str] = (),
-                  executor: str = "local", overwrite: bool = False, quiet: bool = False) -> Stats:
+                  executor: str = "local", overwrite: bool = False, quiet: bool = False,
+                  output_format: str = "jsonl") -> Stats:
     cfg = load_config(config, overrides, TransformConfig)
     return run_sharded(command="curate transform", inp=inp, out=out,
                        stages=[CopyrightPiiTransform(config=cfg.model_dump())], options=cfg.model_dump(),
-                       executor=executor, overwrite=overwrite, quiet=quiet)
+                       executor=executor, overwrite=overwrite, quiet=quiet, output_format=output_format)

@@ -182,6 +182,7 @@ def run_sharded(
     executor: str = "local",
     overwrite: bool = False,
     output_suffix: str = ".jsonl",
+    output_format: str | None = None,
     title: str | None = None,
     keep_rate_groups: tuple[str, str] | None = ("language_in", "language_out"),
     quiet: bool = False,
@@ -193,8 +194,13 @@ def run_sharded(
 
     By default the shards are the record files under ``inp`` and the reader is ``ShardReader``; ingest passes its own
     shards (groups of source files) and reader. ``extra_stats`` (e.g. counts from planning) join the totals.
+    ``output_format`` (a command's ``--output-format``: jsonl, jsonl.gz or parquet) sets the suffix, and joins the
+    options (a resume must write the same format).
     """
     check_executor(executor)
+    if output_format is not None:
+        output_suffix = f".{output_format}"
+        options = {**options, "output_format": output_format}
     inp, out = Path(inp), Path(out)
     shards = list(shards) if shards is not None else plan_shards(inp)
     base = inp if inp.is_dir() else inp.parent

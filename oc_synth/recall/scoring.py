@@ -86,12 +86,13 @@ def scoring_stages(files: ClassifierFiles, *, text_field: str = "text", url_fiel
 def run_score(inp: Path, out: Path, files: ClassifierFiles, *, text_field: str = "text",
               url_field: str | None = "url", score_field: str = SCORE_FIELD, threshold: float = 0.5,
               min_score: float | None = None, dropped: Path | None = None, executor: str = "local",
-              overwrite: bool = False, quiet: bool = False, command: str = "recall score") -> Stats:
+              overwrite: bool = False, quiet: bool = False, command: str = "recall score",
+              output_format: str = "jsonl") -> Stats:
     files.check()  # a corrupt model or missing label fails here, before any shard starts
     options = {"model": str(files.model), "model_sha256": files.sha256, "tokenizer": str(files.tokenizer),
                "label": files.label, "text_field": text_field, "url_field": url_field, "score_field": score_field,
                "threshold": threshold, "min_score": min_score}
     return run_sharded(command=command, inp=inp, out=out, options=options, dropped=dropped, executor=executor,
-                       overwrite=overwrite, quiet=quiet, keep_rate_groups=None,
+                       overwrite=overwrite, quiet=quiet, keep_rate_groups=None, output_format=output_format,
                        stages=scoring_stages(files, text_field=text_field, url_field=url_field,
                                              score_field=score_field, threshold=threshold, min_score=min_score))

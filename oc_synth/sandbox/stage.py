@@ -68,7 +68,7 @@ class VerifyStage(RecordStage):
 
 
 def run_verify(inp: Path, out: Path, config: SandboxConfig, *, keep_all: bool = False, dropped: Path | None = None,
-               overwrite: bool = False, quiet: bool = False) -> Stats:
+               overwrite: bool = False, quiet: bool = False, output_format: str = "jsonl") -> Stats:
     from oc_synth.pipeline.runner import run_sharded
 
     # Results depend on these settings, not on the worker count: resuming with other --workers is fine.
@@ -76,6 +76,6 @@ def run_verify(inp: Path, out: Path, config: SandboxConfig, *, keep_all: bool = 
     stage = VerifyStage(sandbox_config=config.model_dump(), keep_all=keep_all)
     try:
         return run_sharded(command="verify", inp=inp, out=out, stages=[stage], options=options, dropped=dropped,
-                           overwrite=overwrite, quiet=quiet, title="oc-synth verify")
+                           overwrite=overwrite, quiet=quiet, title="oc-synth verify", output_format=output_format)
     finally:
         stage.teardown()
