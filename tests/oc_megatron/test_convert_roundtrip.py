@@ -25,7 +25,7 @@ import torch
 import yaml
 from megatron_test_helpers import run_distributed_test, tiny_train_config
 
-from oc_common.errors import ConversionError
+from oc_common.errors import ConversionError, OutputError
 from oc_megatron.convert.from_hf import from_hf
 from oc_megatron.convert.to_hf import to_hf
 
@@ -388,15 +388,24 @@ def test_a_failure_half_way_leaves_no_output(models, tmp_path, monkeypatch):
     assert _no_output(tmp_path / "hf")
 
 
-def test_existing_output_needs_overwrite(models, tmp_path):
+def test_existing_output_needs_overwrite_and_overwrite_replaces_only_our_own(models, tmp_path):
     out = tmp_path / "hf"
-    out.mkdir()
-    (out / "keep.txt").write_text("x")
-    with pytest.raises(ConversionError, match="not empty"):
+    to_hf(models["mha"]["ckpt"], out)
+    with pytest.raises(ConversionError, match="not empty.*--overwrite"):
         to_hf(models["mha"]["ckpt"], out)
-    assert (out / "keep.txt").is_file()
-    to_hf(models["mha"]["ckpt"], out, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "config.json").is_file()
+    to_hf(models["mha"]["ckpt"], out, overwrite=True)  # a conversion of ours, nothing else in it: replaced
+    assert (out / "config.json").is_file() and (out / ".oc" / "manifest.json").is_file()
+    (out / "keep.txt").write_text("x")  # someone's file: --overwrite may not delete it (docs/outputs.md)
+    with pytest.raises(ConversionError, match="did not write.*keep.txt"):
+        to_hf(models["mha"]["ckpt"], out, overwrite=True)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("x")
+    with pytest.raises(ConversionError, match="no conversion of ours wrote it"):
+        to_hf(models["mha"]["ckpt"], theirs, overwrite=True)
+    assert (out / "keep.txt").is_file() and (theirs / "notes.txt").is_file()
+    with pytest.raises(OutputError, match="lies inside the input"):
+        to_hf(models["mha"]["ckpt"], Path(models["mha"]["ckpt"]) / "hf")
 
 
 def test_cli_reports_bad_input_as_one_line(tmp_path):
