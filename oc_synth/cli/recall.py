@@ -19,6 +19,9 @@ Corpus = typer.Option(..., "--corpus", help="Web corpus: JSONL/Parquet file or d
 Tokenizer = typer.Option(None, "--tokenizer", help="A `tokenizers` JSON file (e.g. an LLM's tokenizer.json) to "
                                                    "pre-tokenize with; default: train a byte-level BPE on the "
                                                    "training pages.")
+Negatives = typer.Option(None, "--negatives", help="Pages known not to be code-related (JSONL/Parquet file or "
+                                                  "directory with `text`; e.g. other.jsonl of `recall label`): "
+                                                  "negatives first, the rest sampled from the corpus.")
 RecallConfigPath = typer.Option(None, "--config", "-c", exists=True, dir_okay=False,
                                 help="YAML with recall settings (tokenizer, fasttext, train, score_threshold, ...); "
                                      "see docs/recall.md.")
@@ -51,39 +54,45 @@ def train(
                                                         "or whole domains)."),
     url_patterns: Path | None = typer.Option(None, "--url-patterns", exists=True, dir_okay=False,
                                                 help="YAML list of URL patterns, for --exclude-domains."),
+    negatives: Path | None = Negatives,
     config: Path | None = RecallConfigPath,
     overrides: list[str] | None = RecallOverrides,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
     """Train the fastText page classifier: seeds are positives, negatives are sampled from the corpus; text is
-    BPE-tokenized; precision/recall are measured on a held-out split."""
+    BPE-tokenized; fastText settings left to auto are chosen from the training-set size. Held-out scores (k-fold on
+    small sets) give ROC AUC, precision/recall at the threshold and the threshold for a target precision; a
+    classifier that fails the quality gate is refused with what to do (docs/recall.md)."""
     from oc_common.errors import UsageError
     from oc_common.log import console
     from oc_common.stats import render_stats
-    from oc_synth.recall.classifier import META_FILE, format_metric
+    from oc_synth.recall.classifier import META_FILE, MODEL_FILE, QUANTIZED_MODEL_FILE
     from oc_synth.recall.domains import code_domains, read_domains
+    from oc_synth.recall.evaluation import summary_line
     from oc_synth.recall.tokenize import BpePretokenizer
-    from oc_synth.recall.training import train_classifier
+    from oc_synth.recall.training import EVALUATION_FILE, train_classifier
     from oc_synth.recall.urls import NegativeExclusion, load_url_patterns
 
     cfg = _config(config, overrides)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise UsageError(f"{out}: exists; pass --overwrite to replace it")
-        if not (out / META_FILE).exists() and not (out / "model.bin").exists():
+        if not any((out / f).exists() for f in (META_FILE, MODEL_FILE, QUANTIZED_MODEL_FILE, EVALUATION_FILE)):
             raise UsageError(f"{out}: exists and is not a classifier directory; refusing to delete it")
         shutil.rmtree(out)
     tok = BpePretokenizer.load(tokenizer, cfg.tokenizer.max_chars) if tokenizer else None
     exclude = NegativeExclusion(
         frozenset(code_domains(read_domains(exclude_domains))) if exclude_domains else frozenset(),
         tuple(load_url_patterns(url_patterns)) if url_patterns else (), cfg.train.negatives_exclude)
-    meta, stats = train_classifier([seeds], corpus, out, cfg, tokenizer=tok, exclude=exclude)
+    meta, stats = train_classifier([seeds], corpus, out, cfg, tokenizer=tok, exclude=exclude,
+                                   negatives=[negatives] if negatives else [])
     if not quiet:
         render_stats("recall train", stats, console)
-    h = meta["heldout"]
-    console.print(f"[bold]recall train[/]: {out}; held-out precision {format_metric(h['precision'])}, recall "
-                  f"{format_metric(h['recall'])} ({h['positives']} positive, {h['negatives']} negative pages)",
+    ft = meta["fasttext"]
+    console.print(f"[bold]recall train[/]: {out} ({meta['train_positives']:,} + {meta['train_negatives']:,} pages; "
+                  f"dim {ft['dim']}, lr {ft['lr']:g}, {ft['epoch']} epochs, word n-grams {ft['word_ngrams']}, bucket "
+                  f"{ft['bucket']:,}; {meta['model_bytes'] / 2**20:.1f} MiB); {summary_line(meta['evaluation'])}",
                   highlight=False)
 
 
@@ -203,6 +212,7 @@ def run(
                                                 help="YAML list of URL patterns (e.g. stackoverflow.com/questions/*) "
                                                      "applied inside code-related domains."),
     tokenizer: Path | None = Tokenizer,
+    negatives: Path | None = Negatives,
     config: Path | None = RecallConfigPath,
     overrides: list[str] | None = RecallOverrides,
     dropped: Path | None = typer.Option(None, "--dropped", file_okay=False,
@@ -212,11 +222,56 @@ def run(
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
-    """The whole loop: train, score the corpus, find code domains, turn URL-pattern pages the classifier missed into
-    new seeds, retrain; finally write DIR/recalled/ (pages scored positive by the last round, with code_score)."""
+    """The whole loop: train, check the classifier on held-out pages (the quality gate: a classifier that cannot tell
+    the seeds from the corpus stops the run before scoring), score the corpus, find code domains, turn URL-pattern
+    pages the classifier missed into new seeds, retrain; finally write DIR/recalled/ (pages scored positive by the
+    last round, with code_score). Prints a report per round (docs/recall.md: how to read it)."""
     from oc_synth.recall.loop import run_recall
 
     cfg = _config(config, overrides, rounds=rounds, domain_threshold=domain_threshold,
                   score_threshold=score_threshold)
-    run_recall(seeds, corpus, out, cfg, url_patterns=url_patterns, tokenizer=tokenizer, dropped=dropped,
-               executor=executor, overwrite=overwrite, quiet=quiet)
+    run_recall(seeds, corpus, out, cfg, url_patterns=url_patterns, tokenizer=tokenizer, negatives=negatives,
+               dropped=dropped, executor=executor, overwrite=overwrite, quiet=quiet)
+
+
+@app.command()
+def label(
+    inp: Path = opt.in_arg("Candidate pages: JSONL/Parquet file or directory; each record needs `text` (`url` is "
+                           "shown to the model when present)."),
+    out: Path = opt.out_arg("Output directory: labels.jsonl (every answer), code.jsonl (seeds for `recall run "
+                            "--seeds`), other.jsonl (for --negatives); reruns resume."),
+    backend: opt.BackendName = opt.Backend,
+    model: str = typer.Option(..., "--model", "-m", help="Model directory or hub name (hf, vllm), or the served "
+                                                         "model name (openai)."),
+    backend_opts: list[str] | None = opt.BackendOptions,
+    recipe: Path | None = typer.Option(None, "--recipe", exists=True, dir_okay=False,
+                                          help="Label recipe YAML (prompt, answers, sampling); default: the shipped "
+                                               "oc_synth/recall/label.yaml."),
+    recipe_set: list[str] | None = typer.Option(None, "--set", "-s", help="Override a recipe key, e.g. -s "
+                                                                            "max_chars=2000 (repeatable)."),
+    sample: int | None = typer.Option(None, "--sample", min=1, help="Label a uniform sample of this many pages "
+                                                                       "(the same pages on every run) instead of all."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the --sample draw."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Pages per backend call and per append to "
+                                                                   "labels.jsonl."),
+    overwrite: bool = opt.Overwrite,
+    quiet: bool = opt.Quiet,
+) -> None:
+    """Label candidate pages as code-related or not with an LLM (how OpenCoder grew its seed set): the recipe's
+    prompt per page, the first answer word decides. Pages whose backend call failed are retried by a rerun."""
+    from oc_common.log import console
+    from oc_common.stats import render_stats
+    from oc_synth.recall.label import label_pages
+
+    stats = label_pages(inp, out, backend, model, opt.parse_backend_options(backend_opts), recipe=recipe,
+                        recipe_overrides=list(recipe_set or []), sample=sample, seed=seed, batch_size=batch_size,
+                        overwrite=overwrite, quiet=quiet)
+    if not quiet:
+        render_stats("recall label", stats, console)
+    c = stats.counters
+    console.print(f"[bold]recall label[/]: {c['labelled_code']:,} pages labelled code ({out / 'code.jsonl'}), "
+                  f"{c['labelled_other']:,} other, {c['labelled_unparsed']:,} answers without a label word",
+                  highlight=False)
+    if c.get("backend_failed"):
+        console.print(f"[yellow]{c['backend_failed']:,} pages failed in the backend[/]; rerun the same command to "
+                      "retry them.")

@@ -2,10 +2,10 @@
 
 A classifier directory (written by ``train``) holds::
 
-    model.bin         the fastText model
+    model.bin         the fastText model (model.ftz when quantized)
     tokenizer.json    the BPE tokenizer its text was pre-tokenized with
-    classifier.json   labels, hyper-parameters, training-set sizes, held-out metrics and model.bin's SHA-256;
-                      written last, so its presence marks a finished training
+    classifier.json   labels, resolved hyper-parameters, training-set sizes, the held-out evaluation, the model
+                      file's name and SHA-256; written last, so its presence marks a finished training
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from oc_synth.recall.fasttext_file import check_fasttext_file
 from oc_synth.recall.tokenize import BpePretokenizer
 
 MODEL_FILE = "model.bin"
+QUANTIZED_MODEL_FILE = "model.ftz"  # fastText's name for quantized models
 TOKENIZER_FILE = "tokenizer.json"
 META_FILE = "classifier.json"
 
@@ -100,7 +101,8 @@ class ClassifierFiles:
                 meta = json.loads(meta_path.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise InputError(f"{meta_path}: unreadable ({e})") from None
-            return cls(model / MODEL_FILE, Path(tokenizer) if tokenizer else model / TOKENIZER_FILE,
+            return cls(model / meta.get("model_file", MODEL_FILE),
+                       Path(tokenizer) if tokenizer else model / TOKENIZER_FILE,
                        label or meta.get("positive_label", POSITIVE_LABEL), meta.get("model_sha256"),
                        max_chars or meta.get("max_chars", 100_000))
         return cls(model, Path(tokenizer) if tokenizer else None, label or POSITIVE_LABEL,
@@ -167,18 +169,6 @@ class FastTextPageClassifier(FastTextQualityFilter):
 # ---------------------------------------------------------------- training
 
 
-def write_training_file(path: Path, examples: list[tuple[str, str]], pretokenize: BpePretokenizer) -> int:
-    """One ``__label__x tokens...`` line per example; returns the number written (empty token lines are skipped)."""
-    n = 0
-    with open(path, "w", encoding="utf-8") as f:
-        for label, text in examples:
-            line = pretokenize(text)
-            if line:
-                f.write(f"{label} {line}\n")
-                n += 1
-    return n
-
-
 def warn_if_unreliable_fasttext() -> None:
     """fasttext 0.9.3 (the sdist NeMo Curator's text_cpu extra pins) trained non-deterministically here: the same
     file and seed gave different models from the third call on in one process, and NaN where 0.9.2 converged.
@@ -193,44 +183,44 @@ def warn_if_unreliable_fasttext() -> None:
         log.warning("fasttext %s trains non-deterministically (and may diverge); install fasttext-wheel==0.9.2", v)
 
 
-def train_fasttext(train_file: Path, cfg: FastTextConfig):  # noqa: ANN201
+def train_fasttext(lines: list[str], cfg: FastTextConfig, workdir: Path):  # noqa: ANN201
+    """Train on ``__label__x tokens...`` lines with fully resolved settings (``FastTextConfig.resolved``), then
+    quantize if asked. The training file lives in ``workdir`` only while training."""
     import fasttext
 
     warn_if_unreliable_fasttext()
-
+    train_file = workdir / "train.txt"
+    train_file.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     try:
-        return fasttext.train_supervised(
+        model = fasttext.train_supervised(
             input=str(train_file), dim=cfg.dim, lr=cfg.lr, wordNgrams=cfg.word_ngrams, minCount=cfg.min_count,
             epoch=cfg.epoch, bucket=cfg.bucket, loss=cfg.loss, thread=cfg.thread, seed=cfg.seed, verbose=0)
+        if cfg.quantize:
+            # pruning (cutoff) needs a retraining pass to recover; without it product quantization alone is enough
+            model.quantize(input=str(train_file), cutoff=cfg.quantize_cutoff, retrain=cfg.quantize_cutoff > 0,
+                           epoch=cfg.epoch, lr=cfg.lr, thread=cfg.thread, verbose=0, qnorm=False)
     except RuntimeError as e:  # "Encountered NaN." when the learning rate is too high for the data
         raise OcError(f"fastText training failed ({e}); with NaN, lower fasttext.lr (now {cfg.lr})") from None
+    finally:
+        train_file.unlink(missing_ok=True)
+    return model
 
 
-def binary_metrics(scores_pos: list[float], scores_neg: list[float], threshold: float) -> dict[str, Any]:
-    """Precision/recall/F1 of ``score >= threshold`` on held-out positives and negatives (None when undefined)."""
-    tp = sum(s >= threshold for s in scores_pos)
-    fn = len(scores_pos) - tp
-    fp = sum(s >= threshold for s in scores_neg)
-    tn = len(scores_neg) - fp
-    precision = tp / (tp + fp) if tp + fp else None
-    recall = tp / (tp + fn) if tp + fn else None
-    f1 = 2 * precision * recall / (precision + recall) if precision and recall else None
-    return {"threshold": threshold, "positives": len(scores_pos), "negatives": len(scores_neg), "tp": tp, "fp": fp,
-            "fn": fn, "tn": tn, "precision": precision, "recall": recall, "f1": f1}
+def model_file_name(quantized: bool) -> str:
+    return QUANTIZED_MODEL_FILE if quantized else MODEL_FILE
 
 
-def format_metric(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
-
-
-def save_classifier(out: Path, model, pretokenize: BpePretokenizer, meta: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN001
+def save_classifier(out: Path, model, pretokenize: BpePretokenizer, meta: dict[str, Any],  # noqa: ANN001
+                    quantized: bool = False) -> dict[str, Any]:
     """Write the model and tokenizer, then classifier.json (last: the done-marker)."""
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{MODEL_FILE}.tmp"
+    name = model_file_name(quantized)
+    tmp = out / f".{name}.tmp"
     model.save_model(str(tmp))
-    os.replace(tmp, out / MODEL_FILE)
+    os.replace(tmp, out / name)
     pretokenize.save(out / TOKENIZER_FILE)
     meta = {"positive_label": POSITIVE_LABEL, "negative_label": NEGATIVE_LABEL, "max_chars": pretokenize.max_chars,
-            **meta, "model_sha256": sha256_file(out / MODEL_FILE)}
+            **meta, "model_file": name, "model_bytes": (out / name).stat().st_size,
+            "model_sha256": sha256_file(out / name)}
     atomic_write_json(out / META_FILE, meta)
     return meta

@@ -22,6 +22,8 @@ classifier is kept, scoring resumes per shard). ``--rounds`` is not part of the 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -32,9 +34,9 @@ from oc_common.fileio import atomic_write_json
 from oc_common.log import console, get_logger
 from oc_common.outputs import OutputDir, claim_outputs, input_state, meta_dir, read_manifest, remove_written
 from oc_common.records import list_record_files, strip_record_suffix, write_records
-from oc_common.stats import Stats
-from oc_synth.recall.classifier import META_FILE, ClassifierFiles, format_metric
-from oc_synth.recall.config import SCORE_FIELD, RecallConfig
+from oc_common.stats import Stats, human_bytes
+from oc_synth.recall.classifier import META_FILE, ClassifierFiles
+from oc_synth.recall.config import AUTO_KEYS, SCORE_FIELD, RecallConfig
 from oc_synth.recall.domains import (
     UniquePages,
     code_domains,
@@ -43,9 +45,10 @@ from oc_synth.recall.domains import (
     render_domains,
     write_domains,
 )
+from oc_synth.recall.evaluation import format_metric, summary_line
 from oc_synth.recall.scoring import run_score
 from oc_synth.recall.tokenize import BpePretokenizer
-from oc_synth.recall.training import seed_url_keys, train_classifier
+from oc_synth.recall.training import GateError, seed_url_keys, train_classifier
 from oc_synth.recall.urls import NegativeExclusion, UrlPattern, collect_pattern_seeds, load_url_patterns
 
 log = get_logger(__name__)
@@ -60,20 +63,23 @@ def round_dir(out: Path, k: int) -> Path:
 
 
 def run_recall(seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, *, url_patterns: Path | None = None,
-               tokenizer: Path | None = None, dropped: Path | None = None, executor: str = "local",
-               overwrite: bool = False, quiet: bool = False) -> list[dict[str, Any]]:
-    """Run ``cfg.rounds`` rounds into ``out`` (resuming), write ``out/recalled``; return the round reports."""
-    list_record_files(seeds), list_record_files(corpus)  # missing or empty inputs fail before any work
+               tokenizer: Path | None = None, negatives: Path | None = None, dropped: Path | None = None,
+               executor: str = "local", overwrite: bool = False, quiet: bool = False) -> list[dict[str, Any]]:
+    """Run ``cfg.rounds`` rounds into ``out`` (resuming), write ``out/recalled``; return the round reports.
+
+    A round whose classifier fails the quality gate raises ``GateError`` before the corpus is scored."""
+    for path in (seeds, corpus, *([negatives] if negatives else [])):
+        list_record_files(path)  # missing or empty inputs fail before any work
     patterns = load_url_patterns(url_patterns) if url_patterns else []
     if not patterns:
         log.warning("no URL patterns: code domains are found, but no new seeds join the later rounds")
     given_tok = BpePretokenizer.load(tokenizer, cfg.tokenizer.max_chars) if tokenizer else None
     options = {"seeds": str(seeds), "corpus": str(corpus), "url_patterns": [p.text for p in patterns],
-               "tokenizer": str(tokenizer) if tokenizer else None,
+               "tokenizer": str(tokenizer) if tokenizer else None, "negatives": str(negatives) if negatives else None,
                "config": cfg.model_dump(mode="json", exclude={"rounds"})}
     claim_recall_output(out, options, cfg.rounds, overwrite=overwrite, dropped=dropped,
                         inputs={"--seeds": seeds, "--corpus": corpus, "--url-patterns": url_patterns,
-                                "--tokenizer": tokenizer})
+                                "--tokenizer": tokenizer, "--negatives": negatives})
     tok_path = out / "tokenizer.json"
     if given_tok is not None and not tok_path.exists():
         given_tok.save(tok_path)
@@ -85,9 +91,12 @@ def run_recall(seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, *, url_p
             log.info("round %d: done in an earlier run, skipped", k)
             reports.append(json.loads((rd / REPORT).read_text()))
             continue
-        reports.append(run_round(k, seeds, corpus, out, cfg, patterns, dropped if k == 1 else None, executor,
-                                 quiet))
-    write_recalled(out, cfg.rounds, cfg.score_threshold, quiet)
+        if k > 1 and same_training_set(cfg, reports[-1], reports[-2] if k > 2 else None):
+            reports.append(repeat_round(out, k, reports[-1]))
+            continue
+        reports.append(run_round(k, seeds, corpus, out, cfg, patterns, negatives, dropped if k == 1 else None,
+                                 executor, quiet))
+    write_recalled(out, cfg.rounds, reports[-1]["threshold"], quiet)
     atomic_write_json(out / REPORT, {"rounds": reports})
     if not quiet:
         render_rounds(reports)
@@ -110,8 +119,43 @@ def claim_recall_output(out: Path, options: dict[str, Any], rounds: int, *, over
             remove_written(Path(dropped), manifest)
 
 
+def same_training_set(cfg: RecallConfig, prev: dict[str, Any], before: dict[str, Any] | None) -> bool:
+    """Whether the next round would train on exactly what the previous one did: no new seeds, and negatives kept
+    away from the same code domains. Training is deterministic, so it would give the same classifier, scores,
+    domains and (no) new seeds: a fixed point."""
+    if prev["new_seeds"]:
+        return False
+    if cfg.train.negatives_exclude == "none":
+        return True
+    return sorted(prev["code_domains"]) == sorted(before["code_domains"] if before else [])
+
+
+def repeat_round(out: Path, k: int, prev: dict[str, Any]) -> dict[str, Any]:
+    """Round ``k`` as a copy of round ``k - 1`` (hard links where the file system allows: no new disk, no new
+    scoring pass over the corpus)."""
+    src, dst = round_dir(out, k - 1), round_dir(out, k)
+    if dst.exists():
+        shutil.rmtree(dst)  # a copy a killed run left half-made
+    for f in sorted(src.rglob("*")):
+        if f.is_file() and f != src / REPORT:
+            target = dst / f.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(f, target)
+            except OSError:
+                shutil.copy2(f, target)
+    report = {**prev, "round": k, "same_as_round": prev.get("same_as_round", k - 1), "new_domains": [],
+              "dropped_domains": [], "disk_bytes": directory_bytes(dst, exclude_linked_from=src),
+              "seconds": {"total": 0.0}}
+    atomic_write_json(dst / REPORT, report)
+    console.print(f"[bold]round {k}[/]: trains on what round {k - 1} trained on (no new seeds, the same code "
+                  f"domains), so its classifier, scores and domains are round {k - 1}'s; nothing retrained or "
+                  "rescored", highlight=False)
+    return report
+
+
 def run_round(k: int, seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, patterns: list[UrlPattern],
-              dropped: Path | None, executor: str, quiet: bool) -> dict[str, Any]:
+              negatives: Path | None, dropped: Path | None, executor: str, quiet: bool) -> dict[str, Any]:
     rd = round_dir(out, k)
     t0 = time.perf_counter()
     seed_paths = [seeds] + [p for j in range(1, k) if (p := round_dir(out, j) / NEW_SEEDS).stat().st_size]
@@ -119,7 +163,7 @@ def run_round(k: int, seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, p
     prev_code = code_domains(prev_domains)
     timings: dict[str, float] = {}
 
-    # 1. classifier (kept if an earlier run finished it)
+    # 1. classifier (kept if an earlier run finished it); the quality gate stops the run before any scoring
     t = time.perf_counter()
     clf_dir = rd / "classifier"
     tok_path = out / "tokenizer.json"
@@ -130,21 +174,30 @@ def run_round(k: int, seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, p
                       + (f"; no negatives from what round {k - 1} found to be code" if prev_code else ""))
         tok = BpePretokenizer.load(tok_path, cfg.tokenizer.max_chars) if tok_path.exists() else None
         exclude = NegativeExclusion(frozenset(prev_code), tuple(patterns), cfg.train.negatives_exclude)
-        meta, _ = train_classifier(seed_paths, corpus, clf_dir, cfg, tokenizer=tok, exclude=exclude,
-                                   tokenizer_out=tok_path)
+        try:
+            meta, _ = train_classifier(seed_paths, corpus, clf_dir, cfg, tokenizer=tok, exclude=exclude,
+                                       tokenizer_out=tok_path, negatives=[negatives] if negatives else [])
+        except GateError as e:
+            raise GateError(f"round {k}: {e}") from None
+    threshold = meta["threshold"]
     timings["train"] = round(time.perf_counter() - t, 3)
+    if not quiet:
+        gone = len(meta.get("negatives_dropped_code_like", []))
+        console.print(f"round {k}: {meta['train_positives']:,} seed pages, {meta['train_negatives']:,} negatives"
+                      + (f" ({gone} sampled pages dropped as code-like)" if gone else "")
+                      + f"; {summary_line(meta['evaluation'])}", highlight=False)
 
     # 2. score the corpus in a NeMo Curator pipeline (resumes per shard)
     t = time.perf_counter()
     files = ClassifierFiles.resolve(clf_dir)
-    run_score(corpus, rd / "scored", files, threshold=cfg.score_threshold, dropped=dropped, executor=executor,
-              quiet=quiet, command=f"recall run: round {k} score")
+    score_stats = run_score(corpus, rd / "scored", files, threshold=threshold, dropped=dropped, executor=executor,
+                            quiet=quiet, command=f"recall run: round {k} score")
     timings["score"] = round(time.perf_counter() - t, 3)
 
     # 3. domains
     t = time.perf_counter()
     dom_stats = Stats()
-    table = domain_table(rd / "scored", score_threshold=cfg.score_threshold, domain_threshold=cfg.domain_threshold,
+    table = domain_table(rd / "scored", score_threshold=threshold, domain_threshold=cfg.domain_threshold,
                          min_pages=cfg.min_domain_pages, stats=dom_stats)
     write_domains(rd / "domains.json", table)
     now_code = code_domains(table)
@@ -155,15 +208,20 @@ def run_round(k: int, seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, p
     # 4. URL patterns inside code domains -> next round's seeds
     t = time.perf_counter()
     seed_stats = collect_pattern_seeds(rd / "scored", now_code, patterns, rd / NEW_SEEDS,
-                                       score_threshold=cfg.score_threshold, known_seeds=seed_url_keys(seed_paths))
+                                       score_threshold=threshold, known_seeds=seed_url_keys(seed_paths))
     timings["urls"] = round(time.perf_counter() - t, 3)
 
     report = {
         "round": k,
         "classifier": {"train_positives": meta["train_positives"], "train_negatives": meta["train_negatives"],
-                       "heldout": meta["heldout"]},
+                       "fasttext": {key: meta["fasttext"][key] for key in AUTO_KEYS},
+                       "fasttext_auto": meta["fasttext_auto"], "model_bytes": meta["model_bytes"],
+                       "negatives_dropped_code_like": len(meta.get("negatives_dropped_code_like", [])),
+                       "evaluation": meta["evaluation"]},
+        "threshold": threshold,
         "pages": dom_stats.counters["pages"],
         "recalled_pages": dom_stats.counters["positive_pages"],
+        "score_histogram": dict(sorted(score_stats.groups.get(f"{SCORE_FIELD} histogram", {}).items())),
         "skipped_pages": dict(dom_stats.groups.get("skipped", {})),
         "domains": len(table),
         "code_domains": sorted(now_code),
@@ -172,16 +230,33 @@ def run_round(k: int, seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, p
         "pattern_matches": seed_stats.counters["pattern_matches"],
         "pattern_matches_positive": seed_stats.counters["pattern_matches_positive"],
         "new_seeds": seed_stats.counters["new_seeds"],
+        "disk_bytes": directory_bytes(rd),
         "seconds": {**timings, "total": round(time.perf_counter() - t0, 3)},
     }
     atomic_write_json(rd / REPORT, report)
-    h = report["classifier"]["heldout"]
-    console.print(f"[bold]round {k}[/]: held-out precision {format_metric(h['precision'])}, recall "
-                  f"{format_metric(h['recall'])} ({h['positives']} pos / {h['negatives']} neg); recalled "
-                  f"{report['recalled_pages']:,} of {report['pages']:,} pages; {len(now_code)} code domains "
-                  f"(new: {', '.join(report['new_domains']) or 'none'}); {report['new_seeds']:,} new seeds",
+    new = ", ".join(report["new_domains"]) or "none"
+    console.print(f"[bold]round {k}[/]: recalled {report['recalled_pages']:,} of {report['pages']:,} pages (score "
+                  f">= {threshold:.3f}); {len(now_code)} code domains (new: {new}); {report['new_seeds']:,} new seeds",
                   highlight=False)
     return report
+
+
+def directory_bytes(path: Path, exclude_linked_from: Path | None = None) -> int:
+    """Bytes of the files under ``path``, each inode once (hard links cost no space); files that are hard links of
+    files under ``exclude_linked_from`` count nothing."""
+    def inodes(root: Path):  # noqa: ANN202
+        for f in root.rglob("*"):
+            if f.is_file():
+                st = f.stat()
+                yield (st.st_dev, st.st_ino), st.st_size
+
+    seen = {key for key, _ in inodes(exclude_linked_from)} if exclude_linked_from else set()
+    total = 0
+    for key, size in inodes(path):
+        if key not in seen:
+            seen.add(key)
+            total += size
+    return total
 
 
 def write_recalled(out: Path, last_round: int, threshold: float, quiet: bool) -> Stats:
@@ -208,15 +283,17 @@ def write_recalled(out: Path, last_round: int, threshold: float, quiet: bool) ->
 
 
 def render_rounds(reports: list[dict[str, Any]]) -> None:
-    t = Table(title="recall rounds (P, R: held-out precision and recall; domains: code-related)",
-              title_justify="left")
-    for c in ("round", "train pos/neg", "P", "R", "recalled", "domains", "new", "new seeds", "s"):
+    t = Table(title="recall rounds (AUC, P, R: held-out ROC AUC, precision and recall at the threshold; domains: "
+                    "code-related)", title_justify="left")
+    for c in ("round", "train pos/neg", "AUC", "threshold", "P", "R", "recalled", "domains", "new", "new seeds",
+              "disk", "s"):
         t.add_column(c, justify="right")
     for r in reports:
         c = r["classifier"]
-        t.add_row(str(r["round"]), f"{c['train_positives']:,}/{c['train_negatives']:,}",
-                  format_metric(c["heldout"]["precision"]), format_metric(c["heldout"]["recall"]),
-                  f"{r['recalled_pages']:,}",
+        ev = c["evaluation"]
+        t.add_row(str(r["round"]), f"{c['train_positives']:,}/{c['train_negatives']:,}", format_metric(ev["auc"]),
+                  f"{r['threshold']:.3f}", format_metric(ev["at_threshold"]["precision"]),
+                  format_metric(ev["at_threshold"]["recall"]), f"{r['recalled_pages']:,}",
                   str(len(r["code_domains"])), str(len(r["new_domains"])), f"{r['new_seeds']:,}",
-                  f"{r['seconds']['total']:.1f}")
+                  human_bytes(r["disk_bytes"]), f"{r['seconds']['total']:.1f}")
     console.print(t)

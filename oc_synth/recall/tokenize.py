@@ -26,6 +26,8 @@ class BpePretokenizer:
     def __init__(self, tokenizer: Tokenizer, max_chars: int = 100_000):
         self.tokenizer = tokenizer
         self.max_chars = max_chars
+        # a byte-level BPE has no token with whitespace in it (spaces are `Ġ`): its tokens join as they are
+        self._clean_vocab = not any(not t or _WHITESPACE.search(t) for t in tokenizer.get_vocab())
 
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int, min_frequency: int = 2,
@@ -57,5 +59,8 @@ class BpePretokenizer:
         tokens = self.tokenizer.encode(text[: self.max_chars], add_special_tokens=False).tokens
         # a brought tokenizer may emit tokens containing spaces (or none may be needed): fastText must see one token
         # per whitespace-separated word, and never the label prefix
-        line = " ".join(_WHITESPACE.sub("", t) for t in tokens if t.strip())
+        if self._clean_vocab:
+            line = " ".join(tokens)
+        else:
+            line = " ".join(_WHITESPACE.sub("", t) for t in tokens if t.strip())
         return line.replace("__label__", "__label")

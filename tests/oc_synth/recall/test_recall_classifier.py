@@ -12,11 +12,11 @@ from oc_synth.recall.classifier import (
     ClassifierFiles,
     FastTextPageClassifier,
     InputError,
-    binary_metrics,
     label_probability,
     load_fasttext,
     sha256_file,
 )
+from oc_synth.recall.evaluation import binary_metrics
 from oc_synth.recall.tokenize import BpePretokenizer
 from oc_synth.recall.training import train_classifier
 
@@ -33,15 +33,18 @@ def test_train_writes_classifier_dir_with_heldout_metrics(trained, small_corpus)
     out, meta, stats = trained
     assert {p.name for p in out.iterdir()} == {"model.bin", "tokenizer.json", "classifier.json"}  # no temp left
     on_disk = json.loads((out / "classifier.json").read_text())
-    assert on_disk["model_sha256"] == sha256_file(out / "model.bin")
-    h = on_disk["heldout"]
-    assert h["positives"] > 0 and h["negatives"] > 0
+    assert on_disk["model_sha256"] == sha256_file(out / "model.bin") and on_disk["model_file"] == "model.bin"
+    ev = on_disk["evaluation"]
+    h = ev["at_threshold"]
+    # k-fold on a small set: every training page is also a held-out page, scored by a model that never saw it
+    assert ev["method"] == "5-fold" and ev["passed"]
+    assert h["positives"] == meta["train_positives"] == stats.counters["positives"]
     assert h["tp"] + h["fn"] == h["positives"] and h["fp"] + h["tn"] == h["negatives"]
-    assert h["recall"] >= 0.6 and h["precision"] >= 0.6  # real training separates code from prose
+    assert h["recall"] >= 0.6 and h["precision"] >= 0.6 and ev["auc"] > 0.9  # real training separates code/prose
+    assert sum(ev["histogram"]["positives"]) == h["positives"]
     # 1 negative per positive (the example config), never a seed URL
     assert stats.counters["negatives"] == stats.counters["positives"] == small_corpus[1]["seeds"]
     assert stats.groups["corpus_not_negative"]["seed_url"] > 0
-    assert meta["train_positives"] + h["positives"] == stats.counters["positives"]
 
 
 def test_training_is_deterministic(trained, small_corpus, example_config, tmp_path):

@@ -51,11 +51,13 @@ def test_loop_recovers_every_code_domain_and_no_other(loop):
     for k, table in enumerate(domains, 1):
         assert {d for d, v in table.items() if v["code_related"]} <= set(truth["code_domains"]), f"round {k}"
         assert set(table["qa.devforum.example"]) == {"pages", "positives", "positive_fraction", "code_related"}
-    # the seeds (API docs, pastes, lessons) find most code domains at once; the shell blog, far from the seeds,
-    # is recovered in round 2, after the Q&A pages the URL pattern brought in joined the seeds
-    assert "blog.shellnotes.example" not in reports[0]["code_domains"]
-    assert reports[1]["new_domains"] == ["blog.shellnotes.example"]
-    assert reports[2]["code_domains"] == truth["code_domains"]
+    # the seeds (API docs, pastes, lessons) find every code domain, though only part of the Q&A site's questions
+    assert reports[0]["code_domains"] == reports[2]["code_domains"] == truth["code_domains"]
+    # round 2 found no new seed and the same domains: round 3 would train on the same pages, so it is round 2's
+    assert reports[1]["new_seeds"] == 0 and reports[2]["same_as_round"] == 2 and reports[2]["disk_bytes"] == 0
+    model2, model3 = (out / f"round_{k}" / "classifier" / "model.bin" for k in (2, 3))
+    assert model3.stat().st_ino == model2.stat().st_ino  # a hard link: no second copy, no second scoring pass
+    assert domains[2] == domains[1]
     # a URL pattern outside a code domain never makes seeds: the cooking Q&A stays non-code
     assert domains[2]["ask.cooking.example"]["positives"] == 0
 
@@ -65,7 +67,9 @@ def test_pattern_pages_scored_negative_rejoin_the_seeds(loop):
     seeds1, _ = read_file_records(out / "round_1" / "new_seeds.jsonl")
     assert len(seeds1) == reports[0]["new_seeds"] >= 20
     assert all(s["domain"] in reports[0]["code_domains"] and s["code_score"] < 0.5 for s in seeds1)
-    assert all(s["seed_source"] == "url_pattern:qa.devforum.example/questions/*" for s in seeds1)
+    sources = [s["seed_source"].removeprefix("url_pattern:") for s in seeds1]
+    assert set(sources) <= {"qa.devforum.example/questions/*", "blog.shellnotes.example/posts/*"}  # never cooking
+    assert sources.count("qa.devforum.example/questions/*") > len(sources) / 2
     # they train round 2 (more positives) and round 2 scores them positive
     assert reports[1]["classifier"]["train_positives"] > reports[0]["classifier"]["train_positives"]
     round2 = {r["url"]: r["code_score"] for r in iter_records(out / "round_2" / "scored")}
@@ -92,9 +96,9 @@ def test_recall_of_code_pages_grows_and_final_set_is_clean(loop):
     assert all(r["code_score"] >= 0.5 and r["recall_round"] == 3 and r["text"] for r in recalled)
     # per-round metrics are reported and printed
     for rep in reports:
-        h = rep["classifier"]["heldout"]
+        h = rep["classifier"]["evaluation"]["at_threshold"]
         assert h["positives"] > 0 and h["negatives"] > 0 and 0 <= h["precision"] <= 1 and 0 <= h["recall"] <= 1
-    assert "held-out precision" in output and "recall rounds" in output
+    assert "held-out (5-fold, 60 pos / 60 neg)" in output and "recall rounds" in output
     summary = json.loads((out / "report.json").read_text())
     assert [r["round"] for r in summary["rounds"]] == [1, 2, 3]
 
