@@ -226,3 +226,23 @@ def test_unusable_output_locations_fail_before_any_work(tmp_path, oc_synth):
                    "a_file is a file, not a directory")
     with pytest.raises(OutputError, match="is a file, not a directory"):
         run_sharded(command="t", inp=d, out=tmp_path / "a_file" / "x", stages=[], options={}, quiet=True)
+
+
+def test_ingest_redoes_the_shard_whose_source_files_changed(tmp_path):
+    from oc_synth.curate.ingest import run_ingest
+
+    src = tmp_path / "src"
+    for repo in ("a", "b"):
+        (src / repo).mkdir(parents=True)
+        for i in range(3):
+            (src / repo / f"m{i}.py").write_text(f"def f{i}():\n    return {i}\n")
+    out = tmp_path / "out"
+    run_ingest(src, out, shard_size=3, quiet=True)  # part-00000: a/*, part-00001: b/*
+    before = (out / "part-00000.jsonl").read_bytes()
+    (src / "b" / "m1.py").write_text("def f1():\n    return 'changed'\n")
+    stats = run_ingest(src, out, shard_size=3, quiet=True)
+    assert (out / "part-00000.jsonl").read_bytes() == before
+    assert "return 'changed'" in (out / "part-00001.jsonl").read_text()
+    assert read_stats(out)["resume"] == {"done_earlier": 1, "changed": {"part-00001": "files changed"}, "new": [],
+                                         "vanished": []}
+    assert stats.counters["records_out"] == 6
