@@ -9,7 +9,10 @@ Failure contract (the synthesis pipeline and the evals rely on it):
 - one request that fails (after the backend's own retries) gives a ``Completion`` with ``error`` set; the others
   in the batch are unaffected;
 - an exception out of ``generate`` means the whole batch failed (an engine crash, a dead server); callers record
-  every request of the batch as failed and may go on with the next batch.
+  every request of the batch as failed and may go on with the next batch;
+- a prompt that does not fit the model's context is a failed ``Completion`` of its own kind
+  (``error_kind == PROMPT_TOO_LONG``): found before sending where the backend holds the tokenizer, else recognised in
+  the server's answer. It is not a backend failure: asking again cannot help, and callers count it apart.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from oc_common.errors import BackendError
+
+# The error kind (and eval verdict, generate drop reason) of a prompt longer than the model's context.
+PROMPT_TOO_LONG = "prompt_too_long"
+MAX_ERROR_CHARS = 2000  # an error kept in a Completion (verdict details and logs carry it whole up to this)
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,8 @@ class GenerationRequest:
 
 @dataclass
 class Completion:
-    """The ``n`` samples for one request (``texts``), or the reason there are none (``error``)."""
+    """The ``n`` samples for one request (``texts``), or the reason there are none (``error``, and ``error_kind``
+    where callers treat the failure apart: ``PROMPT_TOO_LONG``)."""
 
     request_id: str
     texts: list[str] = field(default_factory=list)
@@ -100,15 +108,20 @@ class Completion:
     error: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    error_kind: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def prompt_too_long(self) -> bool:
+        return self.error_kind == PROMPT_TOO_LONG
+
     @classmethod
-    def failed(cls, request_id: str, error: BaseException | str) -> Completion:
+    def failed(cls, request_id: str, error: BaseException | str, kind: str | None = None) -> Completion:
         msg = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        return cls(request_id=request_id, error=msg[:2000])
+        return cls(request_id=request_id, error=bound_text(msg, MAX_ERROR_CHARS), error_kind=kind)
 
 
 class Backend(abc.ABC):
@@ -156,3 +169,11 @@ def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut ``text`` at the first stop string (excluded). Returns (text, stopped)."""
     cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def bound_text(text: str, limit: int) -> str:
+    """``text`` cut after ``limit`` characters, saying how much was cut (a cut message never passes for a whole
+    one)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]} [... {len(text) - limit} more characters]"

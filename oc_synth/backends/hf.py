@@ -4,8 +4,9 @@ Requests run one at a time, each seeded with its own ``seed`` before generating,
 else is in the batch (batched generation with padding changes the numerics). That is fine for small models and
 smoke runs; throughput work belongs to vLLM.
 
-``load_hf_model`` is shared with ``oc-synth eval``: it takes a directory, a Hugging Face name already in the local
-cache, or a ``.gguf`` file (dequantized by transformers; needs the ``gguf`` package).
+``load_hf_model`` is shared with ``oc-synth eval``: it takes a directory, a Hugging Face Hub name (downloaded where the
+hub is reachable, else taken from the local cache), or a ``.gguf`` file (dequantized by transformers; needs the
+``gguf`` package).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from oc_common.errors import BackendError
+from oc_common.hub import OFFLINE_ADVICE, one_line, quiet_hub
 from oc_common.log import get_logger
 from oc_synth.backends.base import Backend, Completion, GenerationRequest, apply_stop
+from oc_synth.backends.context import too_long
 
 log = get_logger(__name__)
 
@@ -46,11 +49,13 @@ def load_hf_model(model: str, *, dtype: str = "auto", device: str = "cpu", trust
         if not isinstance(torch_dtype, torch.dtype):
             raise BackendError(f"unknown dtype {dtype!r} (use auto, float32, bfloat16 or float16)")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
+        with quiet_hub():  # a hub name is fetched where the hub is reachable, else taken from the local cache
+            tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+            lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
     except (OSError, ValueError) as e:
-        hint = "" if path.exists() else " (not a local path; a hub name works only when it is in the local cache)"
-        raise BackendError(f"cannot load model {model!r}{hint}: {e}") from None
+        if not path.exists() and "couldn't connect" in str(e).lower():
+            raise BackendError(f"cannot load model {model!r}: {OFFLINE_ADVICE}") from None
+        raise BackendError(f"cannot load model {model!r}: {one_line(e)}") from None
     lm.to(device).eval()
     if chat_template is not None:
         tokenizer.chat_template = read_chat_template(chat_template)
@@ -79,6 +84,9 @@ class HFBackend(Backend):
         self.lm, self.tokenizer = load_hf_model(model, dtype=dtype, device=device,
                                                 trust_remote_code=trust_remote_code, chat_template=chat_template,
                                                 local_files_only=local_files_only)
+        # The positions the model was built for (RoPE models run past it, but what they write there is noise, and
+        # vLLM refuses such prompts): a longer prompt is prompt_too_long, an answer ends at it.
+        self.context: int | None = getattr(self.lm.config, "max_position_embeddings", None)
 
     def check_request(self, request: GenerationRequest) -> None:
         super().check_request(request)
@@ -110,10 +118,14 @@ class HFBackend(Backend):
         enc = self.tokenizer(self.prompt_text(request), return_tensors="pt",
                              add_special_tokens=not request.is_chat).to(self.device)
         n_prompt = enc["input_ids"].shape[1]
+        refused = too_long(request, n_prompt, self.context, "max_position_embeddings in its config.json")
+        if refused is not None:
+            return refused
+        budget = sp.max_tokens if self.context is None else min(sp.max_tokens, self.context - n_prompt)
         # Greedy decoding gives n identical samples: decode once, copy (transformers refuses n > 1 without sampling).
         n_run = 1 if sp.greedy else sp.n
         cfg = GenerationConfig(
-            max_new_tokens=sp.max_tokens, do_sample=not sp.greedy, num_return_sequences=n_run,
+            max_new_tokens=budget, do_sample=not sp.greedy, num_return_sequences=n_run,
             temperature=sp.temperature if not sp.greedy else None, top_p=sp.top_p if not sp.greedy else None,
             top_k=0 if not sp.greedy else None,  # transformers' default top_k=50 is not what vLLM/OpenAI do
             eos_token_id=self.lm.generation_config.eos_token_id or self.tokenizer.eos_token_id,
@@ -131,7 +143,7 @@ class HFBackend(Backend):
                 tokens.pop()
             n_out += len(tokens)
             text, stopped = apply_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), sp.stop)
-            ended = stopped or (bool(tokens) and tokens[-1] in eos) or len(tokens) < sp.max_tokens
+            ended = stopped or (bool(tokens) and tokens[-1] in eos) or len(tokens) < budget
             texts.append(text)
             reasons.append("stop" if ended else "length")
         if n_run < sp.n:

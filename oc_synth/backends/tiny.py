@@ -29,8 +29,10 @@ _CORPUS = [
 
 
 def build_tiny_llama(out_dir: str | Path, *, vocab_size: int = 512, hidden_size: int = 128, layers: int = 2,
-                     seed: int = 0) -> Path:
-    """Write ``config.json``, ``model.safetensors`` and tokenizer files to ``out_dir``; return the path."""
+                     context: int = 8192, seed: int = 0) -> Path:
+    """Write ``config.json``, ``model.safetensors`` and tokenizer files to ``out_dir``; return the path.
+    ``context`` is the model's ``max_position_embeddings``: by default OpenCoder-8B's, which holds every shipped
+    recipe's prompt even in this small tokenizer (package-instruct's pydoc pages run to ~5,000 tokens)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -51,7 +53,7 @@ def build_tiny_llama(out_dir: str | Path, *, vocab_size: int = 512, hidden_size:
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
                       num_hidden_layers=layers, num_attention_heads=hidden_size // 64, num_key_value_heads=1,
-                      max_position_embeddings=2048, rms_norm_eps=1e-5, tie_word_embeddings=False,
+                      max_position_embeddings=context, rms_norm_eps=1e-5, tie_word_embeddings=False,
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     model = LlamaForCausalLM(cfg).to(torch.float32)
     model.generation_config.eos_token_id = tok.eos_token_id

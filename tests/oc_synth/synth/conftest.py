@@ -66,9 +66,10 @@ class FakeOpenAI:
     """A minimal OpenAI-compatible server: /v1/chat/completions and /v1/completions.
 
     ``script`` is a list of actions consumed one per request (then ``default``): ``("ok", text)``,
-    ``("status", code)``, ``("sleep", seconds)`` (answer late, for client timeouts); ``by_prompt`` maps a prompt
-    (or last chat message) to its action instead, whatever the arrival order. ``requests`` records bodies;
-    ``in_flight_max`` the most requests handled at once."""
+    ``("status", code)``, ``("error", (code, message))`` (an error body with that message), ``("sleep", seconds)``
+    (answer late, for client timeouts); ``by_prompt`` maps a prompt (or last chat message) to its action instead,
+    whatever the arrival order. ``requests`` records bodies; ``in_flight_max`` the most requests handled at once.
+    ``GET /v1/models`` lists ``models`` (model cards, e.g. with vLLM's ``max_model_len``)."""
 
     def __init__(self):
         self.script: list[tuple[str, Any]] = []
@@ -76,6 +77,7 @@ class FakeOpenAI:
         self.by_prompt: dict[str, tuple[str, Any]] = {}
         self.respond: Callable[[str], str] | None = None  # the answer text as a function of the prompt
         self.requests: list[dict[str, Any]] = []
+        self.models: list[dict[str, Any]] = []
         self.in_flight = 0
         self.in_flight_max = 0
         self.lock = threading.Lock()
@@ -84,6 +86,12 @@ class FakeOpenAI:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):  # keep test output clean
                 pass
+
+            def do_GET(self):
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, {"object": "list", "data": fake.models})
+                else:
+                    self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -104,6 +112,10 @@ class FakeOpenAI:
                     if kind == "status":
                         self._send(arg, {"error": {"message": f"scripted {arg}", "type": "server_error"}},
                                    {"Retry-After": "0"} if arg == 429 else {})
+                        return
+                    if kind == "error":
+                        code, message = arg
+                        self._send(code, {"error": {"message": message, "type": "BadRequestError", "code": code}})
                         return
                     time.sleep(0.1)  # let concurrent requests overlap
                     self._send(200, fake.answer(self.path, body, arg))
