@@ -49,6 +49,9 @@ def render_summary(summary: dict[str, Any], console: Console | None = None) -> N
     if summary.get("sandbox_failures"):
         console.print(f"[bold yellow]sandbox failures:[/] {summary['sandbox_failures']} sample(s) got no verdict "
                       "(counted as failed); rerun the same command to run them again.")
+    if summary.get("problems_not_asked"):
+        console.print(f"[bold yellow]not asked:[/] {summary['problems_not_asked']} problem(s): the prompt does not fit "
+                      "the model's context (verdict prompt_too_long, scored as failed).")
     if not summary["complete"]:
         console.print("[bold yellow]incomplete:[/] some problems got no samples (backend errors count as failures); "
                       "rerun the same command to retry them.")

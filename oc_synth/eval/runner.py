@@ -34,7 +34,7 @@ from oc_common.fileio import atomic_write_json
 from oc_common.log import get_logger
 from oc_common.outputs import OutputDir, claim_outputs
 from oc_common.records import write_records
-from oc_synth.backends.base import Backend, GenerationRequest, SamplingParams
+from oc_synth.backends.base import PROMPT_TOO_LONG, Backend, GenerationRequest, SamplingParams
 from oc_synth.eval.data import ProblemSet
 from oc_synth.eval.environment import require_test_modules
 from oc_synth.eval.harness import Harness, SampleProgram
@@ -239,6 +239,8 @@ def generate_missing(problems: list[Problem], backend: Backend, settings: EvalSe
             c = completions[i] if completions is not None else None
             if c is None or not c.ok:
                 rec["error"] = c.error if c is not None else "the backend failed the whole batch"
+                if c is not None and c.prompt_too_long:
+                    rec["error_kind"] = PROMPT_TOO_LONG
                 failed[p.task_id] = rec
             else:
                 rec.update(samples=c.texts, finish_reasons=c.finish_reasons)
@@ -247,10 +249,14 @@ def generate_missing(problems: list[Problem], backend: Backend, settings: EvalSe
         append_records(log_path, records)
         finished += len(batch)
         log.info("generated %d/%d problems", finished, len(problems))
-    if failed:
-        first = next(iter(failed.values()))["error"]
+    too_long = [rec for rec in failed.values() if rec.get("error_kind") == PROMPT_TOO_LONG]
+    errors = [rec for rec in failed.values() if rec.get("error_kind") != PROMPT_TOO_LONG]
+    if too_long:
+        log.warning("%d problem(s) could not be asked: the prompt does not fit the model's context (first: %s); "
+                    "they score 0 (verdict %s)", len(too_long), too_long[0]["error"], PROMPT_TOO_LONG)
+    if errors:
         log.warning("%d problem(s) got no samples (backend errors, first: %s); they score 0 and the summary says "
-                    "incomplete: rerun the same command to retry them", len(failed), first)
+                    "incomplete: rerun the same command to retry them", len(errors), errors[0]["error"])
     return {**failed, **done}
 
 
@@ -323,7 +329,8 @@ def problem_result(problem: Problem, generation: dict[str, Any] | None, programs
     samples = []
     if generation is None or generation.get("error"):
         error = (generation or {}).get("error", "not generated")
-        samples = [{"completion": None, "verdict": "generation_error", "passed": False, "verdict_detail": error,
+        verdict = PROMPT_TOO_LONG if (generation or {}).get("error_kind") == PROMPT_TOO_LONG else "generation_error"
+        samples = [{"completion": None, "verdict": verdict, "passed": False, "verdict_detail": error,
                     "stderr_tail": "", "runtime_s": 0.0}] * settings.n
     else:
         reasons = generation.get("finish_reasons") or []
@@ -370,6 +377,8 @@ def summarise(problems: ProblemSet, backend: Backend, settings: EvalSettings, ha
         "samples": sum(r["n"] for r in results), **scores,
         "verdicts": dict(verdicts.most_common()),
         "complete": verdicts.get("generation_error", 0) == 0,
+        # problems whose prompt does not fit the model's context: never asked, scored 0
+        "problems_not_asked": sum(r["samples"][0]["verdict"] == PROMPT_TOO_LONG for r in results if r["samples"]),
         "sandbox_failures": sum(is_sandbox_failure(s) for r in results for s in r["samples"]),
         "model": backend.describe(), "settings": asdict(settings),
         "sandbox": {"workers": sandbox.workers, "timeout_s": sandbox.timeout_s, "memory_mb": sandbox.memory_mb,

@@ -19,6 +19,7 @@ from oc_common.outcome import DROP_DETAILS, DROP_REASONS, KEEP, reject
 from oc_common.outputs import META_DIR, stats_path
 from oc_common.records import dumps_record
 from oc_common.stats import Stats
+from oc_synth.backends.base import PROMPT_TOO_LONG
 from oc_synth.synth.store import GenerationStore, iter_log
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 REJECTED = f"{META_DIR}/rejected"  # beside the run's metadata: `datasets.load_dataset(OUT)` reads the kept records
 # The funnel, in order: a record's first drop reason says at which stage it left.
-FUNNEL = (("generated", ("seed:",)), ("parsed", ("parse:", "render:")), ("judged", ("judge:",)),
+FUNNEL = (("generated", ("seed:", PROMPT_TOO_LONG)), ("parsed", ("parse:", "render:")), ("judged", ("judge:",)),
           ("checked", ("check:",)), ("passed", ("verify:",)), ("deduped", ("dedup:",)),
           ("decontaminated", ("decontam:",)))
 # Working fields of the log that the kept records do not carry.
@@ -153,8 +154,10 @@ def render_summary(title: str, stats: Stats, out: Path) -> None:
     t = Table(title=title, title_justify="left")
     for col, justify in (("stage", "left"), ("records", "right"), ("dropped here", "right")):
         t.add_column(col, justify=justify)
+    too_long = stats.groups.get("drop reasons", Counter()).get(PROMPT_TOO_LONG, 0)
     t.add_row("seeds", f"{c.get('seeds', 0):,}", f"{c.get('seeds_rejected', 0):,} bad seeds, "
-                                                  f"{c.get('backend_failed', 0):,} backend failures")
+                                                  f"{c.get('backend_failed', 0):,} backend failures"
+                                                  + (f", {too_long:,} prompt(s) too long" if too_long else ""))
     prev = None
     for stage, _ in FUNNEL:
         n = c.get(stage, 0)

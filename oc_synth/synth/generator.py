@@ -35,7 +35,7 @@ from oc_common.log import console, get_logger
 from oc_common.outcome import DROP_DETAILS, DROP_REASONS, KEEP, reject
 from oc_common.outputs import OutputDir, claim_outputs
 from oc_common.stats import Stats
-from oc_synth.backends.base import Backend, Completion, GenerationRequest
+from oc_synth.backends.base import PROMPT_TOO_LONG, Backend, Completion, GenerationRequest
 from oc_synth.synth.config import COMMAND, GenerateConfig
 from oc_synth.synth.recipes.parsers import ParseError
 from oc_synth.synth.recipes.recipe import RenderError
@@ -169,6 +169,10 @@ class Generator:
             completions = self._call_backend([r for _, r in requests])
             alive = []
             for (s, req), c in zip(requests, completions, strict=True):
+                if c.prompt_too_long:  # asking again cannot help: the seed is done, with its reason
+                    records.append(seed_reject(s, PROMPT_TOO_LONG, f"step {step.name}: {c.error}", raw[s.id],
+                                               prov[s.id]))
+                    continue
                 if not c.ok:
                     failures.append({"seed_id": s.id, "step": step.name, "error": c.error, "where": s.where})
                     continue
@@ -253,7 +257,7 @@ class Generator:
         except Exception as e:  # noqa: BLE001 - an engine crash or a dead server costs this batch, not the run
             log.warning("backend failed on a batch of %d requests: %s: %s", len(requests), type(e).__name__, e)
             completions = [Completion.failed(r.id, f"backend failure: {type(e).__name__}: {e}") for r in requests]
-        if all(not c.ok for c in completions):
+        if all(not c.ok and not c.prompt_too_long for c in completions):  # a too-long prompt got an answer
             self.failed_in_a_row += 1
             if self.failed_in_a_row >= self.cfg.max_failed_batches:  # the chunk is logged, then generation stops
                 self.died = (f"the backend failed {self.failed_in_a_row} batches in a row "
