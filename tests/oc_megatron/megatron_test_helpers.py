@@ -108,7 +108,7 @@ def tiny_train_config(tiny_data: dict[str, Path], output_dir: Path, **sections) 
         "model": {"preset": "tiny"},
         "data": {"tokenizer": str(tiny_data["tokenizer"]), "blend": [{"path": str(tiny_data["prefix"])}],
                  "split": "98,2,0", "cache_dir": str(tiny_data["root"] / "cache")},
-        "train": {"iters": 12, "micro_batch_size": 4, "global_batch_size": 16, "seed": 1234},
+        "train": {"iters": 12, "micro_batch_size": 4, "global_batch_size": 16, "seq_length": 128, "seed": 1234},
         "optimizer": {"lr": 3e-3, "min_lr": 3e-4},
         "schedule": {"style": "wsd", "warmup_steps": 3, "decay_steps": 4},
         "checkpoint": {"interval": 4},
@@ -116,6 +116,8 @@ def tiny_train_config(tiny_data: dict[str, Path], output_dir: Path, **sections) 
     }
     for name, values in sections.items():
         cfg[name] = {**cfg.get(name, {}), **values}
+    if cfg["train"].get("phases"):  # each phase gives its own sequence length
+        cfg["train"].pop("seq_length", None)
     return copy.deepcopy(cfg)
 
 
