@@ -13,6 +13,10 @@ from oc_synth.curate.signals.registry import SignalValue, flag, frac_code_lines_
 # Same matches as the reference's pattern, written without its ambiguous whitespace so it cannot backtrack
 # exponentially over long runs of words.
 FUNCTION = re.compile(r"\b((?:[a-zA-Z_]\w*(?:\s*\*+)?\s+)+(?:\*?\s*[a-zA-Z_]\w*)\((?:[^)]*)\)\s*)")
+# Where a FUNCTION match can start: everything before its "(" is word characters, whitespace and "*", so it lies in a
+# run of those that ends at that "(". Runs are found from their first character only (the lookbehind), each once.
+DECLARATION_RUN = re.compile(r"(?<![\w\s*])[\w\s*]+\(")
+WORD_START = re.compile(r"\b[a-zA-Z_]")
 INCLUDE = re.compile(r"^\s*#\s*include\s+[\"<][^\">]+[\">]", re.MULTILINE)
 CLASS = re.compile(r"^\s*class\s+\w+\s*(:[^{]*)?\{", re.MULTILINE)
 SIMPLE_VARIABLE = re.compile(r"^\s*(?:unsigned\s+)?(?:int|float|double|char|bool|std::string|auto)\s+\w+\s*;",
@@ -30,9 +34,31 @@ HEADER_EXTENSIONS = frozenset({"h", "hpp", "hxx", "hh", "h++"})
 BITS_STDCXX = "bits/stdc++.h"
 
 
+def count_functions(code: str) -> int:
+    """``len(FUNCTION.findall(code))`` in linear time on long lines: the pattern itself is tried only at word starts
+    of runs that end at a "(" (see DECLARATION_RUN), and not at all once no ")" follows. A plain search retries
+    from every word of every run of words (quadratic in the run's length) and, without a ")" ahead, scans to the end
+    of the file from every candidate."""
+    count, pos = 0, 0
+    last_close = code.rfind(")")
+    for run in DECLARATION_RUN.finditer(code):
+        paren = run.end() - 1
+        if paren > last_close:
+            break
+        if paren < pos:
+            continue
+        for start in WORD_START.finditer(code, max(run.start(), pos), paren):
+            found = FUNCTION.match(code, start.start())
+            if found is not None:
+                count += 1
+                pos = found.end()
+                break
+    return count
+
+
 @per_document
 def c_function_count(doc: Document) -> int:
-    return len(FUNCTION.findall(doc.code_text))
+    return count_functions(doc.code_text)
 
 
 @quality_signal("qsc_codec_frac_lines_func_ratio", "qsc_codecpp_frac_lines_func_ratio")
@@ -58,7 +84,10 @@ def frac_lines_goto(doc: Document) -> SignalValue:
 
 @quality_signal("qsc_codec_cate_var_zero", "qsc_codecpp_cate_var_zero")
 def cate_var_zero(doc: Document) -> SignalValue:
-    return flag(VARIABLE.search(doc.code_text) is None)
+    # A declaration ends at a ";": searching only up to the last one finds the same first match, and keeps an
+    # initializer's ``[^;]*`` from scanning to the end of the file from every candidate when no ";" follows.
+    code = doc.code_text
+    return flag(VARIABLE.search(code, 0, code.rfind(";") + 1) is None)
 
 
 @quality_signal("qsc_codec_score_lines_no_logic", "qsc_codecpp_score_lines_no_logic")

@@ -29,9 +29,17 @@ PROMPT_COMMENTS = ("your code here", "fixme", "todo")
 STRING_LITERAL_MULTILINE = re.compile(r"'''(.*?)'''|\"\"\"(.*?)\"\"\"|'(.*?)'|\"(.*?)\"", re.DOTALL)
 STRING_LITERAL = re.compile(r"'''(.*?)'''|\"\"\"(.*?)\"\"\"|'([^\n]*?)'|\"([^\n]*?)\"", re.DOTALL)
 URL_IN_WORD = re.compile(r"https?://\S")
-STRING_CONCAT = re.compile(r"\s*=\s*[\"'].+?[\"']\s*\+\s*[\"'].+?[\"'].*")
+# The reference's pattern for a line that joins string literals (``x = "a" + "b"``) is
+# ``\s*=\s*["'].+?["']\s*\+\s*["'].+?["'].*``, searched from every position: a lazy scan to the line end from each
+# "=", quadratic on long lines (171k characters took seconds). A line has a match exactly when one starts at its first
+# ``=\s*["']`` (a later start's literals are also reachable from there, the line having no newline inside), and the
+# leading ``\s*`` and trailing ``.*`` change nothing about whether it matches; so that one start is tried, once.
+STRING_CONCAT_START = re.compile(r"=\s*[\"']")
+STRING_CONCAT = re.compile(r"=\s*[\"'].+?[\"']\s*\+\s*[\"'].+?[\"']")
 ENCODED_DATA = (
-    re.compile(r"[a-zA-Z0-9+/\n=]{64,}"),  # base64
+    # base64: a run of 64+ such characters. Matching only from the start of a run finds the same runs (a match is a
+    # whole run); without the lookbehind, re would retry from every character of every shorter run.
+    re.compile(r"(?<![a-zA-Z0-9+/\n=])[a-zA-Z0-9+/\n=]{64,}"),
     re.compile(r"(?:\b(?:0x|\\x)?[0-9a-fA-F]{2}(?:,|\b\s*)){8,}"),  # hex bytes
     re.compile(r"(?:\\u[0-9a-fA-F]{4}){8,}"),  # \u escapes
 )
@@ -144,9 +152,15 @@ def frac_chars_long_word_length(doc: Document) -> SignalValue:
     return round(sum(map(len, long_words)) / len(doc.code_text), PRECISION)
 
 
+def joins_strings(line: str) -> bool:
+    """Whether a line assigns string literals joined with ``+`` (the reference's pattern, in linear time)."""
+    start = STRING_CONCAT_START.search(line)
+    return start is not None and STRING_CONCAT.match(line, start.start()) is not None
+
+
 @quality_signal("qsc_code_frac_lines_string_concat")
 def frac_lines_string_concat(doc: Document) -> SignalValue:
-    return fraction(sum(bool(STRING_CONCAT.search(line)) for line in doc.code_lines), len(doc.code_lines))
+    return fraction(sum(map(joins_strings, doc.code_lines)), len(doc.code_lines))
 
 
 # --- encoded data ----------------------------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ from oc_synth.curate.signals.document import Document, per_document
 from oc_synth.curate.signals.registry import SignalValue, flag, frac_code_lines_with, fraction, quality_signal
 
 _VALUE_TYPES = "int|float|double|char|string|bool|byte|sbyte|short|ushort|uint|long|ulong|decimal"
+# ``(?=(\s*))\1``: the indentation taken whole, as in java.py (linear on long runs of whitespace, same matches).
 METHOD = re.compile(
-    r"^\s*((?:(?:public|protected|private|internal)\s+)?"  # access modifier
+    r"^(?=(\s*))\1((?:(?:public|protected|private|internal)\s+)?"  # indentation, access modifier
     r"(?:(?:static|virtual|override|abstract|async)\s+)?"
     r"(?:(?!\s*(?:public|private|protected|if|else)\s*)(?:<\w+>)?\s*\w+\s+)"  # return type (not a modifier/keyword)
     r"(?:\w+\s*)"  # name
@@ -24,7 +25,7 @@ SIMPLE_VARIABLE = re.compile(rf"\b(?:{_VALUE_TYPES})\s+\w+\s*;", re.MULTILINE)
 
 @per_document
 def csharp_method_count(doc: Document) -> int:
-    return len(METHOD.findall(doc.code_text))
+    return sum(1 for _ in METHOD.finditer(doc.code_text))
 
 
 @quality_signal("qsc_codecsharp_frac_lines_func_ratio")

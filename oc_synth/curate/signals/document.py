@@ -10,17 +10,16 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import re
 from collections.abc import Callable, Mapping
 from functools import cache, cached_property, wraps
 from typing import Any, TypeVar
 
-import pygments
 from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
 from pygments.token import Comment, String
 from pygments.util import ClassNotFound
 
+from oc_synth.curate.signals.lexing import lex
 from oc_synth.curate.signals.natural_language import EN, ZH, natural_language_of
 from oc_synth.curate.signals.ngrams import WordNgrams
 from oc_synth.curate.signals.text_normalization import chinese_words, normalized_words, raw_words
@@ -32,8 +31,6 @@ _PROGRAM_LANG_SPELLING = {"c++": "cpp", "c#": "csharp"}
 
 # Tokens the reference counts as comments (exact token types: Comment.Preproc, e.g. ``#include``, stays code).
 _COMMENT_TOKENS = frozenset({Comment.Multiline, Comment.Single, String.Doc, Comment.Hashbang, Comment.Special})
-
-_WHITESPACE_RUN = re.compile(r"\s+")
 
 
 def program_lang(language: str | None) -> str:
@@ -77,7 +74,7 @@ def split_code_and_comments(text: str, lang: str, lines: list[str]) -> tuple[str
     if lexer is None:
         return _split_by_lines(lines)
     code, comments = [], []
-    for token_type, value in pygments.lex(text, lexer):
+    for token_type, value in lex(text, lexer):
         if token_type in _COMMENT_TOKENS:
             comments.append((token_type, value))
         else:
@@ -193,8 +190,8 @@ class Document:
 
     @cached_property
     def visible_text(self) -> str:
-        """The text without any whitespace."""
-        return _WHITESPACE_RUN.sub("", self.text)
+        """The text without any whitespace (``str.split`` cuts at exactly the characters ``\\s`` matches)."""
+        return "".join(self.text.split())
 
     # --- words and n-grams ---
     @cached_property

@@ -9,8 +9,11 @@ from oc_synth.curate.signals.registry import SignalValue, flag, frac_code_lines_
 
 _MODIFIERS = r"(?:(?:public|protected|private|final|static)\s+)*"
 _TYPE = r"(?:int|float|boolean|char|double|String|(?:[A-Z][\w<>]*))"
+# ``(?=(\s*))\1`` takes the indentation whole (an atomic ``\s*``): on a long run of whitespace a plain ``\s*`` gives
+# it back one character at a time, re-running the rest each time (quadratic). Nothing after it can start with the
+# whitespace it would give back except the return type's ``\s*``, which then takes all of it: same matches.
 METHOD = re.compile(
-    r"^\s*((?:(?:public|protected|private|static)\s+)*"  # modifiers
+    r"^(?=(\s*))\1((?:(?:public|protected|private|static)\s+)*"  # indentation, modifiers
     r"(?:(?!\s*(?:public|private|protected|else|if)\s*)(?:<\w+>)?\s*\w+\s+)"  # return type (not a modifier/keyword)
     r"(\w+)\s*"  # name
     r"(?:\((?:[^\)]*)\))"  # parameters
@@ -31,7 +34,7 @@ LEGAL_CLASS_NAME = re.compile(r"^[A-Z][a-zA-Z0-9]*$")
 @per_document
 def java_methods(doc: Document) -> list[tuple[str, str]]:
     """(declaration, name) of each method declaration."""
-    return METHOD.findall(doc.code_text)
+    return [(m.group(2), m.group(3)) for m in METHOD.finditer(doc.code_text)]
 
 
 @per_document

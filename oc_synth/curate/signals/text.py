@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from collections import Counter
+from collections.abc import Callable
 
 from oc_synth.curate.signals.document import Document
 from oc_synth.curate.signals.registry import PRECISION, SignalValue, flag, fraction, quality_signal
@@ -18,6 +20,8 @@ SENTENCE = re.compile(r"\b[^.!?。！？؟]+[.!?。！？؟]*")
 SENTENCE_BREAK = re.compile(r"\.|\?|\!|\n")
 HEX_WORD = re.compile(r"\b0[xX][0-9a-fA-F]+\b")
 LINK_IN_PARENS = re.compile(r"\(https?://\S+\)")
+LINK_START = "(http"
+NON_SPACE_RUN = re.compile(r"\S*")
 HTML_TAG = re.compile(r"<.*?>")
 READ_MORE_ENDINGS = ("...", "…", "全文", "详情", "详细", "更多", "المزيد", "تفاصيل", "اقرأ المزيد", "もっと", "詳細",
                      "もっと読む")
@@ -26,6 +30,8 @@ BULLETS = tuple("\u2022\u2023\u2043\u204c\u204d\u2219\u25a0\u25a1\u25a2\u25a3\u2
                 "\u25aa\u25ab\u25ac\u25ad\u25ae\u25af\u25cb\u25cf\u25e6\u25c6\u25c7\u25c8\u25c9\u25ca\u25d0\u25d1"
                 "\u25d2\u25d3\u25d4\u25d5\u25d6\u25d8\u25d9\u25e2\u25e3\u25e4\u25e5\u25ef\u2611\u2612\u2b1b\u2b1c"
                 "\u2b24\u2b1e\u2b1f\u29be")
+ASCII_LETTERS = string.ascii_letters.encode()  # the ASCII characters str.isalpha accepts (checked in the tests)
+ASCII_DIGITS = string.digits.encode()  # ... and str.isdigit
 CODE_RELATED_FILE_NAMES = ("readme", "notes", "todo", "description", "cmakelists")
 
 
@@ -144,11 +150,20 @@ def frac_chars_replacement_symbols(doc: Document) -> SignalValue:
     return fraction(doc.text.count(REPLACEMENT_CHAR), len(doc.text))
 
 
+def count_chars(text: str, test: Callable[[str], bool], ascii_members: bytes) -> int:
+    """How many characters of ``text`` pass ``test`` (``str.isalpha``, ``str.isdigit``); for ASCII text, where those
+    tests hold for exactly ``ascii_members``, counted in one C pass."""
+    if text.isascii():
+        data = text.encode("ascii")
+        return len(data) - len(data.translate(None, ascii_members))
+    return sum(map(test, text))
+
+
 @quality_signal("qsc_code_frac_chars_alphabet")
 def frac_chars_alphabet(doc: Document) -> SignalValue:
     """Letters among non-whitespace characters (0.0 for a blank document)."""
     visible = doc.visible_text
-    return fraction(sum(map(str.isalpha, visible)), len(visible)) if visible else 0.0
+    return fraction(count_chars(visible, str.isalpha, ASCII_LETTERS), len(visible)) if visible else 0.0
 
 
 @quality_signal("qsc_doc_frac_chars_alphabet")
@@ -163,7 +178,7 @@ def doc_frac_chars_alphabet(doc: Document) -> SignalValue:
 def frac_chars_digital(doc: Document) -> SignalValue:
     """Digits among non-whitespace characters (1.0 for a blank document)."""
     visible = doc.visible_text
-    return fraction(sum(map(str.isdigit, visible)), len(visible)) if visible else 1.0
+    return fraction(count_chars(visible, str.isdigit, ASCII_DIGITS), len(visible)) if visible else 1.0
 
 
 @quality_signal("qsc_doc_frac_chars_whitespace", "qsc_code_frac_chars_whitespace")
@@ -184,11 +199,35 @@ def frac_chars_hex_words(doc: Document) -> SignalValue:
     return fraction(sum(map(len, HEX_WORD.findall(doc.text))), len(doc.text))
 
 
+def link_chars(text: str) -> int:
+    """Characters of ``LINK_IN_PARENS`` matches. A match lies inside one run of non-space characters and ends at its
+    last ")", so each run holding "(http" is searched only up to that ")": no attempt scans to the run's end and
+    fails (which made the plain search quadratic on a long run of unclosed links)."""
+    total, pos = 0, 0
+    while (start := text.find(LINK_START, pos)) >= 0:
+        end = NON_SPACE_RUN.match(text, start).end()
+        close = text.rfind(")", start, end)
+        if close > start:
+            total += sum(map(len, LINK_IN_PARENS.findall(text, start, close + 1)))
+        pos = end
+    return total
+
+
+def html_tag_chars(text: str) -> int:
+    """Characters of ``HTML_TAG`` matches. A match never spans lines and ends at the first ">" after its "<", so each
+    line is searched only up to its last ">": every "<" there is closed, none scans to the line end and fails."""
+    total = 0
+    for line in text.split("\n"):
+        close = line.rfind(">")
+        if close > 0:
+            total += sum(map(len, HTML_TAG.findall(line, 0, close + 1)))
+    return total
+
+
 @quality_signal("qsc_doc_frac_chars_hyperlink_html_tag")
 def frac_chars_hyperlink_html_tag(doc: Document) -> SignalValue:
     """Characters in parenthesized http(s) links and in <...> tags."""
-    count = sum(map(len, LINK_IN_PARENS.findall(doc.text))) + sum(map(len, HTML_TAG.findall(doc.text)))
-    return fraction(count, len(doc.text))
+    return fraction(link_chars(doc.text) + html_tag_chars(doc.text), len(doc.text))
 
 
 @quality_signal("qsc_doc_cate_code_related_file_name")
