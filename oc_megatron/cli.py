@@ -12,6 +12,7 @@ import typer
 
 from oc_common.cli import common_options, run_app, version_callback
 from oc_common.errors import UsageError
+from oc_common.hub import TOKENIZER_FILES, local_or_hub
 from oc_megatron.convert.cli import app as convert_app
 from oc_megatron.data.sft_format import OPENCODER_SYSTEM_PROMPT, SFTTarget
 
@@ -36,7 +37,9 @@ def preprocess(
                                       "recursively for them (hidden and _-prefixed entries skipped)."),
     out_prefix: Path = typer.Argument(..., metavar="OUT_PREFIX", help="Writes OUT_PREFIX.bin and OUT_PREFIX.idx "
                                       "(a Megatron indexed dataset) and OUT_PREFIX.stats.json."),
-    tokenizer: Path = typer.Option(..., "--tokenizer", help="Hugging Face tokenizer directory (with tokenizer.json)."),
+    tokenizer: Path = typer.Option(..., "--tokenizer", help="Hugging Face tokenizer directory (with tokenizer.json), "
+                                   "or a Hugging Face Hub repository id (e.g. infly/OpenCoder-1.5B-Base; downloaded "
+                                   "to the HF cache, or taken from it offline)."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Tokenizer processes."),
     append_eod: bool = typer.Option(False, "--append-eod", help="End every document with the tokenizer's EOS/EOD "
                                     "token (pretraining: separates documents packed into one sequence)."),
@@ -53,8 +56,7 @@ def preprocess(
     from oc_common.log import console
     from oc_megatron.data.preprocess import preprocess as run
 
-    if not tokenizer.exists():
-        raise UsageError(f"--tokenizer {tokenizer}: no such directory")
+    tokenizer = local_or_hub(tokenizer, option="--tokenizer", allow_patterns=TOKENIZER_FILES)
     try:
         stats = run(input_path, out_prefix, tokenizer, workers=workers, append_eod=append_eod, text_key=text_key,
                     batch_size=batch_size, keep_parts=keep_parts)
@@ -78,7 +80,8 @@ def sft_data(
                                       "OUT_PREFIX.loss_mask.bin/.idx (1 on assistant tokens) and "
                                       "OUT_PREFIX.stats.json."),
     tokenizer: Path = typer.Option(..., "--tokenizer", help="Hugging Face tokenizer directory with <|im_start|> and "
-                                   "<|im_end|> tokens; its chat_template (ChatML) renders the conversations."),
+                                   "<|im_end|> tokens, or a Hub repository id; its chat_template (ChatML) renders the "
+                                   "conversations."),
     system_prompt: str = typer.Option(OPENCODER_SYSTEM_PROMPT, "--system-prompt", help="System message added to "
                                       "conversations without one (default: OpenCoder's, which its tokenizer's chat "
                                       "template adds); '' adds none."),
@@ -97,8 +100,7 @@ def sft_data(
     from oc_common.log import console
     from oc_megatron.data.sft import sft_data as run
 
-    if not tokenizer.exists():
-        raise UsageError(f"--tokenizer {tokenizer}: no such directory")
+    tokenizer = local_or_hub(tokenizer, option="--tokenizer", allow_patterns=TOKENIZER_FILES)
     try:
         stats = run(input_path, out_prefix, tokenizer, workers=workers, system_prompt=system_prompt, target=target,
                     batch_size=batch_size, keep_parts=keep_parts)

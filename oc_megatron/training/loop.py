@@ -97,6 +97,10 @@ class TrainResult:
         return f"done: {', '.join(parts)}; {where}; metrics in {output_dir / 'metrics.jsonl'}"
 
 
+# Loggers whose setup messages every rank would repeat: only rank 0 reports at INFO.
+QUIET_ON_OTHER_RANKS = ("oc", "megatron")
+
+
 class NothingToDo(Exception):
     """A resumed run has already reached ``train.iters``."""
 
@@ -509,6 +513,9 @@ def setup(cfg: TrainConfig) -> Trainer:
     from megatron.core import parallel_state as ps
 
     env = init_distributed()
+    if env.rank != 0:  # every rank builds the same run: rank 0 alone reports it (run_training: the losses)
+        for name in QUIET_ON_OTHER_RANKS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     if env.launcher == "external":  # a process group created by the caller (tests): check its real size
         cfg.check(env.world_size)
     elif cfg.cluster is not None and cfg.cluster.world_size != env.world_size:
@@ -538,6 +545,7 @@ def setup(cfg: TrainConfig) -> Trainer:
 
 def run_training(cfg: TrainConfig) -> TrainResult:
     """Train until ``train.iters`` (or a signal, or ``train.exit_interval``). See the module docstring."""
+    level = logging.getLogger("oc").level
     try:
         trainer = setup(cfg)
     except NothingToDo as e:
@@ -545,8 +553,8 @@ def run_training(cfg: TrainConfig) -> TrainResult:
         return TrainResult(e.iteration, nothing_to_do=str(e))
     from megatron.core import parallel_state as ps
 
-    if trainer.env.rank != 0 and not trainer.is_logging_rank:
-        logging.getLogger("oc").setLevel(logging.WARNING)  # rank 0 reports setup, the last stage the losses
+    if trainer.is_logging_rank:  # the last pipeline stage holds the loss: it reports the steps and the summary
+        logging.getLogger("oc").setLevel(level)
 
     t, c, lg = cfg.train, cfg.checkpoint, cfg.logging
     out_dir = Path(cfg.output_dir)
