@@ -61,6 +61,7 @@ def generate(
                                                                             "-s variables.language=[python]."),
     max_failed_batches: int = typer.Option(3, "--max-failed-batches", min=1,
                                            help="Stop generating after this many batches in a row failed entirely."),
+    output_format: opt.OutputFormatName = opt.OutputFormat,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
@@ -92,7 +93,7 @@ def generate(
                 model=model, backend_options=options, sampling=sampling, n=n, seed=seed, batch_size=batch_size,
                 limit=limit, verify=verify, dedup=dedup, decontaminate=decontaminate, mbpp=str(mbpp) if mbpp else None,
                 rank=rank, world_size=world_size, max_failed_batches=max_failed_batches, finalize_only=finalize_only,
-                overwrite=overwrite, quiet=quiet)
+                output_format=output_format, overwrite=overwrite, quiet=quiet)
     if workers is not None:  # otherwise the sandbox's own defaults (GenerateConfig reads them from SandboxConfig)
         spec["verify_workers"] = workers
     if timeout is not None:

@@ -219,6 +219,10 @@ def run(
                                            help="Write corpus records that cannot be scored (no url or text, not "
                                                 "UTF-8) here, each with drop_reasons."),
     executor: opt.ExecutorName = opt.Executor,
+    output_format: opt.OutputFormatName = typer.Option("jsonl", "--output-format",
+                                                       help="jsonl, jsonl.gz or parquet, for the shards of "
+                                                            "DIR/recalled/ (`datasets.load_dataset(\"json\" or "
+                                                            "\"parquet\", data_dir=DIR/recalled)` reads them)."),
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
@@ -231,7 +235,7 @@ def run(
     cfg = _config(config, overrides, rounds=rounds, domain_threshold=domain_threshold,
                   score_threshold=score_threshold)
     run_recall(seeds, corpus, out, cfg, url_patterns=url_patterns, tokenizer=tokenizer, negatives=negatives,
-               dropped=dropped, executor=executor, overwrite=overwrite, quiet=quiet)
+               dropped=dropped, executor=executor, overwrite=overwrite, quiet=quiet, output_format=output_format)
 
 
 @app.command()

@@ -64,7 +64,8 @@ def round_dir(out: Path, k: int) -> Path:
 
 def run_recall(seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, *, url_patterns: Path | None = None,
                tokenizer: Path | None = None, negatives: Path | None = None, dropped: Path | None = None,
-               executor: str = "local", overwrite: bool = False, quiet: bool = False) -> list[dict[str, Any]]:
+               executor: str = "local", overwrite: bool = False, quiet: bool = False,
+               output_format: str = "jsonl") -> list[dict[str, Any]]:
     """Run ``cfg.rounds`` rounds into ``out`` (resuming), write ``out/recalled``; return the round reports.
 
     A round whose classifier fails the quality gate raises ``GateError`` before the corpus is scored."""
@@ -76,7 +77,7 @@ def run_recall(seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, *, url_p
     given_tok = BpePretokenizer.load(tokenizer, cfg.tokenizer.max_chars) if tokenizer else None
     options = {"seeds": str(seeds), "corpus": str(corpus), "url_patterns": [p.text for p in patterns],
                "tokenizer": str(tokenizer) if tokenizer else None, "negatives": str(negatives) if negatives else None,
-               "config": cfg.model_dump(mode="json", exclude={"rounds"})}
+               "config": cfg.model_dump(mode="json", exclude={"rounds"}), "output_format": output_format}
     claim_recall_output(out, options, cfg.rounds, overwrite=overwrite, dropped=dropped,
                         inputs={"--seeds": seeds, "--corpus": corpus, "--url-patterns": url_patterns,
                                 "--tokenizer": tokenizer, "--negatives": negatives})
@@ -96,7 +97,7 @@ def run_recall(seeds: Path, corpus: Path, out: Path, cfg: RecallConfig, *, url_p
             continue
         reports.append(run_round(k, seeds, corpus, out, cfg, patterns, negatives, dropped if k == 1 else None,
                                  executor, quiet))
-    write_recalled(out, cfg.rounds, reports[-1]["threshold"], quiet)
+    write_recalled(out, cfg.rounds, reports[-1]["threshold"], quiet, output_format)
     atomic_write_json(out / REPORT, {"rounds": reports})
     if not quiet:
         render_rounds(reports)
@@ -259,8 +260,9 @@ def directory_bytes(path: Path, exclude_linked_from: Path | None = None) -> int:
     return total
 
 
-def write_recalled(out: Path, last_round: int, threshold: float, quiet: bool) -> Stats:
-    """``out/recalled/<shard>.jsonl``: the last round's positive pages, each URL once, with ``recall_round``."""
+def write_recalled(out: Path, last_round: int, threshold: float, quiet: bool, output_format: str = "jsonl") -> Stats:
+    """``out/recalled/<shard>.<output_format>``: the last round's positive pages, each URL once, with
+    ``recall_round``."""
     dest = out / "recalled"
     marker = meta_dir(out) / "recalled.json"  # not in recalled/: that folder holds only the pages
     earlier = json.loads(marker.read_text()) if marker.exists() else {}
@@ -272,7 +274,7 @@ def write_recalled(out: Path, last_round: int, threshold: float, quiet: bool) ->
     names = []
     for shard in list_record_files(scored):  # one output shard per scored shard
         kept = [{**rec, ROUND_FIELD: last_round} for rec in pages.read(shard) if rec[SCORE_FIELD] >= threshold]
-        names.append(f"{strip_record_suffix(str(shard.relative_to(scored)))}.jsonl")
+        names.append(f"{strip_record_suffix(str(shard.relative_to(scored)))}.{output_format}")
         st.add("records_out", write_records(dest / names[-1], kept))
     for stale in set(earlier.get("files", [])) - set(names):  # pages of an earlier round's shards that are gone
         (dest / stale).unlink(missing_ok=True)

@@ -35,6 +35,7 @@ class GenerateConfig:
     world_size: int = 1
     max_failed_batches: int = 3
     finalize_only: bool = False  # data-parallel parent: the ranks generated, only finalize
+    output_format: str = "jsonl"  # of the kept records: jsonl, jsonl.gz or parquet
     overwrite: bool = False
     quiet: bool = False
 
@@ -43,4 +44,4 @@ class GenerateConfig:
         return {"recipe": self.recipe.name, "recipe_sha": self.recipe.sha, "seeds": str(self.seeds),
                 "backend": self.backend, "model": self.model, "sampling": self.sampling, "n": self.n,
                 "seed": self.seed, "verify": self.verify and self.recipe.spec.verify,
-                "verify_timeout": self.verify_timeout}
+                "verify_timeout": self.verify_timeout, "output_format": self.output_format}

@@ -8,6 +8,7 @@ collects the dedup texts of the samples still kept; the second writes each shard
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from oc_common.fileio import atomic_open, atomic_write_json
 from oc_common.log import console, get_logger
 from oc_common.outcome import DROP_DETAILS, DROP_REASONS, KEEP, reject
 from oc_common.outputs import META_DIR, stats_path
-from oc_common.records import dumps_record
+from oc_common.records import dumps_record, write_records
 from oc_common.stats import Stats
 from oc_synth.backends.base import PROMPT_TOO_LONG
 from oc_synth.synth.store import GenerationStore, iter_log
@@ -58,25 +59,30 @@ def finalize(cfg: GenerateConfig, store: GenerationStore) -> Stats:
     for key in ("seeds_rejected", *(stage for stage, _ in FUNNEL), "records_out"):
         stats.add(key, 0)  # a funnel stage nobody reached still shows, as 0
     done_seeds: set[str] = set()
+    def kept_records(paths: list[Path], rej_f: Any) -> Iterator[dict[str, Any]]:
+        """The shard's kept records, in log order; rejected ones go to ``rej_f`` on the way."""
+        for path in paths:
+            for line, rec in iter_log(path):
+                key = (rec.get("seed_id"), rec.get("sample"))
+                if last.get(key) != (path, line):
+                    continue  # superseded by a later copy
+                done_seeds.add(rec.get("seed_id"))
+                if rec.get(KEEP) and key in decisions:
+                    reject(rec, *decisions[key])
+                if rec.get(KEEP) and decon is not None:
+                    hit = decon.check_record(rec, fields)
+                    if hit is not None:
+                        reject(rec, *hit)
+                _count(stats, rec)
+                if rec.get(KEEP):
+                    yield {k: v for k, v in rec.items() if k not in LOG_ONLY}
+                else:
+                    rej_f.write(dumps_record(rec) + "\n")
+
     for shard, paths in sorted(files.items()):
-        with atomic_open(out / f"{shard}.jsonl") as kept_f, atomic_open(out / REJECTED / f"{shard}.jsonl") as rej_f:
-            for path in paths:
-                for line, rec in iter_log(path):
-                    key = (rec.get("seed_id"), rec.get("sample"))
-                    if last.get(key) != (path, line):
-                        continue  # superseded by a later copy
-                    done_seeds.add(rec.get("seed_id"))
-                    if rec.get(KEEP) and key in decisions:
-                        reject(rec, *decisions[key])
-                    if rec.get(KEEP) and decon is not None:
-                        hit = decon.check_record(rec, fields)
-                        if hit is not None:
-                            reject(rec, *hit)
-                    _count(stats, rec)
-                    if rec.get(KEEP):
-                        kept_f.write(dumps_record({k: v for k, v in rec.items() if k not in LOG_ONLY}) + "\n")
-                    else:
-                        rej_f.write(dumps_record(rec) + "\n")
+        with atomic_open(out / REJECTED / f"{shard}.jsonl") as rej_f:
+            # JSONL streams; Parquet (--output-format) holds one shard's kept records
+            write_records(out / f"{shard}.{cfg.output_format}", kept_records(paths, rej_f))
     outstanding = _compact_failures(store, done_seeds)
     stats.add("seeds", len(done_seeds) + outstanding)
     stats.add("backend_failed", outstanding)

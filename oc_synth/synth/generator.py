@@ -3,7 +3,8 @@ dedup, decontamination and the output shards (``finalize``).
 
 Layout of OUT (see store.py for the log)::
 
-    OUT/<shard>.jsonl                kept records: recipe fields, verdict fields, provenance
+    OUT/<shard>.jsonl                kept records: recipe fields, verdict fields, provenance (.parquet, .jsonl.gz
+                                     with --output-format)
     OUT/.oc/rejected/<shard>.jsonl   every other record, with drop_reasons / drop_details and the raw model answers
     OUT/.oc/generations/, failed/    the append-only generation log, and seeds whose backend call failed
     OUT/.oc/manifest.json, stats.json  (the output contract: oc_common/outputs.py, docs/outputs.md)
@@ -283,7 +284,7 @@ def claim_output(cfg: GenerateConfig, shards: list | None = None) -> None:
     local = {label: Path(str(p)) for label, p in given.items() if p and not str(p).startswith("hf:")}
     claim_outputs(COMMAND, cfg.fingerprint_options(), overwrite=cfg.overwrite,
                   inputs={label: p for label, p in local.items() if p.exists()},
-                  dirs=[OutputDir(Path(cfg.out), "--out", [f"{s.name}.jsonl" for s in shards])])
+                  dirs=[OutputDir(Path(cfg.out), "--out", [f"{s.name}.{cfg.output_format}" for s in shards])])
 
 
 def seed_reject(s: Seed, reason: str, detail: str, raw: dict[str, str], prov: dict[str, Any]) -> dict[str, Any]:
