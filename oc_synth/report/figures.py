@@ -30,9 +30,14 @@ def to_data_uri(fig: Figure) -> str:
     """PNG bytes of ``fig`` as a data URI; the figure is closed (pyplot keeps every open figure alive)."""
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=DPI)
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")  # legends placed outside the axes included
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def number_label(v: float) -> str:
+    """1,234 / 12 / 0.4: whole numbers without decimals, small fractions with one."""
+    return f"{v:,.0f}" if v == int(v) or abs(v) >= 10 else f"{v:.1f}"
 
 
 def short(label: str, width: int = 38) -> str:
@@ -46,7 +51,7 @@ def _grouped_barh_on(ax: Any, categories: Sequence[str], series: dict[str, Seque
         ys = [k + i * height for k in range(len(categories))]
         color = colors if colors is not None else PALETTE[i % len(PALETTE)]
         bars = ax.barh(ys, values, height=height, label=name, color=color)
-        ax.bar_label(bars, labels=[f"{v:,.0f}" if v else "0" for v in values], padding=2, fontsize=7)
+        ax.bar_label(bars, labels=[number_label(v) for v in values], padding=2, fontsize=7)
     ax.set_yticks([k + 0.4 - height / 2 for k in range(len(categories))],
                   [short(c, 48) for c in categories] if show_labels else [""] * len(categories), fontsize=8)
     ax.invert_yaxis()
@@ -81,7 +86,8 @@ def barh_by_group(labels: Sequence[str], values: Sequence[float], groups: Sequen
     fig, ax = new_figure(height=max(2.2, 0.3 * len(labels) + 1.0))
     _grouped_barh_on(ax, labels, {"": values}, xlabel=xlabel, title=title, colors=colors)
     handles = [matplotlib.patches.Patch(color=PALETTE[i % len(PALETTE)], label=g) for i, g in enumerate(order)]
-    ax.legend(handles=handles, fontsize=8, loc="lower right")
+    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=3,
+              frameon=False)
     return to_data_uri(fig)
 
 
@@ -166,10 +172,13 @@ def training_curves(runs: Sequence[dict[str, Any]]) -> str:
         color = PALETTE[i % len(PALETTE)]
         train = run["train"]
         valid = run["valid"]
+        marker = "o" if len(train) < 3 else None  # a run of a step or two is a point, not a line
         if train:
-            ax_loss.plot([offset + s for s, _ in train], [v for _, v in train], color=color, label=run["name"])
+            ax_loss.plot([offset + s for s, _ in train], [v for _, v in train], color=color, label=run["name"],
+                         marker=marker, markersize=4)
             lr = run["lr"]
-            ax_lr.plot([offset + s for s, _ in lr], [v for _, v in lr], color=color, label=run["name"])
+            ax_lr.plot([offset + s for s, _ in lr], [v for _, v in lr], color=color, label=run["name"],
+                       marker=marker, markersize=4)
         if valid:
             ax_loss.plot([offset + s for s, _ in valid], [v for _, v in valid], color=color, linestyle="none",
                          marker="s", markersize=4)

@@ -4,6 +4,7 @@ which inputs it did not find (and which command writes them)."""
 from __future__ import annotations
 
 import itertools
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,9 +19,10 @@ from oc_synth.report.inventory import Inventory, StageOutput, TrainingRun, read_
 
 # Pipeline order of the data commands (unknown commands follow, alphabetically).
 COMMAND_ORDER = ("curate ingest", "curate dedup", "curate transform", "curate filter", "curate sample",
-                 "curate select-algorithmic", "recall label", "recall score", "generate", "verify")
+                 "curate select-algorithmic", "recall label", "recall run", "recall score", "generate", "verify")
+# The curation funnel; verify's sets are drawn with the synthesis they verify.
 FUNNEL_COMMANDS = ("curate ingest", "curate dedup", "curate transform", "curate filter", "curate sample",
-                   "curate select-algorithmic", "verify")
+                   "curate select-algorithmic")
 # Dedup cluster sizes are read from the kept records' cluster-size fields; enough records to draw the distribution.
 MAX_DEDUP_RECORDS = 200_000
 VERDICT_COLORS = {"passed": "#55A868", "failed": "#C44E52", "error": "#DD8452", "timeout": "#8172B3",
@@ -100,29 +102,33 @@ def overview(inv: Inventory) -> Section:
     rows += [[t.rel, "train", "output_dir", "–", "–"] for t in inv.training]
     rows += [[t.rel, "preprocess / sft-data", "OUT_PREFIX", fmt(t.stats.get("documents")),
               fmt(round(float(t.stats.get("seconds") or 0), 3))] for t in inv.tokenized]
-    s.tables.append(Table("outputs", ["path", "command", "role", "records out", "seconds"], rows))
+    s.tables.append(Table("outputs", ["path", "command", "role", "records out", "seconds"], rows,
+                          collapsed=len(rows) > 20))
     timed = stage_seconds(inv)
     if timed:
         s.figures.append(Figure(figures.grouped_barh([name for name, _ in timed], {"seconds": [t for _, t in timed]},
                                                      xlabel="seconds", title="where the time went"),
                                 "Seconds of work per stage as each one recorded it (data stages: processing, "
-                                "without the command's start-up; training: first to last logged step; eval: "
-                                "generation and execution)."))
+                                "without the command's start-up; training: the steps; eval: generation and "
+                                "execution)."))
     if inv.problems:
         s.notes += [f"problem: {p}" for p in inv.problems]
     return s
 
 
 def stage_seconds(inv: Inventory) -> list[tuple[str, float]]:
-    out = [(stage_label(o), float(o.counters["seconds"])) for o in sorted(inv.outputs, key=order_key)
-           if o.label != "--dropped" and isinstance(o.counters.get("seconds"), int | float)
-           and not o.command.startswith("recall run:")]
-    for r in inv.recall_reports():
-        out.append((f"recall run ({r[0].rel})", float(sum((x.get("seconds") or {}).get("total", 0) for x in r[1]))))
-    for t in inv.training:
-        times = [m["time"] for m in t.metrics if isinstance(m.get("time"), int | float)]
-        if len(times) > 1:
-            out.append((f"train ({t.rel})", max(times) - min(times)))
+    """(stage, seconds of work) in pipeline order: data stages, recall, training runs as they ran, eval."""
+    recall_seconds = {o.rel: float(sum((r.get("seconds") or {}).get("total", 0) for r in rounds))
+                      for o, rounds in inv.recall_reports()}
+    out = []
+    for o in sorted(inv.outputs, key=order_key):
+        if o.label == "--dropped" or o.command.startswith("recall run:"):
+            continue
+        seconds = recall_seconds.get(o.rel) if o.command == "recall run" else o.counters.get("seconds")
+        if isinstance(seconds, int | float):
+            out.append((stage_label(o), float(seconds)))
+    for t in sorted(inv.training, key=started):
+        out.append((f"train ({t.rel})", training_series(t)["seconds"]))
     for o in inv.of("eval"):
         summary = inv.json_of(o, "summary.json")
         if isinstance(summary, dict) and isinstance(summary.get("time_s"), dict):
@@ -328,55 +334,73 @@ def recall(inv: Inventory) -> Section:
 
 
 # ---- synthesis ------------------------------------------------------------------------------------------------------
-def record_set_name(o: StageOutput) -> str:
-    """What a verify run verified: the `recipe` its records carry (generate writes it), else its directory."""
+def recipe_of(o: StageOutput) -> str | None:
+    """The recipe of a generate output (its stats), or of a verified set (the `recipe` its records carry)."""
+    recipe = (o.stats or {}).get("recipe") or o.options.get("recipe")
+    if recipe:
+        return str(recipe)
     for f in record_files(o.path)[:1]:
         for rec in itertools.islice(iter_records(f), 1):
             recipe = rec.get("recipe") or (rec.get("provenance") or {}).get("recipe")
-            if recipe:
-                return f"{recipe} ({o.rel})"
-    return o.rel
+    return str(recipe) if recipe else None
+
+
+def distinct_labels(outs: list[StageOutput]) -> list[str]:
+    """The recipe alone where it names one output, else recipe · the output's folder (· its path if still taken)."""
+    bases = [recipe_of(o) or o.rel for o in outs]
+    labels = [b if bases.count(b) == 1 else f"{b} · {o.path.name}" for b, o in zip(bases, outs, strict=True)]
+    return [lab if labels.count(lab) == 1 else f"{b} · {o.rel}" for lab, b, o in zip(labels, bases, outs, strict=True)]
+
+
+def model_name(o: StageOutput) -> str:
+    model = str((o.stats or {}).get("model") or o.options.get("model") or "–")
+    return "canned answers (ours)" if model.startswith("canned answers") else Path(model).name or model
 
 
 def synthesis(inv: Inventory) -> Section:
     from oc_synth.synth.finalize import FUNNEL
 
     s = Section("synthesis", "Synthesis and verification",
-                "`generate`: how many samples reached each step of a recipe (parsed, checked, passed in the sandbox, "
-                "deduplicated, decontaminated). `verify`: the sandbox verdict of every sample, per set. A `passed` "
-                "verdict means the tests ran to their end and a check in them could have failed (docs/sandbox.md).")
-    gens = inv.of("generate")
+                "`generate`: how many samples reached each step of a recipe (parsed, checked, passed in the sandbox "
+                "when it verifies, deduplicated, decontaminated). `verify`: the sandbox verdict of every sample, per "
+                "set. A `passed` verdict means the tests ran to their end and a check in them could have failed "
+                "(docs/sandbox.md).")
+    gens = sorted(inv.of("generate"), key=lambda o: (recipe_of(o) or "", o.rel))
     vers = [o for o in inv.of("verify") if o.groups.get("verdict")]
     if not gens and not vers:
         s.missing = "No `oc-synth generate` or `oc-synth verify` output."
         return s
     if gens:
-        names = [f"{(o.stats or {}).get('recipe') or o.options.get('recipe')} ({o.rel})" for o in gens]
-        steps = ["seeds", *(stage for stage, _ in FUNNEL), "records_out"]
-        s.tables.append(Table("generate: samples reaching each step", ["run", *steps, "model"],
-                              [[n, *(fmt(o.counters.get(k)) for k in steps), str((o.stats or {}).get("model") or "–")]
-                               for n, o in zip(names, gens, strict=True)]))
-        s.figures.append(Figure(figures.grouped_barh(names, {k: [o.counters.get(k, 0) for o in gens]
-                                                             for k in ("generated", "parsed", "passed", "records_out")},
-                                                     xlabel="samples", title="generate: the funnel per recipe"),
-                                "Samples generated, parsed, passing the sandbox and kept, per recipe run."))
+        names = distinct_labels(gens)
+        steps = ["seeds", *(stage for stage, _ in FUNNEL)]
+        s.tables.append(Table("generate: samples reaching each step", ["run", "model", *steps, "kept"],
+                              [[n, model_name(o), *(fmt(o.counters.get(k)) for k in steps),
+                                fmt(o.counters.get("records_out"))] for n, o in zip(names, gens, strict=True)]))
+        s.figures.append(Figure(figures.grouped_barh(names, {
+            "generated": [o.counters.get("generated", 0) for o in gens],
+            "parsed": [o.counters.get("parsed", 0) for o in gens],
+            "checked": [o.counters.get("checked", 0) for o in gens],
+            "kept": [o.counters.get("records_out", 0) for o in gens]},
+            xlabel="samples", title="generate: the funnel per recipe run"),
+            "Samples generated, parsed, passing the recipe's checks and kept (after dedup and decontamination), "
+            "per recipe run."))
         reasons = [(n, r, c) for n, o in zip(names, gens, strict=True)
                    for r, c in (o.groups.get("drop reasons") or {}).items()]
         if reasons:
             s.tables.append(Table("generate: why samples were rejected", ["run", "reason", "samples"],
                                   [[n, r, fmt(c)] for n, r, c in reasons], collapsed=len(reasons) > 12))
     if vers:
-        names = [record_set_name(o) for o in vers]
+        names = distinct_labels(vers)
         verdicts = sorted({v for o in vers for v in o.groups["verdict"]},
                           key=lambda v: (list(VERDICT_COLORS).index(v) if v in VERDICT_COLORS else 99, v))
         s.figures.append(Figure(figures.stacked_barh(names, {v: [o.groups["verdict"].get(v, 0) for o in vers]
                                                              for v in verdicts},
                                                      xlabel="samples", title="verify: verdicts per set",
                                                      colors=VERDICT_COLORS), "Sandbox verdicts per verified set."))
-        s.tables.append(Table("verify: pass rate per set", ["set", "samples", *verdicts, "pass rate"],
+        s.tables.append(Table("verify: pass rate per set", ["set", "samples", *verdicts, "pass rate", "output"],
                               [[n, fmt(records_in(o)), *(fmt(o.groups["verdict"].get(v, 0)) for v in verdicts),
-                                pct(o.groups["verdict"].get("passed", 0) / records_in(o) if records_in(o) else None)]
-                               for n, o in zip(names, vers, strict=True)]))
+                                pct(o.groups["verdict"].get("passed", 0) / records_in(o) if records_in(o) else None),
+                                o.rel] for n, o in zip(names, vers, strict=True)]))
     return s
 
 
@@ -391,15 +415,20 @@ def training_kind(run: TrainingRun) -> str:
     return "pretrain"
 
 
+def started(run: TrainingRun) -> float:
+    return min((m["time"] for m in run.metrics if isinstance(m.get("time"), int | float)), default=0.0)
+
+
 def training_series(run: TrainingRun) -> dict[str, Any]:
     train = [m for m in run.metrics if m.get("split", "train") == "train" and "loss" in m]
     valid = [m for m in run.metrics if m.get("split") == "valid" and "loss" in m]
     steps = max((int(m["step"]) for m in run.metrics if "step" in m), default=0)
-    tokens, prev = 0, 0
+    tokens, seconds, prev = 0, 0.0, 0
     for m in train:  # each logged step stands for the steps since the previous log
         tokens += int(m.get("tokens") or 0) * (int(m["step"]) - prev)
+        seconds += float(m.get("step_seconds") or 0) * (int(m["step"]) - prev)
         prev = int(m["step"])
-    return {"name": run.rel, "steps": steps, "tokens": tokens,
+    return {"name": run.rel, "steps": steps, "tokens": tokens, "seconds": seconds,
             "train": [(int(m["step"]), float(m["loss"])) for m in train],
             "valid": [(int(m["step"]), float(m["loss"])) for m in valid],
             "lr": [(int(m["step"]), float(m["lr"])) for m in train if m.get("lr")]}
@@ -413,7 +442,7 @@ def training(inv: Inventory) -> Section:
     if not runs:
         s.missing = "No training run (an `oc-megatron train` output_dir with metrics.jsonl)."
         return s
-    runs.sort(key=lambda r: min((m.get("time", 0) for m in r.metrics), default=0))
+    runs.sort(key=started)
     series = [training_series(r) for r in runs]
     s.figures.append(Figure(figures.training_curves(series), "Loss (train line, validation squares) and learning "
                                                              "rate; grey lines separate the stages."))
@@ -445,8 +474,10 @@ def evaluation(inv: Inventory) -> Section:
             continue
         found = True
         bench, variant = summary.get("benchmark", "?"), summary.get("variant", "base")
-        model = (summary.get("model") or {}).get("model", o.rel)
-        labels = [f"ours: {Path(str(model)).name} ({summary.get('problems', '?')} problems)"]
+        model = str((summary.get("model") or {}).get("model", o.rel))
+        shown = os.path.relpath(model, inv.run_dir) if Path(model).is_absolute() and Path(model).is_relative_to(
+            inv.run_dir.resolve()) else model
+        labels = [f"ours: {shown} ({summary.get('problems', '?')} problems)"]
         values = [100 * float(summary["pass@1"])]
         highlight = [True]
         for ref, scores in PUBLISHED.items():
