@@ -137,7 +137,8 @@ def _seed_default_maps(data: dict[str, Any], keys: list[str], model: type[BaseMo
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid config"]
+    """One line (the CLIs print every mistake as one line): ``SOURCE: key: problem; other.key: problem``."""
+    problems = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
         msg = e["msg"]
@@ -145,8 +146,8 @@ def format_validation_error(err: ValidationError, source: str) -> str:
             msg = "unknown key (typo?)"
         got = e.get("input")
         shown = "" if e["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  {key}: {msg}{shown}")
-    return "\n".join(lines)
+        problems.append(f"{key}: {msg}{shown}")
+    return f"{source}: " + "; ".join(problems)
 
 
 def validate_config(data: dict[str, Any], model: type[M], source: str = "<config>") -> M:
