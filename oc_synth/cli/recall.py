@@ -279,3 +279,6 @@ def label(
     if c.get("backend_failed"):
         console.print(f"[yellow]{c['backend_failed']:,} pages failed in the backend[/]; rerun the same command to "
                       "retry them.")
+    if c.get("labelled_prompt_too_long"):
+        console.print(f"[yellow]{c['labelled_prompt_too_long']:,} pages do not fit the model's context[/] (labelled "
+                      "prompt_too_long); a recipe with a lower max_chars labels them (with --overwrite).")

@@ -10,10 +10,11 @@ models with more passes below it. Every other default is ours and says so.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -34,7 +35,9 @@ class TokenizerConfig(StrictModel):
 
 @dataclass(frozen=True)
 class FastTextTier:
-    """fastText settings for training sets of up to ``max_pages`` pages (positives + negatives)."""
+    """fastText settings for training sets of up to ``max_pages`` pages (positives + negatives). With ``updates``, the
+    epochs are ``updates / pages`` (the number of example updates held constant), between ``min_epoch`` and
+    ``epoch``."""
 
     max_pages: float
     dim: int
@@ -43,6 +46,13 @@ class FastTextTier:
     word_ngrams: int
     min_count: int
     bucket: int
+    updates: int = 0
+    min_epoch: int = 1
+
+    def epochs(self, pages: int) -> int:
+        if not self.updates:
+            return self.epoch
+        return max(self.min_epoch, min(self.epoch, math.ceil(self.updates / max(1, pages))))
 
 
 # Chosen from the training-set size when a setting is left to auto. The last tier is DeepSeekMath's (OpenCoder's
@@ -51,7 +61,8 @@ class FastTextTier:
 # to move fastText's scores away from 0.5, and a smaller model (the file is ~4 x dim x (bucket + words) bytes).
 FASTTEXT_TIERS = (
     FastTextTier(100, dim=16, lr=1.0, epoch=50, word_ngrams=2, min_count=1, bucket=100_000),
-    FastTextTier(1_000, dim=32, lr=1.0, epoch=25, word_ngrams=2, min_count=1, bucket=100_000),
+    FastTextTier(1_000, dim=32, lr=1.0, epoch=50, word_ngrams=2, min_count=1, bucket=100_000, updates=5_000,
+                 min_epoch=10),
     FastTextTier(20_000, dim=64, lr=0.5, epoch=10, word_ngrams=2, min_count=1, bucket=200_000),
     FastTextTier(200_000, dim=128, lr=0.2, epoch=5, word_ngrams=3, min_count=2, bucket=1_000_000),
     FastTextTier(float("inf"), dim=256, lr=0.1, epoch=3, word_ngrams=3, min_count=3, bucket=2_000_000),
@@ -82,7 +93,10 @@ class FastTextConfig(StrictModel):
     def resolved(self, train_pages: int) -> FastTextConfig:
         """A copy with every auto setting chosen for a training set of ``train_pages`` pages."""
         tier = auto_tier(train_pages)
-        return self.model_copy(update={k: getattr(tier, k) for k in AUTO_KEYS if getattr(self, k) is None})
+        chosen = {k: getattr(tier, k) for k in AUTO_KEYS if getattr(self, k) is None}
+        if "epoch" in chosen:
+            chosen["epoch"] = tier.epochs(train_pages)
+        return self.model_copy(update=chosen)
 
     def auto_keys(self) -> list[str]:
         return [k for k in AUTO_KEYS if getattr(self, k) is None]
@@ -148,8 +162,3 @@ class RecallConfig(StrictModel):
 
 def load_recall_config(path: Path | None, overrides: Iterable[str] = ()) -> RecallConfig:
     return load_config(path, list(overrides), RecallConfig)
-
-
-def settings_table() -> list[dict[str, Any]]:
-    """The auto tiers as rows (docs and ``--help`` texts print them)."""
-    return [{"pages": t.max_pages, **{k: getattr(t, k) for k in AUTO_KEYS}} for t in FASTTEXT_TIERS]

@@ -118,7 +118,7 @@ def evaluate(scores_pos: Sequence[float], scores_neg: Sequence[float], *, method
                         "pages from pages sampled from the corpus")
     rate = at["negative_rate"]
     if rate is not None and rate > gate.max_negative_rate:
-        better = (f"; held-out precision {target_precision:g} needs threshold {calibrated['threshold']:.3f} "
+        better = (f"; held-out precision {target_precision:g} needs threshold {calibrated['threshold']:.6g} "
                   f"(--score-threshold, or -s threshold_mode=target_precision)" if calibrated else "")
         problems.append(f"threshold {threshold:.3f} calls {rate:.0%} of held-out negative pages code "
                         f"(> gate.max_negative_rate {gate.max_negative_rate:g}): it would recall the corpus "

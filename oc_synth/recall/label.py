@@ -8,7 +8,8 @@ for ``--negatives`` (negatives sampled from the corpus contain code).
 The prompt is a YAML recipe (``label.yaml`` next to this file is the default; ``--recipe`` brings another): a Jinja
 system and user prompt over the page (``text``, cut to ``max_chars``; ``url``; ``domain``), sampling settings, and
 ``answers``: label -> words meaning it; the first such word in the answer decides, an answer without one is
-``unparsed`` (kept, with the answer, never a seed). Any backend of ``oc_synth.backends`` runs it (vllm, openai, hf).
+``unparsed`` (kept, with the answer, never a seed), and a prompt longer than the model's context is
+``prompt_too_long`` (kept: lower ``max_chars``). Any backend of ``oc_synth.backends`` runs it (vllm, openai, hf).
 
 Layout of OUT::
 
@@ -54,6 +55,7 @@ log = get_logger(__name__)
 DEFAULT_RECIPE = Path(__file__).with_name("label.yaml")
 LABELS_LOG = "labels.jsonl"
 UNPARSED = "unparsed"
+TOO_LONG = "prompt_too_long"  # the page's prompt does not fit the model's context (lower max_chars)
 LABEL_FIELD = "label"
 SAMPLE_SALT = 3  # stable_key salt of the --sample draw (independent of training's negative sample and split)
 MAX_FAILED_BATCHES = 3  # whole batches failing in a row: the backend is down, stop (a rerun resumes)
@@ -83,6 +85,8 @@ class LabelRecipe(StrictModel):
             raise ValueError("needs a `code` label (the seeds)")
         if UNPARSED in v:
             raise ValueError(f"`{UNPARSED}` is reserved for answers without any of the words")
+        if TOO_LONG in v:
+            raise ValueError(f"`{TOO_LONG}` is reserved for prompts longer than the model's context")
         seen: dict[str, str] = {}
         for label, words in v.items():
             if not words or any(not isinstance(w, str) or not w.strip() for w in words):
@@ -264,12 +268,15 @@ def label_batches(todo: list[dict[str, Any]], labeller: Labeller, backend: Backe
             failed_in_a_row = 0
             logged = []
             for rec, c in zip(batch, completions, strict=True):
-                if not c.ok:
+                if c.prompt_too_long:  # the same prompt would fail again: a final outcome, not a retry
+                    label, answer = TOO_LONG, c.error
+                elif not c.ok:
                     stats.add("backend_failed")
                     stats.add_to("backend errors", c.error.split(":")[0][:80])
                     continue
-                answer = c.texts[0]
-                label = labeller.parse(answer)
+                else:
+                    answer = c.texts[0]
+                    label = labeller.parse(answer)
                 stats.add_to("labels", label)
                 logged.append({"key": page_key(rec), **{k: v for k, v in rec.items() if k != LABEL_FIELD},
                                LABEL_FIELD: label, "answer": answer[:500]})
@@ -280,7 +287,7 @@ def label_batches(todo: list[dict[str, Any]], labeller: Labeller, backend: Backe
 def write_label_files(out: Path, log_path: Path, labeller: Labeller) -> dict[str, int]:
     """``OUT/<label>.jsonl`` for every label of the recipe, from the whole log (pages without ``key``/``answer``)."""
     by_label: dict[str, list[dict[str, Any]]] = {label: [] for label in labeller.recipe.answers}
-    counts: dict[str, int] = {UNPARSED: 0}
+    counts: dict[str, int] = {UNPARSED: 0, TOO_LONG: 0}
     if log_path.exists():
         for _, rec in iter_log(log_path):
             label = rec.get(LABEL_FIELD)

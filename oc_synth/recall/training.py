@@ -7,11 +7,14 @@ from k-fold cross-validation (small sets) or a split put aside (large sets), the
   previous round found to be code (``negatives_exclude``: by default the pages matching a URL pattern inside a
   code-related domain). The sample is a bottom-k by a salted hash of the URL: the same pages whatever the shard
   order, in one streaming pass.
-- Held-out: k folds dealt by a hash of each page's key within each class, or a hash puts ``holdout_fraction`` of
-  both classes aside. The BPE tokenizer (round 1) is trained on every training page, held-out folds included: it
-  learns no labels, only merges.
-- Settings: fastText settings left to auto come from the number of pages the saved model trains on
-  (``config.FASTTEXT_TIERS``); the fold models use the same ones.
+- Held-out: k folds dealt by a hash of each page's key within each class (small sets), or a hash puts
+  ``holdout_fraction`` (at least ``holdout_min_pages``) of both classes aside. The BPE tokenizer (round 1) is trained
+  on every training page, held-out folds included: it learns no labels, only merges.
+- Code-like negatives (k-fold): sampled negatives whose out-of-fold score reaches the seeds' mean are dropped as
+  likely code and the folds and model trained again, unless the first pass already fails the gate's AUC.
+- Settings: fastText settings left to auto come from the number of training pages (``config.FASTTEXT_TIERS``), before
+  any negative is dropped; the fold models use the same ones.
+- The quality gate (``evaluation``) decides whether the model is saved.
 """
 
 from __future__ import annotations
@@ -192,8 +195,8 @@ def train_classifier(seeds: Sequence[Path], corpus: Path, out: Path, cfg: Recall
     and save to ``out``.
 
     Held-out scores come from k-fold cross-validation (then the saved model is trained on every page) or from a
-    split put aside (``train.evaluation``). fastText settings left to auto are chosen from the number of pages the
-    saved model trains on. A failed gate raises ``GateError`` (one line: what failed and what to do) after writing
+    split put aside (``train.evaluation``). fastText settings left to auto are chosen from the number of training
+    pages. A failed gate raises ``GateError`` (one line: what failed and what to do) after writing
     ``out/evaluation.json``, and saves no model, unless ``gate.enforce`` is false. Returns the classifier's metadata
     (classifier.json) and the training stats. With ``tokenizer=None`` a BPE tokenizer is trained on the training
     pages and also saved to ``tokenizer_out`` (if given).

@@ -55,7 +55,8 @@ def example_config():
 
 class FakeChatServer:
     """A minimal OpenAI-compatible chat server on 127.0.0.1: ``answer(prompt) -> str`` gives the reply to the last
-    user message; an answer that is an int is sent as that HTTP error status instead. ``requests`` records bodies.
+    user message; an answer that is an int (or a (status, message) pair) is sent as that HTTP error instead.
+    ``requests`` records bodies.
     (The synthesis tests have a fuller one with scripted failures and concurrency checks.)"""
 
     def __init__(self, answer: Callable[[str], str | int]):
@@ -71,8 +72,9 @@ class FakeChatServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append(body)
                 reply = fake.answer(body["messages"][-1]["content"])
-                if isinstance(reply, int):
-                    self._send(reply, {"error": {"message": f"status {reply}", "type": "invalid_request_error"}})
+                if isinstance(reply, (int, tuple)):
+                    status, message = reply if isinstance(reply, tuple) else (reply, f"status {reply}")
+                    self._send(status, {"error": {"message": message, "type": "invalid_request_error"}})
                     return
                 self._send(200, {"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
                                  "choices": [{"index": 0, "finish_reason": "stop",

@@ -69,7 +69,7 @@ def test_gate_verdicts():
     assert good.passed and good.calibrated["threshold"] == 0.7 and good.calibrated["recall"] == 1.0
     squashed = evaluate([0.58, 0.57, 0.59], [0.52, 0.51, 0.56], method="5-fold", threshold=0.5,
                         target_precision=0.9, use_calibrated=False, gate=gate)
-    assert not squashed.passed and "wholesale" in squashed.problems[0] and "threshold 0.570" in squashed.problems[0]
+    assert not squashed.passed and "wholesale" in squashed.problems[0] and "threshold 0.57 " in squashed.problems[0]
     calibrated = evaluate([0.58, 0.57, 0.59], [0.52, 0.51, 0.56], method="5-fold", threshold=0.5,
                           target_precision=0.9, use_calibrated=True, gate=gate)
     assert calibrated.passed and calibrated.threshold == 0.57

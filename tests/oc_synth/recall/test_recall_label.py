@@ -25,12 +25,19 @@ def pages(tmp_path_factory, mixed_web):
     return data / "web" / "part-00000.jsonl", set(truth["code_urls"])
 
 
-def oracle(code_urls, fail=()):
-    """The 'LLM': answers from the truth, reading the URL the recipe put in the prompt; URLs in ``fail`` get 400."""
+TOO_LONG = (400, "This model's maximum context length is 256 tokens. However, your prompt contains at least 900 "
+                 "input tokens.")  # vLLM's refusal
+
+
+def oracle(code_urls, fail=(), too_long=()):
+    """The 'LLM': answers from the truth, reading the URL the recipe put in the prompt; URLs in ``fail`` get a 400,
+    those in ``too_long`` vLLM's context refusal."""
     def answer(prompt):
         url = re.search(r"Page URL: (\S+)", prompt).group(1)
         if url in fail:
             return 400
+        if url in too_long:
+            return TOO_LONG
         return "Yes." if url in code_urls else "No, it is not."
     return answer
 
@@ -44,15 +51,18 @@ def run(*args, ok=True):
 def test_label_through_openai_server_resumes_and_feeds_training(pages, chat_server, tmp_path, mixed_web):
     web, code_urls = pages
     records, _ = read_file_records(web)
-    failing = {r["url"] for r in records[:7]}
-    server = chat_server(oracle(code_urls, fail=failing))
+    failing, long_pages = {r["url"] for r in records[:7]}, {records[7]["url"]}
+    server = chat_server(oracle(code_urls, fail=failing, too_long=long_pages))
     out = tmp_path / "labels"
     args = [web, out, "-b", "openai", "-m", "served-model", "-B", f"base_url={server.base_url}", "-B",
             "api_key=secret-key", "-B", "max_retries=0", "--batch-size", "16", "-q"]
     first = run(*args)
     assert "7 pages failed in the backend" in first.output and "rerun the same command" in first.output
+    assert "1 pages do not fit the model's context" in first.output
     logged, _ = read_file_records(out / "labels.jsonl")
     assert len(logged) == len(records) - 7 and not failing & {r["url"] for r in logged}
+    # a prompt the model cannot take is a final outcome (the same prompt would fail again), never a seed
+    assert [r["label"] for r in logged if r["url"] in long_pages] == ["prompt_too_long"]
     assert "secret-key" not in json.dumps(read_manifest(out))  # a key never lands in the manifest
     # the rerun asks only for the pages that failed, then every page is labelled as the truth says
     server.answer = oracle(code_urls)
@@ -61,8 +71,8 @@ def test_label_through_openai_server_resumes_and_feeds_training(pages, chat_serv
     assert len(server.requests) - asked_before == 7
     code, _ = read_file_records(out / "code.jsonl")
     other, _ = read_file_records(out / "other.jsonl")
-    assert {r["url"] for r in code} == {r["url"] for r in records} & code_urls
-    assert len(code) + len(other) == len(records) and all(set(r) == {"url", "text", "label"} for r in code)
+    assert {r["url"] for r in code} == ({r["url"] for r in records} - long_pages) & code_urls
+    assert len(code) + len(other) == len(records) - 1 and all(set(r) == {"url", "text", "label"} for r in code)
     body = server.requests[-1]
     assert body["model"] == "served-model" and body["temperature"] == 0 and body["max_tokens"] == 4
     assert body["messages"][0]["role"] == "system" and '"""' in body["messages"][1]["content"]

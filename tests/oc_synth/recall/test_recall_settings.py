@@ -24,7 +24,9 @@ def test_auto_settings_follow_the_training_set_size():
     assert (big.dim, big.lr, big.word_ngrams, big.min_count, big.epoch, big.bucket) == (256, 0.1, 3, 3, 3, 2_000_000)
     assert FASTTEXT_TIERS[-1].max_pages == float("inf")
     tiny = chosen[0]  # a few dozen seeds: every word counts, many passes, a model of a few MB
-    assert tiny.min_count == 1 and tiny.epoch >= 25 and 4 * tiny.dim * tiny.bucket < 20 * 2**20
+    assert tiny.min_count == 1 and tiny.epoch == 50 and 4 * tiny.dim * tiny.bucket < 20 * 2**20
+    # up to 1,000 pages the passes keep ~5,000 example updates: 50 epochs at 100 pages, 10 from 500 on
+    assert [auto.resolved(n).epoch for n in (101, 200, 500, 1000)] == [50, 25, 10, 10]
 
 
 def test_each_setting_can_be_fixed_and_the_others_stay_auto():

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from oc_common.records import iter_records
 from oc_synth.cli import app
+from oc_synth.recall.config import FastTextConfig
 
 
 def tree_bytes(path):
@@ -62,7 +63,8 @@ def test_settings_scale_with_the_seeds_and_every_round_reports(default_run):
         assert set(r["classifier"]["fasttext_auto"]) == {"dim", "lr", "epoch", "word_ngrams", "min_count", "bucket"}
     first = reports[0]["classifier"]
     pages = first["train_positives"] + first["train_negatives"]
-    assert first["fasttext"]["epoch"] >= (25 if pages <= 1000 else 10)  # few pages: many passes
+    assert first["fasttext"] == {k: getattr(FastTextConfig().resolved(pages), k) for k in first["fasttext"]}
+    assert first["fasttext"]["epoch"] >= 10 and (pages > 100 or first["fasttext"]["epoch"] == 50)
     assert first["evaluation"]["method"].startswith("5-fold" if pages <= 1000 else "holdout")
     assert "recall rounds" in output and "ROC AUC" in output  # the per-round report (docs/recall.md)
 
