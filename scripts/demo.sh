@@ -36,6 +36,9 @@ stop_server() {
   SERVER_PID=""
 }
 trap stop_server EXIT
+# vLLM 0.32 on CPU kills its engine when a seeded request's prompt is prefilled in chunks ("CPU Generator does not use
+# offset"): the server prefills whole prompts (no chunked prefill, a token budget of the model's whole context).
+max_context() { python -c "import json, sys; print(json.load(open(sys.argv[1] + '/config.json'))['max_position_embeddings'])" "$1"; }
 start_model() {  # MODEL LOG: with the vLLM server engine, start serving MODEL (in the background); see use_model
   stop_server
   MODEL_LOG=$2
@@ -43,7 +46,7 @@ start_model() {  # MODEL LOG: with the vLLM server engine, start serving MODEL (
   PORT=$(python -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
   OMP_NUM_THREADS=1 VLLM_CPU_KVCACHE_SPACE=1 HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 setsid \
       "$VLLM_PY" -m vllm.entrypoints.openai.api_server --model "$1" --dtype float32 --host 127.0.0.1 --port "$PORT" \
-      > "$2" 2>&1 &
+      --no-enable-chunked-prefill --max-num-batched-tokens "$(max_context "$1")" > "$2" 2>&1 &
   SERVER_PID=$!
 }
 use_model() {  # sets BACKEND for the model start_model started (waiting until vLLM's server answers)

@@ -137,6 +137,7 @@ def bar_histogram(sizes: dict[str, dict[int, int]], *, xlabel: str, ylabel: str,
         ax.bar_label(bars, fontsize=7, padding=1)
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(bins))], [str(b) for b in bins])
     ax.set_yscale("symlog", linthresh=1)
+    ax.set_ylim(0, 4 * max((v for counts in sizes.values() for v in counts.values()), default=1))  # room for labels
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10, loc="left")

@@ -153,7 +153,7 @@ def funnel(inv: Inventory) -> Section:
     stages = sorted((o for o in inv.of(*FUNNEL_COMMANDS) if o.stats), key=order_key)
     if not stages:
         s.missing = ("No data stage outputs with stats (oc-synth curate ingest | dedup | transform | filter | sample | "
-                     "select-algorithmic, verify).")
+                     "select-algorithmic).")
     else:
         labels = [stage_label(o) for o in stages]
         s.figures.append(Figure(figures.grouped_barh_pair(
@@ -187,6 +187,12 @@ def funnel(inv: Inventory) -> Section:
         else:
             s.notes.append("No stage dropped a record.")
     if inv.tokenized:
+        s.figures.append(Figure(figures.grouped_barh([t.rel for t in inv.tokenized],
+                                                     {"tokens": [int(t.stats.get("tokens") or 0)
+                                                                 for t in inv.tokenized]},
+                                                     xlabel="tokens", title="tokens of each dataset training reads"),
+                                "Tokens of each indexed dataset (oc-megatron preprocess, sft-data): what reaches "
+                                "training from each source."))
         s.tables.append(Table("tokenized for training (oc-megatron preprocess / sft-data)",
                               ["dataset", "documents", "tokens", "trained tokens (SFT)", "bad records"],
                               [[t.rel, fmt(t.stats.get("documents")), fmt(t.stats.get("tokens")),
