@@ -27,8 +27,8 @@ def to_hf_command(
     ),
     max_shard_size: str = typer.Option("5GB", "--max-shard-size", help="Largest safetensors shard, e.g. 5GB, 500MB, "
                                        "2GiB (memory use does not depend on it: shards are streamed)."),
-    tokenizer: Path | None = typer.Option(None, "--tokenizer", help="HF tokenizer directory to copy (default: the "
-                                             "one recorded with the checkpoint)."),
+    tokenizer: Path | None = typer.Option(None, "--tokenizer", help="HF tokenizer directory to copy, or a Hugging "
+                                             "Face Hub id (default: the one recorded with the checkpoint)."),
     no_tokenizer: bool = typer.Option(False, "--no-tokenizer", help="Write the model without tokenizer files."),
     preset: str | None = typer.Option(None, "--preset", help="Model preset, only for checkpoints that record no "
                                          "model config (opencoder-1.5b, opencoder-8b, tiny)."),
@@ -37,8 +37,11 @@ def to_hf_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace HF_DIR if it exists."),
 ) -> None:
     """Export a Megatron-Core checkpoint as a Hugging Face LlamaForCausalLM / Qwen2ForCausalLM (transformers, vLLM)."""
+    from oc_common.hub import TOKENIZER_FILES, local_or_hub
     from oc_megatron.convert.to_hf import to_hf
 
+    if tokenizer is not None:
+        tokenizer = local_or_hub(tokenizer, option="--tokenizer", allow_patterns=TOKENIZER_FILES)
     r = to_hf(ckpt_dir, hf_dir, iteration=iteration, dtype=dtype, max_shard_size=max_shard_size,
               tokenizer=str(tokenizer) if tokenizer else None, no_tokenizer=no_tokenizer, preset=preset,
               config=str(config) if config else None, overwrite=overwrite)

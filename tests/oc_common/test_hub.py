@@ -64,3 +64,13 @@ def test_preprocess_takes_a_tokenizer_by_hub_id_from_the_cache(tmp_path):
                              env=offline_env(cache), timeout=300)
     assert missing.returncode == 2
     assert missing.stderr.strip() == f"error: --tokenizer oc-test/not-cached: {OFFLINE_ADVICE}"
+
+
+def test_convert_takes_the_same_hub_ids(tmp_path):
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    done = subprocess.run([sys.executable, "-m", "oc_megatron.cli", "convert", "to-hf", str(tmp_path / "ckpt"),
+                           str(tmp_path / "hf"), "--tokenizer", "oc-test/not-cached"], capture_output=True, text=True,
+                          env=offline_env(cache), timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: --tokenizer oc-test/not-cached: {OFFLINE_ADVICE}"
