@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from oc_common.errors import EnvironmentProblem, InputError
+from oc_common.log import quiet_logger
 
 # What a tokenizer directory may hold (the model's weights are not needed to tokenize).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
@@ -35,16 +36,9 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-@contextlib.contextmanager
-def quiet_hub() -> Iterator[None]:
+def quiet_hub() -> contextlib.AbstractContextManager[None]:
     """huggingface_hub logs each failed request as a warning before it raises; the error we raise says it once."""
-    hub_log = logging.getLogger("huggingface_hub")
-    level = hub_log.level
-    hub_log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        hub_log.setLevel(level)
+    return quiet_logger("huggingface_hub", logging.ERROR)
 
 
 def local_or_hub(name: str | Path, *, option: str, allow_patterns: Iterable[str] | None = None) -> Path:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -50,3 +52,15 @@ def _drop_curator_noise(record) -> bool:  # noqa: ANN001 - loguru's record dict
 def get_logger(name: str) -> logging.Logger:
     """Loggers live under the ``oc`` namespace: ``get_logger(__name__)`` -> ``oc.oc_synth.curate.ingest``."""
     return logging.getLogger(f"oc.{name}")
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str, level: int = logging.WARNING) -> Iterator[None]:
+    """Raise logger ``name`` (its full name, e.g. ``huggingface_hub``) to ``level`` for a block, then restore it."""
+    logger = logging.getLogger(name)
+    old = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)

@@ -13,12 +13,10 @@ with the summary printed at the end.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import resource
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from rich.table import Table
 
 from oc_common.errors import OcError
 from oc_common.fileio import atomic_write_json
-from oc_common.log import console, get_logger
+from oc_common.log import console, get_logger, quiet_logger
 from oc_common.outputs import OutputDir, claim_outputs, input_state, meta_dir, stats_path
 from oc_common.records import record_suffix
 from oc_common.stats import Stats
@@ -57,18 +55,6 @@ def peak_rss_bytes() -> dict[str, int]:
     KiB."""
     return {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "largest_child": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}
-
-
-@contextlib.contextmanager
-def quiet_logger(name: str) -> Iterator[None]:
-    """Pass 3 reopens OUT, which the runner reports as "resuming"; on a first run that line would mislead."""
-    logger = logging.getLogger(f"oc.{name}")
-    old = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(old)
 
 
 def run_dedup(inp: Path, out: Path, settings: DedupSettings, *, dropped: Path | None = None,
@@ -110,7 +96,8 @@ def run_dedup(inp: Path, out: Path, settings: DedupSettings, *, dropped: Path | 
     timings["decide_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    with quiet_logger("oc_synth.pipeline.runner"):
+    # pass 3 reopens OUT, which the runner reports as "resuming"; on a first run that line would mislead
+    with quiet_logger("oc.oc_synth.pipeline.runner"):
         totals = run_sharded(command=COMMAND, inp=inp, out=out, shards=shards, options=options, dropped=dropped,
                              stages=[DedupRemovalStage(decisions_dir=str(work / "decisions"))], executor=executor,
                              output_suffix=suffix, title="dedup: records", quiet=quiet)
