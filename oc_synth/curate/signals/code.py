@@ -36,13 +36,26 @@ URL_IN_WORD = re.compile(r"https?://\S")
 # leading ``\s*`` and trailing ``.*`` change nothing about whether it matches; so that one start is tried, once.
 STRING_CONCAT_START = re.compile(r"=\s*[\"']")
 STRING_CONCAT = re.compile(r"=\s*[\"'].+?[\"']\s*\+\s*[\"'].+?[\"']")
-ENCODED_DATA = (
-    # base64: a run of 64+ such characters. Matching only from the start of a run finds the same runs (a match is a
-    # whole run); without the lookbehind, re would retry from every character of every shorter run.
-    re.compile(r"(?<![a-zA-Z0-9+/\n=])[a-zA-Z0-9+/\n=]{64,}"),
-    re.compile(r"(?:\b(?:0x|\\x)?[0-9a-fA-F]{2}(?:,|\b\s*)){8,}"),  # hex bytes
-    re.compile(r"(?:\\u[0-9a-fA-F]{4}){8,}"),  # \u escapes
-)
+# Encoded data, the reference's three patterns (base64 runs, hex bytes, \u escapes), each written so that re does not
+# retry from every character: base64 is matched only from the start of a run of its characters (a match is a whole
+# run); the \u pattern starts with its literal, which re scans for; hex bytes are searched only inside runs of the
+# characters a match can hold (hex digits, "x", "\", ",", whitespace; 16 at least), seeing the character after the
+# run so that its trailing \b is judged as before. Same matches as the plain patterns (tests).
+BASE64_RUN = re.compile(r"(?<![a-zA-Z0-9+/\n=])[a-zA-Z0-9+/\n=]{64,}")
+HEX_BYTES = re.compile(r"(?:\b(?:0x|\\x)?[0-9a-fA-F]{2}(?:,|\b\s*)){8,}")
+HEX_BYTES_AREA = re.compile(r"[0-9a-fA-Fx\\,\s]{16,}")
+UNICODE_ESCAPES = re.compile(r"\\u[0-9a-fA-F]{4}(?:\\u[0-9a-fA-F]{4}){7,}")
+
+
+def hex_byte_runs(text: str) -> list[str]:
+    """``HEX_BYTES.findall(text)``, searched only where a match can be."""
+    runs: list[str] = []
+    for area in HEX_BYTES_AREA.finditer(text):
+        runs += HEX_BYTES.findall(text, area.start(), area.end() + 1)
+    return runs
+
+
+ENCODED_DATA = (BASE64_RUN.findall, hex_byte_runs, UNICODE_ESCAPES.findall)
 MAX_ENCODED_RUN = 1024
 MAX_ENCODED_FRACTION = 0.5
 LONG_WORDS = 20  # a string with more words than this / a word with more characters than this is "long"
@@ -169,8 +182,8 @@ def cate_encoded_data(doc: Document) -> SignalValue:
     """1.0 when a base64 / hex / \\u-escape run is longer than 1,024 characters or such runs cover over half the
     file."""
     matched = 0
-    for pattern in ENCODED_DATA:
-        for run in pattern.findall(doc.text):
+    for find_runs in ENCODED_DATA:
+        for run in find_runs(doc.text):
             if len(run) > MAX_ENCODED_RUN:
                 return 1.0
             matched += len(run)

@@ -19,7 +19,7 @@ from pygments.lexers import get_lexer_by_name
 from pygments.token import Comment, String
 from pygments.util import ClassNotFound
 
-from oc_synth.curate.signals.lexing import lex
+from oc_synth.curate.signals.lexing import split_comments
 from oc_synth.curate.signals.natural_language import EN, ZH, natural_language_of
 from oc_synth.curate.signals.ngrams import WordNgrams
 from oc_synth.curate.signals.text_normalization import chinese_words, normalized_words, raw_words
@@ -73,13 +73,7 @@ def split_code_and_comments(text: str, lang: str, lines: list[str]) -> tuple[str
     lexer = _lexer(lang)
     if lexer is None:
         return _split_by_lines(lines)
-    code, comments = [], []
-    for token_type, value in lex(text, lexer):
-        if token_type in _COMMENT_TOKENS:
-            comments.append((token_type, value))
-        else:
-            code.append(value)
-    return "".join(code), comments
+    return split_comments(text, lexer, _COMMENT_TOKENS)
 
 
 def _split_by_lines(lines: list[str]) -> tuple[str, list[CommentPiece]]:

@@ -344,6 +344,70 @@ def _tokens_unprocessed(lexer: RegexLexer, text: str, stack: tuple[str, ...] = (
             pos += 1
 
 
+def split_comments(text: str, lexer: Lexer, comment_types: frozenset) -> tuple[str, list[Token]]:
+    """(the values of every token not in ``comment_types``, joined; the (type, value) of every token that is), the
+    code/comment split of ``pygments.lex(text, lexer)``'s stream.
+
+    The engine's loop again, fused with the split: a plain token's value is the text it matched, so runs of code
+    tokens are cut from the text in one slice instead of one value per token (a callback's tokens, e.g. ``bygroups``
+    which may leave characters out, are taken one by one). Kept apart from ``_tokens_unprocessed`` for speed: no
+    generator step per token on the filter's hottest path."""
+    if not accelerated(lexer):
+        code, comments = [], []
+        for token_type, value in pygments.lex(text, lexer):
+            (comments.append((token_type, value)) if token_type in comment_types else code.append(value))
+        return "".join(code), comments
+    text = lexer._preprocess_lexer_input(text)
+    states = _states(lexer)
+    statestack = ["root"]
+    state = states["root"]
+    pos, size, span = 0, len(text), 0  # span: where the code not yet cut from the text starts
+    code: list[str] = []
+    comments: list[Token] = []
+    token_type = _TokenType
+    while True:
+        if pos < size:
+            char = text[pos]
+            segments = state.by_char.get(char)
+            if segments is None:
+                segments = state.segments_for(char)
+        else:
+            segments = state.segments
+        for segment in segments:
+            m = segment.match(text, pos)
+            if m is not None:
+                if segment.rule_of_group is None:
+                    rexmatch, action, new_state = segment.rule
+                else:
+                    rexmatch, action, new_state = segment.rule_of_group[m.lastindex]
+                end = m.end()
+                if action is not None:
+                    if type(action) is token_type:
+                        if action in comment_types:
+                            code.append(text[span:pos])
+                            comments.append((action, text[pos:end]))
+                            span = end
+                    else:
+                        code.append(text[span:pos])
+                        own = m if segment.rule_of_group is None else rexmatch(text, pos)
+                        for _, kind, value in action(lexer, own):
+                            (comments.append((kind, value)) if kind in comment_types else code.append(value))
+                        span = end
+                pos = end
+                if new_state is not None:
+                    _new_states(statestack, new_state)
+                    state = states[statestack[-1]]
+                break
+        else:  # no rule matched: a newline resets the state, anything else is an Error token (code)
+            if pos >= size:
+                code.append(text[span:])
+                return "".join(code), comments
+            if text[pos] == "\n":
+                statestack = ["root"]
+                state = states["root"]
+            pos += 1
+
+
 def accelerated(lexer: Lexer) -> bool:
     """Whether ``lex`` runs the joined-state engine for this lexer (else it is pygments' own stream)."""
     cls = type(lexer)

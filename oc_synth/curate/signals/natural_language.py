@@ -27,6 +27,8 @@ _LETTER = re.compile(r"[^\W\d_]")
 
 def detect_natural_language(text: str) -> str:
     """``zh`` for text written mostly in Chinese characters, else ``en``."""
+    if text.isascii():  # no Han character (a check in C, before a regex pass over the text)
+        return EN
     han = len(_HAN.findall(text))
     if han == 0:
         return EN

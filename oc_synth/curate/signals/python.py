@@ -8,6 +8,7 @@ import ast
 import io
 import re
 import tokenize
+from collections import deque
 from dataclasses import dataclass
 
 from pygments.token import Comment
@@ -32,13 +33,9 @@ def python_tree(doc: Document) -> ast.Module | None:
 @per_document
 def python_natural_text(doc: Document) -> str:
     """Docstrings and comments (without '#'), as the reference measures Python's comment share."""
-    tree = python_tree(doc)
-    docstrings = []
-    if tree is not None:
-        for node in ast.walk(tree):
-            if isinstance(node, _DOCSTRING_OWNERS) and (text := ast.get_docstring(node)):
-                docstrings.append(text)
-    return ("\n".join(docstrings) + "\n" + "".join(_hash_comments(doc, tree is not None)).replace("#", "")).strip()
+    walked = python_statements(doc)
+    docstrings = walked[1] if walked is not None else []
+    return ("\n".join(docstrings) + "\n" + "".join(_hash_comments(doc, walked is not None)).replace("#", "")).strip()
 
 
 def _hash_comments(doc: Document, parses: bool) -> list[str]:
@@ -65,13 +62,29 @@ class PythonStructure:
 
 @per_document
 def python_structure(doc: Document) -> PythonStructure | None:
+    walked = python_statements(doc)
+    return walked[0] if walked is not None else None
+
+
+_STATEMENT_LIKE = (ast.stmt, ast.excepthandler, ast.match_case)
+
+
+@per_document
+def python_statements(doc: Document) -> tuple[PythonStructure, list[str]] | None:
+    """One walk of the tree's statements for the structure counts and the docstrings (None: no tree).
+
+    Only statements (and the except / case clauses holding them) are visited: no expression contains a statement,
+    so every ``def``, class, assignment and ``for`` is reached, and, the walk being breadth-first like ``ast.walk``,
+    the docstrings come in ``ast.walk``'s order."""
     tree = python_tree(doc)
     if tree is None:
         return None
-    found = PythonStructure()
-    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
-    while stack:
-        node, in_class = stack.pop()
+    found, docstrings = PythonStructure(), []
+    queue: deque[tuple[ast.AST, bool]] = deque([(tree, False)])
+    while queue:
+        node, in_class = queue.popleft()
+        if isinstance(node, _DOCSTRING_OWNERS) and (text := ast.get_docstring(node)):
+            docstrings.append(text)
         if isinstance(node, ast.FunctionDef):
             found.functions += 1
             found.simple_functions += len(node.body) == 1 and isinstance(node.body[0], ast.Return)
@@ -85,8 +98,10 @@ def python_structure(doc: Document) -> PythonStructure | None:
         elif isinstance(node, ast.For):
             found.has_variables |= isinstance(node.target, ast.Name)
         child_in_class = in_class or isinstance(node, ast.ClassDef)
-        stack.extend((child, child_in_class) for child in ast.iter_child_nodes(node))
-    return found
+        for _, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                queue.extend((item, child_in_class) for item in value if isinstance(item, _STATEMENT_LIKE))
+    return found, docstrings
 
 
 def _named_targets(statement: ast.stmt) -> int:

@@ -18,7 +18,10 @@ from oc_synth.curate.signals.registry import PRECISION, SignalValue, flag, fract
 REPLACEMENT_CHAR = "\ufffd"
 SENTENCE = re.compile(r"\b[^.!?。！？؟]+[.!?。！？؟]*")
 SENTENCE_BREAK = re.compile(r"\.|\?|\!|\n")
-HEX_WORD = re.compile(r"\b0[xX][0-9a-fA-F]+\b")
+# A word "0x..." of hex digits: ``\b0[xX][0-9a-fA-F]+\b`` as the reference writes it. "0" being a word character,
+# the leading \b means "no word character before the 0"; written after the 0, so that re scans for the literal "0"
+# instead of trying every position.
+HEX_WORD = re.compile(r"0(?<!\w0)[xX][0-9a-fA-F]+\b")
 LINK_IN_PARENS = re.compile(r"\(https?://\S+\)")
 LINK_START = "(http"
 NON_SPACE_RUN = re.compile(r"\S*")

@@ -50,8 +50,23 @@ def normalize_for_words(text: str) -> str:
     return unicodedata.normalize("NFKC", text.translate(_NORMALIZE_TABLE).lower())
 
 
+# The same normalization for ASCII text, as one bytes.translate (NFKC leaves ASCII alone): controls deleted,
+# punctuation to spaces, upper case to lower case.
+_ASCII_TABLE = bytes(ord(_NORMALIZE_TABLE.get(b, chr(b)).lower()) if _NORMALIZE_TABLE.get(b) != "" else b
+                     for b in range(128)) + bytes(range(128, 256))
+_ASCII_DELETE = bytes(b for b in range(128) if _NORMALIZE_TABLE.get(b) == "")
+# After that, ASCII text holds letters, digits, whitespace and these: the only characters that make a word-punct
+# token of their own. Without them, the tokens are exactly the whitespace-separated pieces.
+_ASCII_SYMBOLS = re.compile(rb"[^0-9a-z\s]")
+
+
 def normalized_words(text: str) -> list[str]:
     """The reference's ``normalized_words``: word-punct tokens of the normalized text."""
+    if text.isascii():
+        data = text.encode("ascii").translate(_ASCII_TABLE, _ASCII_DELETE)
+        if _ASCII_SYMBOLS.search(data) is None:
+            return data.decode("ascii").split()
+        return WORDPUNCT.findall(data.decode("ascii"))
     return WORDPUNCT.findall(normalize_for_words(text))
 
 

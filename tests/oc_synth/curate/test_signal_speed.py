@@ -19,7 +19,10 @@ from oc_synth.curate.signals.scoring import DocumentScorer
 
 # The reference's patterns, as the plain searches used them before.
 REFERENCE_STRING_CONCAT = re.compile(r"\s*=\s*[\"'].+?[\"']\s*\+\s*[\"'].+?[\"'].*")
+REFERENCE_HEX_WORD = re.compile(r"\b0[xX][0-9a-fA-F]+\b")
 REFERENCE_BASE64 = re.compile(r"[a-zA-Z0-9+/\n=]{64,}")
+REFERENCE_HEX_BYTES = re.compile(r"(?:\b(?:0x|\\x)?[0-9a-fA-F]{2}(?:,|\b\s*)){8,}")
+REFERENCE_UNICODE_ESCAPES = re.compile(r"(?:\\u[0-9a-fA-F]{4}){8,}")
 REFERENCE_JAVA_METHOD = re.compile(
     r"^\s*((?:(?:public|protected|private|static)\s+)*(?:(?!\s*(?:public|private|protected|else|if)\s*)"
     r"(?:<\w+>)?\s*\w+\s+)(\w+)\s*(?:\((?:[^\)]*)\))(?:\s*throws\s+[\w\, ]+)?)", re.MULTILINE)
@@ -30,7 +33,7 @@ REFERENCE_CSHARP_METHOD = re.compile(
 
 PIECES = ["a", "b1", "int ", "x", "_", "1", " ", "  ", "\n", "\t", "(", ")", "*", "=", "+", ";", ",", "{", "'", '"',
           "<", ">", "(http://", "(https://x", "public ", "static ", "void ", "if ", "else ", "<T>", "throws E",
-          "é", "\u3000", "QUJD", "/", "0x", "\\x41"]
+          "é", "\u3000", "QUJD", "/", "0x", "\\x41", "ab", "ab,", "0xff, ", "\\u00e9", "\\u", "g"]
 
 
 def generated(n: int, seed: int = 0):
@@ -47,9 +50,25 @@ def test_fast_forms_agree_with_the_reference_patterns():
         assert (c_family.VARIABLE.search(s, 0, s.rfind(";") + 1) is None) == (c_family.VARIABLE.search(s) is None)
         assert text.link_chars(s) == sum(map(len, text.LINK_IN_PARENS.findall(s))), s
         assert text.html_tag_chars(s) == sum(map(len, text.HTML_TAG.findall(s))), s
-        assert code.ENCODED_DATA[0].findall(s) == REFERENCE_BASE64.findall(s), s
+        assert code.BASE64_RUN.findall(s) == REFERENCE_BASE64.findall(s), s
+        assert code.hex_byte_runs(s) == REFERENCE_HEX_BYTES.findall(s), s
+        assert text.HEX_WORD.findall(s) == REFERENCE_HEX_WORD.findall(s), s
+        assert code.UNICODE_ESCAPES.findall(s) == REFERENCE_UNICODE_ESCAPES.findall(s), s
         assert [(m.group(2), m.group(3)) for m in java.METHOD.finditer(s)] == REFERENCE_JAVA_METHOD.findall(s), s
         assert sum(1 for _ in csharp.METHOD.finditer(s)) == len(REFERENCE_CSHARP_METHOD.findall(s)), s
+
+
+HEX_PIECES = ["ab", "ab,", "0xff,", "0xff", "\\xab", " ", "\n", "g", "zz", "0x", ",", "\\u00e9", "é", "\t", "0X1",
+              "_", "a0x", "00x"]
+
+
+def test_encoded_data_forms_agree_on_byte_like_text():
+    rng = random.Random(2)
+    for _ in range(3000):
+        s = "".join(rng.choice(HEX_PIECES) for _ in range(rng.randint(0, 60)))
+        assert code.hex_byte_runs(s) == REFERENCE_HEX_BYTES.findall(s), s
+        assert text.HEX_WORD.findall(s) == REFERENCE_HEX_WORD.findall(s), s
+        assert code.UNICODE_ESCAPES.findall(s) == REFERENCE_UNICODE_ESCAPES.findall(s), s
 
 
 def test_ascii_fast_path_counts_what_isalpha_and_isdigit_count():
@@ -119,3 +138,55 @@ def test_a_200k_character_line_costs_linear_time(case):
     assert verdict.errors == []
     assert time.perf_counter() - start < 30, verdict.seconds.most_common(3)
     assert max(verdict.seconds.values()) < 10
+
+
+def test_ascii_word_split_equals_the_reference_normalization():
+    from oc_synth.curate.signals.text_normalization import WORDPUNCT, normalize_for_words, normalized_words
+
+    rng = random.Random(3)
+    samples = ["a" + chr(b) + "B c" for b in range(128)]
+    samples += ["".join(chr(rng.randrange(128)) for _ in range(rng.randint(0, 30))) for _ in range(5000)]
+    for s in samples:
+        assert normalized_words(s) == WORDPUNCT.findall(normalize_for_words(s)), repr(s)
+
+
+def test_one_statement_walk_gives_what_full_tree_walks_give():
+    import ast
+    import sysconfig
+    from pathlib import Path
+
+    from oc_synth.curate.signals import Document
+    from oc_synth.curate.signals.python import _DOCSTRING_OWNERS, _named_targets, python_statements
+
+    def by_full_walks(tree):  # the definitions as they were: every node visited, docstrings in ast.walk order
+        functions = simple = classes = attributes = 0
+        variables = False
+        stack = [(tree, False)]
+        while stack:
+            node, in_class = stack.pop()
+            if isinstance(node, ast.FunctionDef):
+                functions += 1
+                simple += len(node.body) == 1 and isinstance(node.body[0], ast.Return)
+                variables |= bool(node.args.args)
+            elif isinstance(node, ast.ClassDef):
+                classes += 1
+                attributes += 0 if in_class else sum(_named_targets(item) for item in node.body)
+            elif isinstance(node, ast.Assign):
+                variables |= any(isinstance(t, ast.Name) for t in node.targets)
+            elif isinstance(node, ast.For):
+                variables |= isinstance(node.target, ast.Name)
+            stack.extend((c, in_class or isinstance(node, ast.ClassDef)) for c in ast.iter_child_nodes(node))
+        docs = [d for n in ast.walk(tree) if isinstance(n, _DOCSTRING_OWNERS) and (d := ast.get_docstring(n))]
+        return (functions, simple, classes, attributes, variables), docs
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(stdlib.glob("*.py"))[:80] + [stdlib / "asyncio" / "tasks.py", stdlib / "unittest" / "case.py"]
+    match_code = "def f(x):\n    match x:\n        case 1:\n            def g():\n                '''doc g'''\n" \
+                 "    try:\n        pass\n    except E:\n        class C:\n            '''doc C'''\n            a = 1\n"
+    texts = [f.read_text(encoding="utf-8") for f in files if f.exists()] + [match_code]
+    for source in texts:
+        structure, docs = python_statements(Document(source, language="Python"))
+        expected = by_full_walks(ast.parse(source))
+        assert (structure.functions, structure.simple_functions, structure.classes, structure.class_attributes,
+                structure.has_variables) == expected[0]
+        assert docs == expected[1]
