@@ -100,6 +100,7 @@ def filter_(
     ),
     dropped: Path | None = opt.Dropped,
     executor: opt.ExecutorName = opt.Executor,
+    workers: int = opt.ShardWorkers,
     output_format: opt.OutputFormatName = opt.OutputFormat,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
@@ -110,8 +111,8 @@ def filter_(
     from oc_synth.curate.filter import run_filter
 
     run_filter(inp, out, config=config, overrides=overrides or [], signals=signals, compat=compat,
-               reference_bugs=reference_bugs or None, dropped=dropped, executor=executor, overwrite=overwrite,
-               quiet=quiet, output_format=output_format)
+               reference_bugs=reference_bugs or None, dropped=dropped, executor=executor, workers=workers,
+               overwrite=overwrite, quiet=quiet, output_format=output_format)
 
 
 @app.command()

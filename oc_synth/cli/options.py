@@ -27,6 +27,10 @@ Executor = typer.Option("local", "--executor", "-e",
                         help="local: in-process (fast start, laptops, CI). ray: NeMo Curator's Ray actor pool on a "
                              "local Ray, or on the cluster named by RAY_ADDRESS (see slurm/curate_ray.sbatch). "
                              "xenna: NeMo Curator's streaming executor on Ray.")
+ShardWorkers = typer.Option(1, "--workers", "-w", min=1,
+                            help="--executor local: run shards in this many worker processes (output identical to "
+                                 "one process; the work is split by shard, so give at least this many input "
+                                 "shards).")
 Overwrite = typer.Option(False, "--overwrite", help="Start over: delete what an earlier run of ours wrote to OUT "
                                                     "(and --dropped), as listed in its .oc/manifest.json, instead of "
                                                     "resuming. Never deletes anything else (docs/outputs.md).")

@@ -111,10 +111,11 @@ class RefineCodeFilterStage(RecordStage):
 
 def run_filter(inp: Path, out: Path, *, config: Path | None = None, overrides: Iterable[str] = (),
                signals: bool = False, compat: str | None = None, reference_bugs: bool | None = None,
-               dropped: Path | None = None, executor: str = "local", overwrite: bool = False,
+               dropped: Path | None = None, executor: str = "local", workers: int = 1, overwrite: bool = False,
                quiet: bool = False, output_format: str = "jsonl") -> Stats:
     """Filter IN into OUT with the shipped RefineCode rules (or ``config`` merged over them, plus ``overrides``).
-    ``compat`` (ours | reference) and ``reference_bugs``, when given, override the config's keys of those names."""
+    ``compat`` (ours | reference) and ``reference_bugs``, when given, override the config's keys of those names.
+    ``workers`` > 1: shards in that many processes (same output)."""
     from oc_synth.pipeline.runner import run_sharded
 
     flags = [f"compat={compat}"] if compat is not None else []
@@ -126,7 +127,7 @@ def run_filter(inp: Path, out: Path, *, config: Path | None = None, overrides: I
     return run_sharded(command="curate filter", inp=inp, out=out, stages=[stage],
                        options={"rules": rules.model_dump(mode="json"), "signals": signals},
                        dropped=dropped, annotate=signals or dropped is not None, executor=executor,
-                       overwrite=overwrite, quiet=quiet, output_format=output_format)
+                       workers=workers, overwrite=overwrite, quiet=quiet, output_format=output_format)
 
 
 def _require_esprima() -> None:

@@ -189,11 +189,13 @@ def run_sharded(
     shards: Sequence[Shard] | None = None,
     reader: ProcessingStage | None = None,
     extra_stats: Stats | None = None,
+    workers: int = 1,
 ) -> Stats:
     """Run ``reader -> stages -> ShardWriter`` over every unfinished shard; return the totals.
 
     By default the shards are the record files under ``inp`` and the reader is ``ShardReader``; ingest passes its own
     shards (groups of source files) and reader. ``extra_stats`` (e.g. counts from planning) join the totals.
+    ``workers`` > 1 runs shards in that many processes (``--executor local``; see executors.py).
     ``output_format`` (a command's ``--output-format``: jsonl, jsonl.gz or parquet) sets the suffix, and joins the
     options (a resume must write the same format).
     """
@@ -229,7 +231,7 @@ def run_sharded(
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, disable=quiet or executor != "local", transient=True) as progress:
             bar = progress.add_task(f"{command}: shards", total=len(tasks))
-            ex = make_executor(executor, on_task_done=lambda _t: progress.advance(bar))
+            ex = make_executor(executor, on_task_done=lambda _t: progress.advance(bar), workers=workers)
             pipe.run(ex, initial_tasks=tasks)
     total = collect_stats(out)
     if extra_stats is not None:
