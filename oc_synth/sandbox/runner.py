@@ -4,6 +4,9 @@
 program's language (started on first use: a system interpreter that enters the jail, see ``jail/``) with a nonce
 drawn for this run, and turns the reply into a ``RunResult`` with a verdict. A program that passed is then run again
 as sanity mutants (``mutants``; strictness standard and strict): if one passes too, the verdict is ``weak_tests``.
+The first mutant travels in the same request as the program (the jail runs it, from a clean slate, only when every
+step of the program exited 0), which saves a round trip and a namespace per passing sample; it is judged exactly as
+a mutant sent on its own. Further mutants (a fallback stub, strict mode's per-definition ones) go one request each.
 ``imap`` / ``run_many`` keep every slot busy from a thread pool (the threads only wait on pipes; the programs run in
 the zygotes' processes).
 """
@@ -44,6 +47,7 @@ REPLY_SLACK_S = 15.0  # on top of the steps' own limits, before the host gives u
 # A mutant's run step may take this many times the original's (plus a second) before it counts as killed: a mutant
 # that loops forever costs little, and the original's limit still caps it.
 MUTANT_TIME_FACTOR = 3.0
+MUTANT_TIME_SLACK_S = 1.0
 
 # The whole environment of a sandboxed program: nothing of the host's (its secrets live there).
 BASE_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
@@ -210,14 +214,24 @@ class _Slot:
         self.sandbox.zygote_started(z)
         return z
 
-    def execute(self, program: Program, lang: Language, nonce: str,
-                run_timeout_s: float | None = None) -> tuple[dict, bool]:
-        """Run ``program`` in this slot; returns (the jail's reply, whether the slot's cgroup OOM-killed)."""
+    def execute(self, program: Program, lang: Language, nonce: str, run_timeout_s: float | None = None,
+                then: tuple[Program, str] | None = None) -> tuple[dict, bool]:
+        """Run ``program`` in this slot; returns (the jail's reply, whether the slot's cgroup OOM-killed). ``then``:
+        a mutant and its nonce, run in the same request if the program's steps all exit 0 (``reply["then"]``)."""
+        cfg = self.sandbox.config
         steps = [self.sandbox.step_request(s, lang, nonce, run_timeout_s) for s in program.steps]
-        request = {"files": program.files, "steps": steps, "tail_bytes": 4 * self.sandbox.config.stderr_tail_chars}
+        request = {"files": program.files, "steps": steps, "tail_bytes": 4 * cfg.stderr_tail_chars}
+        wait_s = sum(s["timeout_s"] for s in steps) + REPLY_SLACK_S
+        if then is not None:
+            mutant, mutant_nonce = then
+            mutant_steps = [self.sandbox.step_request(s, lang, mutant_nonce, cfg.timeout_s) for s in mutant.steps]
+            request["then"] = [{"files": mutant.files, "steps": mutant_steps,
+                                "run_timeout": {"factor": MUTANT_TIME_FACTOR, "slack": MUTANT_TIME_SLACK_S,
+                                                "cap": cfg.timeout_s}}]
+            wait_s += sum(s["timeout_s"] for s in mutant_steps)
         zygote = self.zygote(lang)
         before = self.cgroup.oom_kills() if self.cgroup else 0
-        reply = zygote.request(request, sum(s["timeout_s"] for s in steps) + REPLY_SLACK_S)
+        reply = zygote.request(request, wait_s)
         if reply is None:  # the next program starts a fresh zygote
             reply = {"error": f"the sandbox worker died ({zygote.stderr_text()[-300:] or 'no message'})"}
         for s, sent in zip(reply.get("steps", []), steps, strict=False):
@@ -287,26 +301,47 @@ class Sandbox:
         if static is not None:
             return RunResult(static.verdict, static.detail, 0.0, language=program.language, id=program.id,
                              reason=static.reason)
-        result = self._run_once(program)
+        first = self._first_mutant(program) if strictness != "basic" else None
+        result, first_outcome = self._run_once(program, then=first[0] if first else None)
         if result.passed and strictness != "basic":
-            sanity = self._sanity_check(program, result, strictness)
+            ready = {(None, first[2]): (first[0], first[1], first_outcome)} if first and first_outcome else {}
+            sanity = self._sanity_check(program, result, strictness, ready)
             result.verdict, result.detail, result.reason = sanity.verdict, sanity.detail, sanity.reason
         return result
 
-    def _run_once(self, program: Program, run_timeout_s: float | None = None) -> RunResult:
+    @staticmethod
+    def _first_mutant(program: Program) -> tuple[Program, list[str], str] | None:
+        """The mutant ``_sanity_check`` tries first (every function broken, the first stub kind), if there is one."""
+        mode = mutants.modes(program)[0]
+        made = mutants.mutate(program, mode, None)
+        return (made[0], made[1], mode) if made is not None else None
+
+    def _run_once(self, program: Program, run_timeout_s: float | None = None,
+                  then: Program | None = None) -> tuple[RunResult, RunResult | None]:
+        """Run ``program``; with ``then`` (a mutant), also that mutant's result when the jail ran it in the same
+        request (None when it did not: the program's steps did not all exit 0, or the slot OOM-killed something and
+        the mutant must be judged on a run of its own)."""
         lang = language(program.language)
         nonce = secrets.token_hex(16)
+        then_nonce = secrets.token_hex(16)
         slot = self._free.get()
         try:
             t0 = time.perf_counter()
-            reply, oom = slot.execute(program, lang, nonce, run_timeout_s)
+            reply, oom = slot.execute(program, lang, nonce, run_timeout_s,
+                                      then=(then, then_nonce) if then is not None else None)
             wall = time.perf_counter() - t0
         finally:
             self._free.put(slot)
         if "error" in reply:
             return RunResult("error", f"sandbox failure: {reply['error']}", round(wall, 4),
-                             language=program.language, id=program.id, reason="sandbox_failure")
-        steps = reply["steps"]
+                             language=program.language, id=program.id, reason="sandbox_failure"), None
+        result = self._result(program, reply["steps"], oom, nonce)
+        follow = reply.get("then")
+        if then is None or not follow or oom:
+            return result, None
+        return result, self._result(then, follow[0]["steps"], False, then_nonce)
+
+    def _result(self, program: Program, steps: list[dict], oom: bool, nonce: str) -> RunResult:
         verdict = checks.classify(program, steps, oom_killed=oom, nonce=nonce)
         last = steps[-1] if steps else {}
         n = self.config.stderr_tail_chars
@@ -315,25 +350,31 @@ class Sandbox:
                          stdout_tail=last.get("stdout_tail", "")[-n:] if n else "",
                          language=program.language, id=program.id, steps=steps, reason=verdict.reason)
 
-    def _sanity_check(self, program: Program, result: RunResult, strictness: str) -> checks.Verdict:
+    def _sanity_check(self, program: Program, result: RunResult, strictness: str,
+                      ready: dict | None = None) -> checks.Verdict:
         """``result`` (passed) stays passed only if every mutant fails the tests; the first that passes them makes
-        the sample ``weak_tests``. Mutant runs count in ``result.runtime_s``."""
+        the sample ``weak_tests``. Mutant runs count in ``result.runtime_s``. ``ready``: (None, stub kind) ->
+        (mutant, broken names, outcome) of the every-function mutant already run in the program's own request."""
+        ready = ready or {}
         groups: list[set[str] | None] = [None]
         if strictness == "strict":
             names = mutants.definitions(program)
             if len(names) > 1:
                 groups += [{n} for n in names[: self.config.strict_max_mutants]]
         run_s = next((s["runtime_s"] for s in reversed(result.steps) if s["name"] == "run"), 0.0)
-        limit = min(self.config.timeout_s, MUTANT_TIME_FACTOR * run_s + 1.0)
+        limit = min(self.config.timeout_s, MUTANT_TIME_FACTOR * run_s + MUTANT_TIME_SLACK_S)
         killed = 0
         for only in groups:
             outcome = None
             for mode in mutants.modes(program):
-                made = mutants.mutate(program, mode, only)
-                if made is None:
-                    break
-                mutant, broken = made
-                outcome = self._run_once(mutant, limit)
+                if only is None and (None, mode) in ready:
+                    mutant, broken, outcome = ready[None, mode]
+                else:
+                    made = mutants.mutate(program, mode, only)
+                    if made is None:
+                        break
+                    mutant, broken = made
+                    outcome = self._run_once(mutant, limit)[0]
                 result.runtime_s = round(result.runtime_s + outcome.runtime_s, 4)
                 if outcome.reason != "compile_error":
                     break

@@ -8,11 +8,18 @@ Process tree per program (namespaces mode)::
 
 When init exits the kernel kills whatever is left in the namespace, so nothing a program starts (daemons, fork
 bombs) outlives it, and a program cannot see or signal any process outside its namespace.
+
+A request may carry follow-up programs (``then``: the sample's sanity mutant), run by the same init after the first
+program's steps all exited 0, each from a clean slate: every process of the one before killed and reaped, a fresh
+/tmp (a new tmpfs) and a fresh IPC namespace, its own sources and nonce. Their run steps get the time limit
+``min(cap, factor * the first program's run time + slack)`` (the host's rule for mutants), computed here because
+only here is that run time known. This saves a round trip, a PID namespace and an init per mutant.
 The step's stdout, stderr and report (fd 3) are memfds owned by the zygote; their size is capped by RLIMIT_FSIZE.
 Its stdin is a memfd holding the step's ``stdin`` text (the end-of-tests nonce for the harness), else empty.
 """
 
 import json
+import math
 import os
 import select
 import shutil
@@ -164,11 +171,56 @@ def _run_steps(steps: list, ctx: dict, streams: Streams, workdir: str, tail_byte
     return results
 
 
+def _follow_up_limits(phase: dict, run_s: float) -> list:
+    """The phase's steps with the run steps' time limit set from the first program's run time."""
+    rule = phase["run_timeout"]
+    timeout = min(rule["cap"], rule["factor"] * run_s + rule["slack"])
+    steps = []
+    for step in phase["steps"]:
+        if step["name"] != "build":
+            step = dict(step, timeout_s=timeout, limits=dict(step["limits"], cpu_s=math.ceil(timeout) + 1))
+        steps.append(step)
+    return steps
+
+
+def _fresh_slate(ctx: dict, workdir: str) -> None:
+    """Between two programs of one request: a new, empty /tmp and a new IPC namespace (nothing of the first program
+    left to read), as a new request would have."""
+    if ctx["pid_namespace"]:
+        isolation.mount_work_tmpfs(ctx["spec"], workdir, replace=True)
+        isolation.unshare(isolation.CLONE_NEWIPC)
+    else:
+        for name in os.listdir(workdir):
+            path = os.path.join(workdir, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+
+
+def _run_program(req: dict, ctx: dict, streams: Streams, workdir: str) -> dict:
+    tail = req.get("tail_bytes", 4096)
+    steps = _run_steps(req["steps"], ctx, streams, workdir, tail)
+    reply = {"steps": steps}
+    run_s = next((s["runtime_s"] for s in reversed(steps) if s["name"] == "run"), 0.0)
+    passed_steps = len(steps) == len(req["steps"]) and all(s["exit_code"] == 0 and not s["timed_out"] for s in steps)
+    if req.get("then") and passed_steps:
+        reply["then"] = []
+        for phase in req["then"]:
+            _fresh_slate(ctx, workdir)
+            _write_sources(workdir, phase["files"], ctx["uid"] if ctx["drop"] else None, ctx["gid"])
+            phase_steps = _follow_up_limits(phase, run_s)
+            results = _run_steps(phase_steps, ctx, streams, workdir, tail)
+            for result, step in zip(results, phase_steps, strict=False):
+                result["cpu_limit_s"] = step["limits"]["cpu_s"]
+            reply["then"].append({"steps": results, "run_timeout_s": phase_steps[-1]["timeout_s"]})
+    return reply
+
+
 def _serve_as_init(req: dict, ctx: dict, streams: Streams, workdir: str) -> None:
     code = 0
     try:
-        steps = _run_steps(req["steps"], ctx, streams, workdir, req.get("tail_bytes", 4096))
-        os.write(streams.result, json.dumps({"steps": steps}).encode())
+        os.write(streams.result, json.dumps(_run_program(req, ctx, streams, workdir)).encode())
     except BaseException as e:  # noqa: BLE001
         try:
             os.write(streams.result, json.dumps({"error": f"{type(e).__name__}: {e}"}).encode())

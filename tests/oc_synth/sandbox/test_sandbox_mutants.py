@@ -80,3 +80,28 @@ def test_compiled_languages_fall_back_to_aborting_stubs():
     assert mutate(_program("python", "X = 1\n", "assert X")) is None
     assert definitions(_program("cpp", "namespace ns { int a() { return 1; } int b() { return 2; } }\nint c() "
                                        "{ return 3; }")) == ["ns", "c"]
+
+
+# -- the first mutant runs in the program's own request (runner + jail), from a clean slate --------------------------
+
+REMEMBERS = "def f():\n    with open('/tmp/seen', 'w') as fh:\n        fh.write('x')\n    return 1\n"
+TESTS_READ_WHAT_THE_RUN_LEFT = "import os\nhad = os.path.exists('/tmp/seen')\nassert had or f() == 1\n"
+
+
+def test_the_mutant_sees_nothing_the_program_left_in_tmp(sandbox):
+    from oc_synth.sandbox import build_program
+
+    # The program leaves /tmp/seen behind; tests that accept that file would pass the mutant if it ran in the
+    # program's /tmp. Run in the same request, the mutant still gets a fresh /tmp: it fails, the sample passes.
+    result = sandbox.run(build_program("python", REMEMBERS, TESTS_READ_WHAT_THE_RUN_LEFT))
+    assert result.verdict == "passed" and "1 sanity mutant failed" in result.detail, result.detail
+
+
+def test_the_mutant_in_the_request_judges_as_a_mutant_on_its_own(sandbox):
+    from oc_synth.sandbox import build_program
+
+    weak = build_program("python", "def add(a, b):\n    return a + b\n", "add\nassert True\n")
+    together = sandbox.run(weak)
+    alone = sandbox._sanity_check(weak, sandbox._run_once(weak)[0], "standard")  # the mutant sent on its own
+    assert (together.verdict, together.reason) == (alone.verdict, alone.reason) == ("weak_tests",
+                                                                                     "sanity_mutant_passed")
