@@ -306,13 +306,15 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def claim_outputs(command: str, options: Mapping[str, Any], *, inputs: Mapping[str, str | Path | None],
                   dirs: Iterable[OutputDir], overwrite: bool = False,
                   also_check: Mapping[str, str | Path | None] | None = None,
-                  input_state: Mapping[str, Any] | None = None) -> bool:
+                  input_state: Mapping[str, Any] | None = None, concurrent: bool = False) -> bool:
     """Check every output, then create, resume or start over each output directory; True when resuming.
 
     Nothing is created or deleted until every check passed. ``also_check``: output files or prefixes this command
     writes outside the directories (checked for overlap and writability only). ``input_state``: for commands whose
     result depends on all inputs at once (dedup, recall), the inputs' identities (``input_state``); a resume with
-    inputs that changed since is refused, saying what changed.
+    inputs that changed since is refused, saying what changed. ``concurrent``: other processes of the same run
+    (data-parallel ranks) may be writing there now, so a resume leaves temp files alone (they may be theirs, in
+    flight); the run that finalizes afterwards removes what killed ranks left.
     """
     dirs = list(dirs)
     extra = {k: v for k, v in (also_check or {}).items() if v is not None}
@@ -334,7 +336,7 @@ def claim_outputs(command: str, options: Mapping[str, Any], *, inputs: Mapping[s
             if left:
                 log.warning("%s %s: left %d files no run of ours wrote in place (e.g. %s)", d.label, d.path,
                             len(left), left[0])
-        elif d.manifest is not None:
+        elif d.manifest is not None and not concurrent:
             n = remove_our_temps(d.path, d.manifest.get("writes", []))
             log.info("resuming into %s%s", d.path, f" (removed {n} partial files of a killed run)" if n else "")
     for d in dirs:

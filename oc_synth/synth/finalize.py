@@ -1,14 +1,20 @@
 """From the generation log to the output: dedup and decontamination over every sample, output and rejected shards,
 the funnel stats. Recomputed from the whole log on every (unranked) run, so totals and dedup are always global.
 
-Two streaming passes over the log: the first finds each sample's last copy (a torn chunk may have been redone) and
-collects the dedup texts of the samples still kept; the second writes each shard's kept and rejected records.
+Only the generations of the seeds in the input as it is now count: a log line whose seed is no longer in the input,
+or whose ``seed_digest`` is not the seed's content now (an older generation of an edited seed), is left out and
+counted (``seeds_gone``, ``records_of_gone_seeds``, ``records_superseded``).
+
+Two streaming passes over the log: the first finds each current sample's last copy (a torn chunk may have been
+redone) and collects the dedup texts of the samples still kept; the second writes each shard's kept and rejected
+records. A shard left with no current record (its seeds file was removed) is not written, and its earlier output
+is removed.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +27,7 @@ from oc_common.outputs import META_DIR, stats_path
 from oc_common.records import dumps_record, write_records
 from oc_common.stats import Stats
 from oc_synth.backends.base import PROMPT_TOO_LONG
-from oc_synth.synth.store import GenerationStore, iter_log
+from oc_synth.synth.store import SEED_DIGEST, GenerationStore, iter_log
 
 if TYPE_CHECKING:
     from oc_synth.synth.config import GenerateConfig
@@ -33,19 +39,31 @@ FUNNEL = (("generated", ("seed:", PROMPT_TOO_LONG)), ("parsed", ("parse:", "rend
           ("checked", ("check:",)), ("passed", ("verify:",)), ("deduped", ("dedup:",)),
           ("decontaminated", ("decontam:",)))
 # Working fields of the log that the kept records do not carry.
-LOG_ONLY = (KEEP, DROP_REASONS, DROP_DETAILS, "raw", "samples")
+LOG_ONLY = (KEEP, DROP_REASONS, DROP_DETAILS, "raw", "samples", SEED_DIGEST)
 
 
-def finalize(cfg: GenerateConfig, store: GenerationStore) -> Stats:
+def finalize(cfg: GenerateConfig, store: GenerationStore, current: Mapping[str, str]) -> Stats:
+    """Rebuild OUT from the log. ``current``: seed id -> seed digest of every seed in the input now
+    (``seeds.seed_index``)."""
     recipe = cfg.recipe
     out = Path(cfg.out)
     files = store.log_files()
-    # pass 1: the last copy of each sample, and the dedup texts of kept samples in log order
+    # pass 1: the last copy of each current sample, and the dedup texts of kept samples in log order
     last: dict[tuple[str, Any], tuple[Path, int]] = {}
-    for paths in files.values():
+    live_shards: set[str] = set()
+    gone: dict[str, set[tuple[Any, Any]]] = {}  # seed id no longer in the input -> its (digest, sample)s
+    superseded: set[tuple[str, Any, Any]] = set()
+    for shard, paths in files.items():
         for path in paths:
             for line, rec in iter_log(path):
-                last[(rec.get("seed_id"), rec.get("sample"))] = (path, line)
+                sid, sample = rec.get("seed_id"), rec.get("sample")
+                if sid not in current:
+                    gone.setdefault(sid, set()).add((rec.get(SEED_DIGEST), sample))
+                elif rec.get(SEED_DIGEST) != current[sid]:
+                    superseded.add((sid, rec.get(SEED_DIGEST), sample))
+                else:
+                    last[(sid, sample)] = (path, line)
+                    live_shards.add(shard)
     decisions: dict[tuple[str, Any], tuple[str, str]] = {}
     if cfg.dedup:
         decisions = _dedup(files, last, recipe.dedup_field, recipe.spec.dedup)
@@ -58,6 +76,15 @@ def finalize(cfg: GenerateConfig, store: GenerationStore) -> Stats:
     stats = Stats()
     for key in ("seeds_rejected", *(stage for stage, _ in FUNNEL), "records_out"):
         stats.add(key, 0)  # a funnel stage nobody reached still shows, as 0
+    stats.add("seeds_gone", len(gone))
+    stats.add("records_of_gone_seeds", sum(len(v) for v in gone.values()))
+    stats.add("records_superseded", len(superseded))
+    if gone:
+        log.warning("%d seeds of the log are no longer in the seeds input (e.g. %s): their %d records are left out",
+                    len(gone), sorted(map(str, gone))[0], stats.counters["records_of_gone_seeds"])
+    if superseded:
+        log.info("%d records of earlier generations of edited seeds are superseded by their new generation",
+                 len(superseded))
     done_seeds: set[str] = set()
     def kept_records(paths: list[Path], rej_f: Any) -> Iterator[dict[str, Any]]:
         """The shard's kept records, in log order; rejected ones go to ``rej_f`` on the way."""
@@ -80,10 +107,14 @@ def finalize(cfg: GenerateConfig, store: GenerationStore) -> Stats:
                     rej_f.write(dumps_record(rec) + "\n")
 
     for shard, paths in sorted(files.items()):
+        if shard not in live_shards:  # every seed it had is gone from the input
+            (out / f"{shard}.{cfg.output_format}").unlink(missing_ok=True)
+            (out / REJECTED / f"{shard}.jsonl").unlink(missing_ok=True)
+            continue
         with atomic_open(out / REJECTED / f"{shard}.jsonl") as rej_f:
             # JSONL streams; Parquet (--output-format) holds one shard's kept records
             write_records(out / f"{shard}.{cfg.output_format}", kept_records(paths, rej_f))
-    outstanding = _compact_failures(store, done_seeds)
+    outstanding = _compact_failures(store, done_seeds, current)
     stats.add("seeds", len(done_seeds) + outstanding)
     stats.add("backend_failed", outstanding)
     if decon is not None:
@@ -135,14 +166,14 @@ def _count(stats: Stats, rec: dict[str, Any]) -> None:
             stats.add_to("kept per language", rec["language"])
 
 
-def _compact_failures(store: GenerationStore, done: set[str]) -> int:
-    """Keep in _failed only the seeds still not done (last error each); return how many there are."""
+def _compact_failures(store: GenerationStore, done: set[str], current: Mapping[str, str]) -> int:
+    """Keep in .oc/failed only the seeds of the input still not done (last error each); return how many there are."""
     outstanding: dict[str, dict[str, Any]] = {}
     for shard, paths in store.log_files(store.failed).items():
         pending: dict[str, dict[str, Any]] = {}
         for path in paths:
             for _, rec in iter_log(path):
-                if rec.get("seed_id") not in done:
+                if rec.get("seed_id") in current and rec["seed_id"] not in done:
                     pending[rec["seed_id"]] = rec
         for path in paths:
             path.unlink()
@@ -171,6 +202,10 @@ def render_summary(title: str, stats: Stats, out: Path) -> None:
         prev = n
     t.add_row("[bold]kept[/]", f"[bold]{c.get('records_out', 0):,}[/]", "")
     console.print(t)
+    if c.get("seeds_gone") or c.get("records_superseded"):
+        console.print(f"left out of the log: {c.get('records_of_gone_seeds', 0):,} records of "
+                      f"{c.get('seeds_gone', 0):,} seeds no longer in the seeds input, "
+                      f"{c.get('records_superseded', 0):,} records of earlier versions of edited seeds")
     for group in ("drop reasons", "verdicts", "kept per language"):
         counts: Counter = stats.groups.get(group, Counter())
         if not counts:

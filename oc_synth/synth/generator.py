@@ -10,8 +10,10 @@ Layout of OUT (see store.py for the log)::
     OUT/.oc/manifest.json, stats.json  (the output contract: oc_common/outputs.py, docs/outputs.md)
 
 Guarantees:
-- resumable: a rerun generates only seeds that are not done; finalize is recomputed from the log every run, so
-  dedup and decontamination always see all samples, across shards and data-parallel ranks;
+- resumable: a rerun generates only seeds that are not done, keyed on each seed's id and content (a seed edited
+  under the same id is generated again); finalize is recomputed from the log every run, from the generations of the
+  seeds in the input as it is now, so dedup and decontamination always see all samples, across shards and
+  data-parallel ranks, and samples of edited or removed seeds are never served;
 - deterministic: each (seed, step) has its own sampling seed derived from --seed, the recipe and the seed id, so a
   sample does not depend on batch size, order, rank or resume;
 - nothing is lost: bad seeds, unparseable answers, failed checks and verdicts are records with reasons; backend
@@ -40,8 +42,8 @@ from oc_synth.backends.base import PROMPT_TOO_LONG, Backend, Completion, Generat
 from oc_synth.synth.config import COMMAND, GenerateConfig
 from oc_synth.synth.recipes.parsers import ParseError
 from oc_synth.synth.recipes.recipe import RenderError
-from oc_synth.synth.seeds import BadSeed, Seed, plan_seed_shards, prepare_seeds
-from oc_synth.synth.store import GenerationStore
+from oc_synth.synth.seeds import BadSeed, Seed, plan_seed_shards, prepare_seeds, seed_index
+from oc_synth.synth.store import SEED_DIGEST, GenerationStore
 from oc_synth.synth.verification import Verifier, apply_verdicts
 
 log = get_logger(__name__)
@@ -92,16 +94,18 @@ class Generator:
             raise OcError("this recipe's samples are executed but no verifier is available; pass --no-verify")
         shards = plan_seed_shards(cfg.seeds)
         claim_output(cfg, shards)
-        done = self.store.done_seeds()
+        current = seed_index(shards, self.recipe.spec.seeds)  # what the output is made of: the seeds as they are now
+        done = self.store.done_generations()
         total = sum(s.size_hint or 0 for s in shards)
         if cfg.limit is not None:
             total = min(total, cfg.limit)
+        done_now = sum((sid, digest) in done for sid, digest in current.items())
         aborted = None
         t0 = time.perf_counter()
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, disable=cfg.quiet, transient=True) as progress:
             bar = progress.add_task(f"generate {self.recipe.name}", total=total or None,
-                                    completed=min(len(done), total) if cfg.world_size == 1 else 0)
+                                    completed=min(done_now, total) if cfg.world_size == 1 else 0)
             try:
                 for shard_name, chunk in ([] if cfg.finalize_only else self._chunks(shards, done)):
                     self._process_chunk(shard_name, chunk)
@@ -121,11 +125,11 @@ class Generator:
         if cfg.rank is None:
             from oc_synth.synth.finalize import finalize
 
-            result.stats = finalize(cfg, self.store)
+            result.stats = finalize(cfg, self.store, current)
             result.finalized = True
         return result
 
-    def _chunks(self, shards: list, done: set[str]) -> Iterator[tuple[str, list[Seed | BadSeed]]]:
+    def _chunks(self, shards: list, done: set[tuple[str, str | None]]) -> Iterator[tuple[str, list[Seed | BadSeed]]]:
         cfg = self.cfg
         seen: set[str] = set()
         considered = 0
@@ -135,7 +139,8 @@ class Generator:
                 if cfg.limit is not None and considered >= cfg.limit:
                     break
                 considered += 1
-                if item.id in done or (cfg.world_size > 1 and rank_of(item.id, cfg.world_size) != cfg.rank):
+                if (item.id, item.digest) in done or (cfg.world_size > 1
+                                                      and rank_of(item.id, cfg.world_size) != cfg.rank):
                     continue
                 chunk.append(item)
                 if len(chunk) >= cfg.batch_size:
@@ -175,7 +180,8 @@ class Generator:
                                                prov[s.id]))
                     continue
                 if not c.ok:
-                    failures.append({"seed_id": s.id, "step": step.name, "error": c.error, "where": s.where})
+                    failures.append({"seed_id": s.id, SEED_DIGEST: s.digest, "step": step.name, "error": c.error,
+                                     "where": s.where})
                     continue
                 prov[s.id]["steps"][step.name] = {
                     "seed": req.sampling.seed, "finish_reasons": c.finish_reasons, "prompt_tokens": c.prompt_tokens,
@@ -220,8 +226,9 @@ class Generator:
     def _sample_record(self, s: Seed, j: int, n: int, text: str, ctx: dict[str, Any], raw: dict[str, str],
                        prov: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
         step = self.recipe.steps[-1]
-        rec: dict[str, Any] = {"id": f"{s.id}-s{j}", "seed_id": s.id, "sample": j, "samples": n,
-                               "recipe": self.recipe.name, KEEP: True, DROP_REASONS: [], DROP_DETAILS: []}
+        rec: dict[str, Any] = {"id": f"{s.id}-s{j}", "seed_id": s.id, SEED_DIGEST: s.digest, "sample": j,
+                               "samples": n, "recipe": self.recipe.name, KEEP: True, DROP_REASONS: [],
+                               DROP_DETAILS: []}
         rec["raw"] = {**raw, step.name: text}
         rec["provenance"] = {**prov, "finish_reason": finish_reason}
         try:
@@ -284,16 +291,17 @@ def claim_output(cfg: GenerateConfig, shards: list | None = None) -> None:
     local = {label: Path(str(p)) for label, p in given.items() if p and not str(p).startswith("hf:")}
     claim_outputs(COMMAND, cfg.fingerprint_options(), overwrite=cfg.overwrite,
                   inputs={label: p for label, p in local.items() if p.exists()},
-                  dirs=[OutputDir(Path(cfg.out), "--out", [f"{s.name}.{cfg.output_format}" for s in shards])])
+                  dirs=[OutputDir(Path(cfg.out), "--out", [f"{s.name}.{cfg.output_format}" for s in shards])],
+                  concurrent=cfg.rank is not None)  # the other ranks write there at the same time
 
 
 def seed_reject(s: Seed, reason: str, detail: str, raw: dict[str, str], prov: dict[str, Any]) -> dict[str, Any]:
     """One record for a seed that produced no samples (a prompt that did not render, an earlier step's answer that
     did not parse): the seed is done, and the reason and the answers so far are kept."""
-    return {"id": s.id, "seed_id": s.id, "sample": None, "samples": 0, KEEP: False, DROP_REASONS: [reason],
-            DROP_DETAILS: [detail], "raw": dict(raw), "provenance": prov}
+    return {"id": s.id, "seed_id": s.id, SEED_DIGEST: s.digest, "sample": None, "samples": 0, KEEP: False,
+            DROP_REASONS: [reason], DROP_DETAILS: [detail], "raw": dict(raw), "provenance": prov}
 
 
 def bad_seed_record(b: BadSeed) -> dict[str, Any]:
-    return {"id": b.id, "seed_id": b.id, "sample": None, "samples": 0, KEEP: False, DROP_REASONS: [b.reason],
-            DROP_DETAILS: [f"{b.where}: {b.detail}"], "seed": b.record}
+    return {"id": b.id, "seed_id": b.id, SEED_DIGEST: b.digest, "sample": None, "samples": 0, KEEP: False,
+            DROP_REASONS: [b.reason], DROP_DETAILS: [f"{b.where}: {b.detail}"], "seed": b.record}

@@ -5,7 +5,9 @@
 - ``hf:NAME[:SPLIT]`` (``datasets.load_dataset``; offline boxes need it in the local cache) or a folder written by
   ``Dataset.save_to_disk``: one shard.
 
-Every seed gets a stable id: its ``id`` field (recipe's ``seeds.id_field``) or, without one, a hash of its content.
+Every seed gets a stable id: its ``id`` field (recipe's ``seeds.id_field``) or, without one, a hash of its content;
+and a digest of its record as read (``seed_digest``): generate's resume keys on both, so a seed edited under the same
+id is generated again (``seed_index`` lists the id and digest of every seed in the input, without enrichment).
 Bad seeds (malformed lines, missing or blank required fields, duplicate ids, a package pydoc cannot import) are
 never fatal: they come out as ``BadSeed`` with a reason, and the pipeline records them like any other drop.
 
@@ -45,6 +47,7 @@ class Seed:
     where: str  # file:line, for messages
     line: int = 0  # row in its shard: the input order, which dedup keeps (the first of duplicates wins)
     variables: dict[str, Any] = field(default_factory=dict)  # the recipe's variables drawn for this seed
+    digest: str = ""  # seed_digest of the record as read: what the generation log is keyed on, with the id
 
 
 @dataclass
@@ -54,6 +57,7 @@ class BadSeed:
     detail: str
     record: dict[str, Any] | None
     where: str
+    digest: str = ""
 
 
 @dataclass
@@ -117,8 +121,50 @@ def _hf_shard(name: str, from_disk: bool = False) -> SeedShard:
     return SeedShard(f"hf-{label}", f"hf:{name}", rows, len(ds))
 
 
+def _canonical(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, sort_keys=True, default=str).encode()
+
+
 def content_id(record: dict[str, Any]) -> str:
-    return "h" + hashlib.sha1(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return "h" + hashlib.sha1(_canonical(record)).hexdigest()[:16]
+
+
+def seed_digest(record: dict[str, Any]) -> str:
+    """The content of a seed record as read (every field, before enrichment and truncation)."""
+    return hashlib.blake2b(_canonical(record), digest_size=12).hexdigest()
+
+
+def _identify(item: dict[str, Any] | RecordError, spec: SeedSpec, seen: set[str],
+              fallback: str) -> tuple[str, str, tuple[str, str] | None]:
+    """A seed's id and digest, and (reason, detail) when the row cannot be a seed because of its id or its syntax.
+    ``seen`` spans shards: the second seed with an id already seen is a ``seed:duplicate_id``."""
+    if isinstance(item, RecordError):
+        return fallback, seed_digest({"malformed": item.reason}), ("seed:malformed", item.reason)
+    digest = seed_digest(item)
+    raw_id = item.get(spec.id_field)
+    if raw_id is None or raw_id == "":
+        sid = content_id(item)
+    elif isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool):
+        sid = str(raw_id)
+    else:
+        return fallback, digest, ("seed:bad_id", f"field {spec.id_field!r} is a {type(raw_id).__name__}, "
+                                                 "expected a string or an integer")
+    if sid in seen:
+        return f"{sid}@{fallback}", digest, ("seed:duplicate_id", f"id {sid!r} already seen")
+    seen.add(sid)
+    return sid, digest, None
+
+
+def seed_index(shards: list[SeedShard], spec: SeedSpec) -> dict[str, str]:
+    """id -> digest of every row of the seeds input (bad seeds too, under the ids ``prepare_seeds`` gives them):
+    what the output is rebuilt from. Reads the rows without enriching them."""
+    seen: set[str] = set()
+    index: dict[str, str] = {}
+    for shard in shards:
+        for line, item in shard.rows():
+            sid, digest, _ = _identify(item, spec, seen, f"{shard.name}:{line}")
+            index[sid] = digest
+    return index
 
 
 def prepare_seeds(shard: SeedShard, spec: SeedSpec, seen: set[str]) -> Iterator[Seed | BadSeed]:
@@ -126,27 +172,18 @@ def prepare_seeds(shard: SeedShard, spec: SeedSpec, seen: set[str]) -> Iterator[
     the second seed with an id already seen is a ``seed:duplicate_id``."""
     for line, item in shard.rows():
         where = f"{shard.source}:{line}"
-        if isinstance(item, RecordError):
-            yield BadSeed(f"{shard.name}:{line}", "seed:malformed", item.reason, None, where)
+        sid, digest, problem = _identify(item, spec, seen, f"{shard.name}:{line}")
+        if problem is not None:
+            yield BadSeed(sid, *problem, None if isinstance(item, RecordError) else item, where, digest)
             continue
-        prepared = _prepare(item, spec, seen, where, f"{shard.name}:{line}")
+        prepared = _prepare(sid, item, spec, where)
+        prepared.digest = digest
         if isinstance(prepared, Seed):
             prepared.line = line
         yield prepared
 
 
-def _prepare(record: dict[str, Any], spec: SeedSpec, seen: set[str], where: str, fallback: str) -> Seed | BadSeed:
-    raw_id = record.get(spec.id_field)
-    if raw_id is None or raw_id == "":
-        sid = content_id(record)
-    elif isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool):
-        sid = str(raw_id)
-    else:
-        return BadSeed(f"{fallback}", "seed:bad_id", f"field {spec.id_field!r} is a {type(raw_id).__name__}, "
-                                                     "expected a string or an integer", record, where)
-    if sid in seen:
-        return BadSeed(f"{sid}@{fallback}", "seed:duplicate_id", f"id {sid!r} already seen", record, where)
-    seen.add(sid)
+def _prepare(sid: str, record: dict[str, Any], spec: SeedSpec, where: str) -> Seed | BadSeed:
     record = dict(record)
     if spec.enrich == "chat":
         try:

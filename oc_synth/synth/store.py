@@ -7,8 +7,10 @@
 (under ``OUT/.oc/``, the run's metadata folder, so that ``datasets.load_dataset(OUT)`` reads only the kept records)
 
 A chunk of lines is written with a single ``write`` and fsync'd. A run killed mid-write leaves at most a partial
-last line, which the next writer cuts off before appending. A seed is done when all of its samples are in the log
-(a seed that was rejected outright is one record); a rerun generates only seeds that are not done.
+last line, which the next writer cuts off before appending. Every line carries its seed's id and ``seed_digest`` (the
+seed record's content). A generation of a seed, (id, digest), is done when all of its samples are in the log (a seed
+that was rejected outright is one record); a rerun generates only the seeds whose current (id, digest) is not done,
+so a seed edited under the same id is generated again. The log is append-only: finalize decides which lines count.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from oc_common.outputs import META_DIR
 from oc_common.records import dumps_record
 
 GENERATIONS = f"{META_DIR}/generations"
+SEED_DIGEST = "seed_digest"  # on every log line: the content of the seed it came from (seeds.seed_digest)
 FAILED = f"{META_DIR}/failed"
 _RANK_FILE = re.compile(r"^(?P<shard>.+?)(?:\.rank(?P<rank>\d{5}))?\.jsonl$")
 
@@ -132,19 +135,19 @@ class GenerationStore:
                     out[m["shard"]].append(p)
         return dict(out)
 
-    def done_seeds(self) -> set[str]:
-        """Seed ids whose every sample is in the log (any shard, any rank)."""
-        samples: dict[str, set[int]] = defaultdict(set)
-        expected: dict[str, int] = {}
+    def done_generations(self) -> set[tuple[str, str | None]]:
+        """(seed id, seed digest) of the generations whose every sample is in the log (any shard, any rank)."""
+        samples: dict[tuple[str, str | None], set[int]] = defaultdict(set)
+        expected: dict[tuple[str, str | None], int] = {}
         for files in self.log_files().values():
             for path in files:
                 for _, rec in iter_log(path):
-                    sid = rec.get("seed_id")
-                    if sid is None:
+                    if rec.get("seed_id") is None:
                         continue
+                    key = (rec["seed_id"], rec.get(SEED_DIGEST))
                     if rec.get("sample") is None:
-                        expected[sid] = 0
+                        expected[key] = 0
                     else:
-                        samples[sid].add(rec["sample"])
-                        expected.setdefault(sid, int(rec.get("samples") or 1))
-        return {sid for sid, n in expected.items() if n == 0 or len(samples[sid]) >= n}
+                        samples[key].add(rec["sample"])
+                        expected.setdefault(key, int(rec.get("samples") or 1))
+        return {key for key, n in expected.items() if n == 0 or len(samples[key]) >= n}

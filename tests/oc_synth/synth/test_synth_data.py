@@ -109,20 +109,23 @@ def test_chat_enrichment_in_seeds(tmp_path):
     assert (c.reason, d.reason) == ("seed:chat", "seed:chat") and "no user turn" in c.detail
 
 
-def test_log_appends_repair_a_torn_tail_and_know_done_seeds(tmp_path):
+def test_log_appends_repair_a_torn_tail_and_know_done_generations(tmp_path):
     store = GenerationStore(tmp_path)
-    store.append("a", [{"seed_id": "s1", "sample": 0, "samples": 2}, {"seed_id": "s1", "sample": 1, "samples": 2},
-                       {"seed_id": "bad", "sample": None, "samples": 0}])
-    store.append("a", [{"seed_id": "s2", "sample": 0, "samples": 2}])  # s2 lost its second sample
+    store.append("a", [{"seed_id": "s1", "seed_digest": "d1", "sample": 0, "samples": 2},
+                       {"seed_id": "s1", "seed_digest": "d1", "sample": 1, "samples": 2},
+                       {"seed_id": "bad", "seed_digest": "db", "sample": None, "samples": 0}])
+    store.append("a", [{"seed_id": "s2", "seed_digest": "d2", "sample": 0, "samples": 2}])  # s2 lost its 2nd sample
     path = store.log_path("a")
     with open(path, "ab") as f:
         f.write(b'{"seed_id": "s3", "sam')
-    assert store.done_seeds() == {"s1", "bad"}
+    assert store.done_generations() == {("s1", "d1"), ("bad", "db")}
     assert [r["seed_id"] for _, r in iter_log(path)] == ["s1", "s1", "bad", "s2"]  # the torn line is skipped
     assert repair_tail(path) == len(b'{"seed_id": "s3", "sam')
     assert repair_tail(path) == 0
-    append_records(path, [{"seed_id": "s2", "sample": 1, "samples": 2}])
-    assert store.done_seeds() == {"s1", "bad", "s2"}
+    append_records(path, [{"seed_id": "s2", "seed_digest": "d2", "sample": 1, "samples": 2},
+                          {"seed_id": "s1", "seed_digest": "e1", "sample": 0, "samples": 2}])
+    # s1 edited (digest e1): its new generation is not done until both samples are in; the old one stays done
+    assert store.done_generations() == {("s1", "d1"), ("bad", "db"), ("s2", "d2")}
     assert GenerationStore(tmp_path, rank=3).log_path("x/y").name == "y.rank00003.jsonl"
     assert set(store.log_files()) == {"a"}
 

@@ -150,7 +150,7 @@ def test_a_backend_that_dies_stops_generation_but_loses_nothing(seeds, tmp_path,
     cfg = make_config("educational-instruct", seeds, out, batch_size=2, max_failed_batches=2)
     result = Generator(cfg, lambda: backend, verifier).run()
     assert result.aborted and "2 batches in a row" in result.aborted and calls["n"] == 3
-    log = GenerationStore(out).done_seeds()
+    log = {sid for sid, _ in GenerationStore(out).done_generations()}
     assert log == {"pass", "fail"}  # the first batch is in the log
     assert result.stats.counters["backend_failed"] == 4  # the two failed batches, recorded for the retry
     healthy = canned(answer_by_seed)
@@ -257,3 +257,40 @@ def test_other_options_refuse_to_resume_and_limit_takes_first_rows(seeds, tmp_pa
     assert b.seen_ids == ["pass", "fail", "timeout"]
     with pytest.raises(OutputExistsError, match="other options"):
         Generator(make_config("educational-instruct", seeds, out, verify=False, seed=1), lambda: b, None).run()
+
+
+def test_an_edited_seed_is_generated_again_and_removed_seeds_are_left_out(tmp_path, canned):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    write_records(seeds / "part-0.jsonl", [{"id": "a", "text": "seed code a"}, {"id": "b", "text": "seed code b"}])
+    write_records(seeds / "part-1.jsonl", [{"id": "c", "text": "seed code c"}])
+
+    def answer(request):  # the task says which version of the seed it was written from
+        version = "second" if "edited" in request.messages[-1]["content"] else "first"
+        return lesson(task=f"Write sum_pair(a, b) for seed {request.id}, {version} version.")
+
+    def run():
+        b = canned(answer)
+        result = Generator(make_config("educational-instruct", seeds, tmp_path / "out", verify=False, dedup=False,
+                                       decontaminate=False), lambda: b, None).run()
+        return b, result.stats.counters
+
+    def instructions():
+        return {k: r["instruction"] for k, r in by_id(tmp_path / "out" / "part-0.jsonl").items()}
+
+    backend, _ = run()
+    assert sorted(backend.seen_ids) == ["a", "b", "c"] and (tmp_path / "out" / "part-1.jsonl").exists()
+    write_records(seeds / "part-0.jsonl", [{"id": "b", "text": "seed code b, edited"}])  # a removed, b edited
+    (seeds / "part-1.jsonl").unlink()  # c's whole file removed
+    backend, counters = run()
+    assert backend.seen_ids == ["b"]  # the edited seed, under the same id, and nothing else
+    assert instructions() == {"b-s0": "Write sum_pair(a, b) for seed b, second version."}
+    assert not (tmp_path / "out" / "part-1.jsonl").exists()
+    assert not (tmp_path / "out" / REJECTED / "part-1.jsonl").exists()
+    assert (counters["seeds_gone"], counters["records_of_gone_seeds"], counters["records_superseded"]) == (2, 2, 1)
+    assert counters["seeds"] == 1 and counters["records_out"] == 1
+    assert read_stats(tmp_path / "out")["counters"]["seeds_gone"] == 2
+    write_records(seeds / "part-0.jsonl", [{"id": "b", "text": "seed code b"}])  # back to the first version
+    backend, counters = run()
+    assert backend.seen_ids == []  # that generation is in the log already
+    assert instructions() == {"b-s0": "Write sum_pair(a, b) for seed b, first version."}
