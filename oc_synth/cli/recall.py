@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import typer
@@ -64,23 +63,19 @@ def train(
     BPE-tokenized; fastText settings left to auto are chosen from the training-set size. Held-out scores (k-fold on
     small sets) give ROC AUC, precision/recall at the threshold and the threshold for a target precision; a
     classifier that fails the quality gate is refused with what to do (docs/recall.md)."""
-    from oc_common.errors import UsageError
     from oc_common.log import console
     from oc_common.stats import render_stats
-    from oc_synth.recall.classifier import META_FILE, MODEL_FILE, QUANTIZED_MODEL_FILE
     from oc_synth.recall.domains import code_domains, read_domains
     from oc_synth.recall.evaluation import summary_line
     from oc_synth.recall.tokenize import BpePretokenizer
-    from oc_synth.recall.training import EVALUATION_FILE, train_classifier
+    from oc_synth.recall.training import claim_classifier_output, train_classifier
     from oc_synth.recall.urls import NegativeExclusion, load_url_patterns
 
     cfg = _config(config, overrides)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise UsageError(f"{out}: exists; pass --overwrite to replace it")
-        if not any((out / f).exists() for f in (META_FILE, MODEL_FILE, QUANTIZED_MODEL_FILE, EVALUATION_FILE)):
-            raise UsageError(f"{out}: exists and is not a classifier directory; refusing to delete it")
-        shutil.rmtree(out)
+    claim_classifier_output(out, {"config": cfg.model_dump(mode="json")}, overwrite=overwrite,
+                            inputs={"--seeds": seeds, "--corpus": corpus, "--tokenizer": tokenizer,
+                                    "--negatives": negatives, "--exclude-domains": exclude_domains,
+                                    "--url-patterns": url_patterns})
     tok = BpePretokenizer.load(tokenizer, cfg.tokenizer.max_chars) if tokenizer else None
     exclude = NegativeExclusion(
         frozenset(code_domains(read_domains(exclude_domains))) if exclude_domains else frozenset(),

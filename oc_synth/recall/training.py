@@ -28,12 +28,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oc_common.errors import OcError
+from oc_common.errors import OcError, OutputExistsError
 from oc_common.fileio import atomic_write_json
 from oc_common.log import get_logger
+from oc_common.outputs import OutputDir, claim_outputs, is_our_output
 from oc_common.records import RecordError, iter_file_records, list_record_files
 from oc_common.stats import Stats
-from oc_synth.recall.classifier import label_probability, save_classifier, train_fasttext
+from oc_synth.recall.classifier import (
+    META_FILE,
+    MODEL_FILE,
+    QUANTIZED_MODEL_FILE,
+    TOKENIZER_FILE,
+    label_probability,
+    save_classifier,
+    train_fasttext,
+)
 from oc_synth.recall.config import NEGATIVE_LABEL, POSITIVE_LABEL, RecallConfig
 from oc_synth.recall.evaluation import evaluate, roc_auc
 from oc_synth.recall.pages import page_problem, stable_key
@@ -186,6 +195,19 @@ def evaluation_method(cfg: RecallConfig, pages: int) -> str:
     if cfg.train.evaluation == "auto":
         return "kfold" if pages <= cfg.train.kfold_max_pages else "holdout"
     return cfg.train.evaluation
+
+
+def claim_classifier_output(out: Path, options: dict[str, Any], *, inputs: dict[str, Path | None],
+                            overwrite: bool) -> None:
+    """The output contract (oc_common/outputs.py) for ``recall train``'s classifier directory: refused when it is,
+    contains or lies inside an input, or holds files no run of ours wrote; ``--overwrite`` removes only the files a
+    training of ours wrote there. Training is one step: a directory with a finished classifier is trained again only
+    with ``--overwrite``; one that a killed run, or a classifier the quality gate refused, left is trained into."""
+    if not overwrite and is_our_output(out) and (out / META_FILE).is_file():
+        raise OutputExistsError(f"--out {out}: holds a classifier trained earlier ({META_FILE}); pass --overwrite to "
+                                "train it again, or choose another --out")
+    writes = [MODEL_FILE, QUANTIZED_MODEL_FILE, TOKENIZER_FILE, META_FILE, EVALUATION_FILE]
+    claim_outputs("recall train", options, inputs=inputs, dirs=[OutputDir(out, "--out", writes)], overwrite=overwrite)
 
 
 def train_classifier(seeds: Sequence[Path], corpus: Path, out: Path, cfg: RecallConfig,
