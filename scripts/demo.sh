@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The OpenCoder recipe in miniature, on embedded inputs, every stage reading the previous stage's output:
 #   curate (ingest, dedup, transform, filter, sample, select-algorithmic) -> web recall -> synthesis (annealing
-#   snippets and textbooks; educational, package and diverse instructions) -> verify -> preprocess -> pretrain ->
+#   snippets and textbooks; educational, package and diverse instructions) -> verify -> decontaminate -> preprocess ->
+#   pretrain ->
 #   anneal on OpenCoder's blend -> SFT stage 1 -> SFT stage 2 -> convert to Hugging Face -> eval -> a report
 # about 10 minutes on 2 CPU cores (docs/platform.md has the measured time). Usage: bash scripts/demo.sh [OUT_DIR]
 # (default demo_out/; a rerun starts over). Everything goes under OUT_DIR; it ends by printing the report's path.
@@ -95,9 +96,9 @@ oc-synth recall run --seeds "$OUT/inputs/web/seeds.jsonl" --corpus "$OUT/inputs/
 
 step "8. synthesize with a model ($ENGINE, a tiny random Llama): seeds from the stages above"
 use_model
-live() {  # recipe seeds: 2 seeds, 16 tokens per step; sandbox verification is step 10's
+live() {  # recipe seeds: 2 seeds, 16 tokens per step; verification and decontamination are steps 10 and 11
   oc-synth generate "$1" --seeds "$2" --out "$S/generated/$1/live" "${BACKEND[@]}" --model "$S/tiny_llama" \
-      --limit 2 --max-tokens 16 --no-verify -q
+      --limit 2 --max-tokens 16 --no-verify --no-decontaminate -q
   python -c "import json, sys; d = json.load(open(sys.argv[1])); c = d['counters']; \
 print(f\"  {sys.argv[2]}: {c['generated']} generated, {c['records_out']} kept; dropped: {d['groups'].get('drop reasons') or {}}\")" \
       "$S/generated/$1/live/.oc/stats.json" "$1"
@@ -112,7 +113,7 @@ stop_server
 step "9. synthesize from canned answers (ours, examples/demo/canned/): the same recipes, the same stages"
 for recipe in annealing-snippets code-textbook educational-instruct package-instruct diverse-instruct; do
   python examples/demo/replay_answers.py "$recipe" "examples/demo/canned/$recipe.yaml" "$S/generated/$recipe/canned" \
-      --seeds-file "$S/canned_seeds/$recipe.jsonl" --no-verify
+      --seeds-file "$S/canned_seeds/$recipe.jsonl" --no-verify --no-decontaminate
 done
 
 step "10. verify: every sample's code and tests in the sandbox (textbooks have no tests)"
@@ -124,49 +125,58 @@ verify diverse-instruct sft1
 verify educational-instruct sft2
 verify package-instruct sft2
 
+step "11. decontaminate: drop what overlaps HumanEval/MBPP (an entry-point name used as a function, a shared 10-gram)"
+decontaminate() {  # input, output
+  oc-synth decontaminate "$1" "$2" --dropped "$S/dropped/decontaminated/$(basename "$2")" -q
+}
+decontaminate "$S/verified/anneal" "$S/clean/anneal"
+decontaminate "$S/verified/sft1" "$S/clean/sft1"
+decontaminate "$S/verified/sft2" "$S/clean/sft2"
+decontaminate "$S/generated/code-textbook" "$S/clean/textbooks"
+
 D="$OUT/data"
-step "11. preprocess: a tokenizer trained on the curated and recalled text, then Megatron indexed datasets"
+step "12. preprocess: a tokenizer trained on the curated and recalled text, then Megatron indexed datasets"
 python examples/demo/train_tokenizer.py "$OUT/tokenizer" "$C/sample" "$OUT/recall/recalled"
 TOK=(--tokenizer "$OUT/tokenizer")
 oc-megatron preprocess "$C/sample" "$D/code" "${TOK[@]}" --append-eod
 oc-megatron preprocess "$OUT/recall/recalled" "$D/web" "${TOK[@]}" --append-eod
 oc-megatron preprocess "$C/algorithmic" "$D/algorithmic" "${TOK[@]}" --append-eod
-oc-megatron preprocess "$S/verified/anneal" "$D/synthetic_snippets" "${TOK[@]}" --append-eod
-oc-megatron preprocess "$S/generated/code-textbook" "$D/synthetic_textbooks" "${TOK[@]}" --append-eod
-oc-megatron sft-data "$S/verified/sft1" "$D/sft_stage1" "${TOK[@]}"
-oc-megatron sft-data "$S/verified/sft2" "$D/sft_stage2" "${TOK[@]}"
+oc-megatron preprocess "$S/clean/anneal" "$D/synthetic_snippets" "${TOK[@]}" --append-eod
+oc-megatron preprocess "$S/clean/textbooks" "$D/synthetic_textbooks" "${TOK[@]}" --append-eod
+oc-megatron sft-data "$S/clean/sft1" "$D/sft_stage1" "${TOK[@]}"
+oc-megatron sft-data "$S/clean/sft2" "$D/sft_stage2" "${TOK[@]}"
 
 T="$OUT/train"
-step "12. pretrain the tiny model on Megatron-Core (WSD): code 875 : web 74 (OpenCoder's token billions, v1 table)"
+step "13. pretrain the tiny model on Megatron-Core (WSD): code 875 : web 74 (OpenCoder's token billions, v1 table)"
 oc-megatron train examples/pretrain_tiny.yaml -s output_dir="$T/pretrain" -s data.tokenizer="$OUT/tokenizer" \
     -s "data.blend=[{name: code, path: $D/code, weight: 875}, {name: web, path: $D/web, weight: 74}]"
 
-step "13. anneal on OpenCoder's blend: original 84 (code and web as in pretraining), algorithmic 12.44, snippets 2.71, textbooks 0.91"
+step "14. anneal on OpenCoder's blend: original 84 (code and web as in pretraining), algorithmic 12.44, snippets 2.71, textbooks 0.91"
 oc-megatron train examples/anneal_tiny.yaml -s output_dir="$T/anneal" -s data.tokenizer="$OUT/tokenizer" \
     -s "data.blend=[{name: original, path: $D/code, weight: 77.45}, {name: original-web, path: $D/web, weight: 6.55}, \
 {name: algorithmic, path: $D/algorithmic}, {name: synthetic_snippets, path: $D/synthetic_snippets}, \
 {name: synthetic_textbooks, path: $D/synthetic_textbooks}]" \
     -s "data.valid_blend=[{name: original, path: $D/code}]" -s checkpoint.init_from.path="$T/pretrain/checkpoints"
 
-step "14. SFT stage 1 (diverse instructions), from the annealed model"
+step "15. SFT stage 1 (diverse instructions), from the annealed model"
 oc-megatron train examples/sft_tiny_stage1.yaml -s output_dir="$T/sft1" -s data.tokenizer="$OUT/tokenizer" \
     -s "data.sft.paths=[$D/sft_stage1]" -s data.sft.valid_paths=null -s train.eval_interval=0 \
     -s checkpoint.init_from.path="$T/anneal/checkpoints"
 
-step "15. SFT stage 2 (educational and package instructions), from stage 1"
+step "16. SFT stage 2 (educational and package instructions), from stage 1"
 oc-megatron train examples/sft_tiny_stage2.yaml -s output_dir="$T/sft2" -s data.tokenizer="$OUT/tokenizer" \
     -s "data.sft.paths=[$D/sft_stage2]" -s data.sft.valid_paths=null -s train.eval_interval=0 \
     -s checkpoint.init_from.path="$T/sft1/checkpoints"
 
-step "16. convert: Megatron-Core checkpoint -> Hugging Face LlamaForCausalLM"
+step "17. convert: Megatron-Core checkpoint -> Hugging Face LlamaForCausalLM"
 oc-megatron convert to-hf "$T/sft2/checkpoints" "$OUT/hf" --tokenizer "$OUT/tokenizer"
 
-step "17. eval: HumanEval (3 problems, chat prompts) through $ENGINE, executed in the sandbox"
+step "18. eval: HumanEval (3 problems, chat prompts) through $ENGINE, executed in the sandbox"
 start_model "$OUT/hf" "$OUT/eval_vllm_server.log"
 use_model
 oc-synth eval humaneval "$OUT/hf" "${BACKEND[@]}" --prompt-mode chat --limit 3 --max-tokens 32 --out "$OUT/eval"
 stop_server
 
-step "18. report: one HTML page of the whole run"
+step "19. report: one HTML page of the whole run"
 REPORT=$(oc-synth report "$OUT")
 printf '\nDone in %ss (generation and eval: %s). Report: %s\n' "$(( $(date +%s) - t0 ))" "$WHY" "$REPORT"

@@ -1,6 +1,6 @@
 """Run a synthesis recipe on canned answers: `oc-synth generate` with a backend that answers from a file, not a model.
 
-    python examples/demo/replay_answers.py RECIPE ANSWERS.yaml OUT [--seeds-file F] [--verify | --no-verify]
+    python examples/demo/replay_answers.py RECIPE ANSWERS.yaml OUT [--seeds-file F] [--no-verify] [--no-decontaminate]
 
 ANSWERS.yaml (e.g. examples/demo/canned/<recipe>.yaml) lists seeds, each with the answers a model would give to the
 recipe's steps, in order. The seeds are written to F (default: OUT.seeds.jsonl beside OUT), the run's --seeds;
@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds-file", type=Path, help="where to write the seeds (default: OUT.seeds.jsonl)")
     ap.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
                     help="run code + tests in the sandbox here (default), or leave it to `oc-synth verify`")
+    ap.add_argument("--decontaminate", action=argparse.BooleanOptionalAction, default=True,
+                    help="drop HumanEval/MBPP overlap here (default), or leave it to `oc-synth decontaminate`")
     args = ap.parse_args(argv)
     try:
         entries = yaml.safe_load(args.answers.read_text(encoding="utf-8"))
@@ -59,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return given[step] if step < len(given) else ""
 
     spec = {"recipe": args.recipe, "seeds": str(seeds_file), "out": str(args.out), "backend": "canned",
-            "model": f"canned answers (ours): {args.answers.as_posix()}", "verify": args.verify, "quiet": True}
+            "model": f"canned answers (ours): {args.answers.as_posix()}", "verify": args.verify,
+            "decontaminate": args.decontaminate, "quiet": True}
     try:
         cfg = config_from_spec(spec)
         verifier = sandbox_verifier() if args.verify and cfg.recipe.spec.verify else None

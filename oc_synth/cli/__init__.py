@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from oc_common.cli import common_options, run_app, version_callback
+from oc_synth.cli import decontaminate as decontaminate_cli
 from oc_synth.cli import eval as eval_cli
 from oc_synth.cli import generate as generate_cli
 from oc_synth.cli import recall as recall_cli
@@ -24,6 +25,7 @@ app.add_typer(curate_app, name="curate")
 app.add_typer(recall_cli.app, name="recall")
 app.command("generate")(generate_cli.generate)
 app.command("verify")(verify_cli.verify)
+app.command("decontaminate")(decontaminate_cli.decontaminate)
 app.command("eval")(eval_cli.eval_)
 app.command("report")(report_cli.report)
 

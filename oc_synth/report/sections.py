@@ -19,7 +19,8 @@ from oc_synth.report.inventory import Inventory, StageOutput, TrainingRun, read_
 
 # Pipeline order of the data commands (unknown commands follow, alphabetically).
 COMMAND_ORDER = ("curate ingest", "curate dedup", "curate transform", "curate filter", "curate sample",
-                 "curate select-algorithmic", "recall label", "recall run", "recall score", "generate", "verify")
+                 "curate select-algorithmic", "recall label", "recall run", "recall score", "generate", "verify",
+                 "decontaminate")
 # The curation funnel; verify's sets are drawn with the synthesis they verify.
 FUNNEL_COMMANDS = ("curate ingest", "curate dedup", "curate transform", "curate filter", "curate sample",
                    "curate select-algorithmic")
