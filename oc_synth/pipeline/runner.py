@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,12 +190,14 @@ def run_sharded(
     reader: ProcessingStage | None = None,
     extra_stats: Stats | None = None,
     workers: int = 1,
+    writer: Callable[..., ShardWriter] = ShardWriter,
 ) -> Stats:
     """Run ``reader -> stages -> ShardWriter`` over every unfinished shard; return the totals.
 
     By default the shards are the record files under ``inp`` and the reader is ``ShardReader``; ingest passes its own
     shards (groups of source files) and reader. ``extra_stats`` (e.g. counts from planning) join the totals.
-    ``workers`` > 1 runs shards in that many processes (``--executor local``; see executors.py).
+    ``workers`` > 1 runs shards in that many processes (``--executor local``; see executors.py). ``writer`` makes the
+    last stage from ShardWriter's fields (dedup's writes some shards without parsing them).
     ``output_format`` (a command's ``--output-format``: jsonl, jsonl.gz or parquet) sets the suffix, and joins the
     options (a resume must write the same format).
     """
@@ -221,10 +223,10 @@ def run_sharded(
         (log.warning if plan.changed or plan.vanished else log.info)("%s: %s", command, message)
     t0 = time.perf_counter()
     if pending:
-        writer = ShardWriter(out_dir=str(out), dropped_dir=str(dropped) if dropped else None, suffix=output_suffix,
-                             annotate=annotate)
+        last = writer(out_dir=str(out), dropped_dir=str(dropped) if dropped else None, suffix=output_suffix,
+                      annotate=annotate)
         pipe = Pipeline(name=command.replace(" ", "_").replace(":", ""),
-                        stages=[reader or ShardReader(), *stages, writer])
+                        stages=[reader or ShardReader(), *stages, last])
         tasks = [FileGroupTask(dataset_name=s.name, data=list(s.files),
                                reader_config={"shard": s.name, "identity": s.identity, **s.config})
                  for s in pending]

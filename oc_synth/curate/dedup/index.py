@@ -8,12 +8,15 @@
 ``stars``      float, NaN when missing or unusable (see keep_rule)
 ``commit_time``  epoch seconds, NaN when missing or unusable
 ``sha256``     32-byte SHA-256 of the UTF-8 text (null when the record has no text)
+``language``   the record's ``language`` as text (null when missing): the removal pass counts keep rates per
+               language without parsing the records again
 ``shingled``   the text has at least one shingle (fuzzy runs only)
 ``b00``...     one uint64 key per LSH band (CPU fuzzy runs only): 8 bytes x bands instead of an 8 KB signature
 =============  ==========================================================================================
 
 The file is written atomically and is the shard's done-marker: a rerun indexes only the shards without one.
-Its Parquet metadata carries the shard's counters.
+Its Parquet metadata carries the shard's counters (with ``bad_records``, the lines the reader skipped: a shard
+without any has one index row per non-blank line, which lets the removal pass copy lines without parsing them).
 """
 
 from __future__ import annotations
@@ -46,9 +49,11 @@ from oc_synth.minhash.shingles import has_shingles
 from oc_synth.minhash.signatures import band_keys_parallel
 from oc_synth.pipeline.executors import make_executor
 from oc_synth.pipeline.runner import Shard
-from oc_synth.pipeline.stages import LazySetup, ShardReader, records_from_frame
+from oc_synth.pipeline.stages import LazySetup, ShardReader, batch_stats, records_from_frame
 
 TEXT = "text"
+# Fields the removal pass adds (removal.py): a shard whose records hold any is not copied line by line.
+CLUSTER_FIELDS = ("dup_cluster", "dup_count", "minhash_cluster", "minhash_count", "duplicate_of")
 STATS_KEY = b"oc_dedup_stats"
 ROW_BITS = 32  # doc = shard_number << 32 | row: 4 billion records per shard, 2 billion shards
 
@@ -67,6 +72,9 @@ def index_table(records: Sequence[dict[str, Any]], settings: DedupSettings, comp
     st = Stats()
     n = len(records)
     ids, stars, times, digests, texts, has_text = [], np.full(n, np.nan), np.full(n, np.nan), [], [], np.zeros(n, bool)
+    languages = [None if rec.get("language") is None else str(rec.get("language")) for rec in records]
+    if holding := sum(any(name in rec for name in CLUSTER_FIELDS) for rec in records):
+        st.add("records_with_cluster_fields", holding)  # the removal pass then parses this shard (removal.py)
     for i, rec in enumerate(records):
         ident = id_text(rec.get("id"))
         if ident is None:
@@ -90,6 +98,7 @@ def index_table(records: Sequence[dict[str, Any]], settings: DedupSettings, comp
         "stars": pa.array(stars),
         "commit_time": pa.array(times),
         "sha256": pa.array(digests, type=pa.binary(32)),
+        "language": pa.array(languages, type=pa.string()),
     }
     if settings.fuzzy:
         mh = settings.minhash
@@ -168,6 +177,8 @@ class DedupIndexStage(LazySetup, ProcessingStage[DocumentBatch, FileGroupTask]):
     def process(self, batch: DocumentBatch) -> FileGroupTask:
         self.ensure_setup()
         table, st = index_table(records_from_frame(batch.to_pandas()), self._settings, self.compute_bands, self._pool)
+        if bad := batch_stats(batch).counters.get("bad_records", 0):
+            st.add("bad_records", bad)
         path = index_path(Path(self.index_dir), batch.dataset_name)
         write_index(path, table, batch.dataset_name, self.numbers[batch.dataset_name], st)
         # a small task (the index path), so an executor that collects results never holds the text
@@ -210,7 +221,6 @@ class IndexData:
     shard_names: list[str]
     shard: np.ndarray  # shard number per record
     row: np.ndarray
-    ids: np.ndarray  # object: str or None
     stars: np.ndarray
     times: np.ndarray
     sha256: np.ndarray  # S32; meaningful where has_text
@@ -227,6 +237,24 @@ class IndexData:
     def docs(self) -> np.ndarray:
         return (self.shard.astype(np.int64) << np.int64(ROW_BITS)) | self.row.astype(np.int64)
 
+    def ids_at(self, positions: np.ndarray) -> np.ndarray:
+        """The ids (str or None, an object array) of the records at ``positions``, read from the index files: ids
+        stay on disk (one Python string per record would be the largest part of this pass's memory); only the
+        records that need one (cluster members, survivors) get theirs."""
+        positions = np.asarray(positions, np.int64)
+        out = np.full(len(positions), None, dtype=object)
+        if not len(positions):
+            return out
+        order = np.argsort(positions, kind="stable")
+        sorted_pos = positions[order]
+        bounds = np.searchsorted(self.shard[sorted_pos], np.arange(len(self.shard_names) + 1))
+        for s in np.nonzero(np.diff(bounds))[0]:
+            lo, hi = bounds[s], bounds[s + 1]
+            column = pq.read_table(self.paths[s], columns=["id"]).column(0)
+            rows = self.row[sorted_pos[lo:hi]]
+            out[order[lo:hi]] = column.take(pa.array(rows)).to_pylist()
+        return out
+
     def exact_labels(self) -> np.ndarray:
         """Cluster label per record for identical content (SHA-256); -1 for records without text."""
         labels = np.full(len(self), -1, np.int64)
@@ -241,7 +269,7 @@ class IndexData:
 
 def load_index(index_dir: Path, shards: Sequence[Shard], fuzzy: bool) -> IndexData:
     paths = [index_path(index_dir, s.name) for s in shards]
-    cols = ["row", "id", "stars", "commit_time", "sha256"] + (["shingled"] if fuzzy else [])
+    cols = ["row", "stars", "commit_time", "sha256"] + (["shingled"] if fuzzy else [])
     tables, shard_no, stats = [], [], Stats()
     for i, p in enumerate(paths):
         t = pq.read_table(p, columns=cols)
@@ -256,18 +284,20 @@ def load_index(index_dir: Path, shards: Sequence[Shard], fuzzy: bool) -> IndexDa
     if t is None or t.num_rows == 0:
         empty = np.zeros(0)
         return IndexData([s.name for s in shards], empty.astype(np.int64), empty.astype(np.int64),
-                         empty.astype(object), empty, empty, np.zeros(0, "S32"), empty.astype(bool),
+                         empty, empty, np.zeros(0, "S32"), empty.astype(bool),
                          empty.astype(bool) if fuzzy else None, paths, [Path(s.files[0]) for s in shards], stats)
-    sha = t.column("sha256").to_pylist()
+    sha = t.column("sha256")
+    has_text = sha.is_valid().to_numpy(zero_copy_only=False)
+    digests = sha.fill_null(b"\0" * 32).combine_chunks()  # fixed 32-byte values: straight into an S32 array
     return IndexData(
         shard_names=[s.name for s in shards],
         shard=np.concatenate(shard_no),
         row=t.column("row").to_numpy(),
-        ids=np.array(t.column("id").to_pylist(), dtype=object),
         stars=t.column("stars").to_numpy(),
         times=t.column("commit_time").to_numpy(),
-        sha256=np.array([d or b"" for d in sha], dtype="S32"),
-        has_text=np.array([d is not None for d in sha], dtype=bool),
+        sha256=np.frombuffer(digests.buffers()[1], dtype="S32", count=len(digests), offset=digests.offset * 32)
+        if len(digests) else np.zeros(0, "S32"),
+        has_text=has_text,
         shingled=t.column("shingled").to_numpy(zero_copy_only=False) if fuzzy else None,
         paths=paths,
         sources=[Path(s.files[0]) for s in shards],

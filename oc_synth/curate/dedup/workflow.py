@@ -17,6 +17,7 @@ import json
 import resource
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from oc_common.stats import Stats
 from oc_synth.curate.dedup.decisions import decide, write_decisions, write_removed_ids
 from oc_synth.curate.dedup.engines import resolve_engine
 from oc_synth.curate.dedup.index import load_index
-from oc_synth.curate.dedup.removal import DedupRemovalStage
+from oc_synth.curate.dedup.removal import DedupRemovalStage, DedupShardReader, DedupShardWriter
 from oc_synth.curate.dedup.settings import DedupSettings
 from oc_synth.pipeline.runner import Shard, plan_shards, run_sharded
 
@@ -99,8 +100,11 @@ def run_dedup(inp: Path, out: Path, settings: DedupSettings, *, dropped: Path | 
     # pass 3 reopens OUT, which the runner reports as "resuming"; on a first run that line would mislead
     with quiet_logger("oc.oc_synth.pipeline.runner"):
         totals = run_sharded(command=COMMAND, inp=inp, out=out, shards=shards, options=options, dropped=dropped,
-                             stages=[DedupRemovalStage(decisions_dir=str(work / "decisions"))], executor=executor,
-                             output_suffix=suffix, title="dedup: records", quiet=quiet)
+                             reader=DedupShardReader(index_dir=str(work / "index"), output_suffix=suffix),
+                             stages=[DedupRemovalStage(decisions_dir=str(work / "decisions"))],
+                             writer=partial(DedupShardWriter, index_dir=str(work / "index"),
+                                            decisions_dir=str(work / "decisions")),
+                             executor=executor, output_suffix=suffix, title="dedup: records", quiet=quiet)
     timings["remove_s"] = time.perf_counter() - t0
 
     summary = build_summary(settings, engine.describe(), why, data.stats, group_stats, totals, timings, indexed)
