@@ -165,3 +165,26 @@ def mount_tmpfs():
             r = subprocess.run(["umount", str(path)], capture_output=True)
             if r.returncode != 0:
                 subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def vllm_env() -> tuple[str, str]:
+    """(interpreter, what it runs) of the vLLM environment (tests/vllm_server.py: OC_VLLM_PYTHON, else .venv-vllm/,
+    else this interpreter); the test is skipped, saying how to make one, where there is none. vLLM never goes into
+    the project's environment: tests run what needs it there (``run_in_vllm_env``) or serve from there."""
+    from vllm_server import VLLMUnavailable, vllm_python
+
+    try:
+        return vllm_python()
+    except VLLMUnavailable as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture
+def fake_openai():
+    """A loopback OpenAI-compatible server whose answers and failures the test scripts (tests/fake_openai.py); answers
+    take 0.1 s, so that concurrent requests overlap."""
+    from fake_openai import FakeOpenAI
+
+    with FakeOpenAI(latency=0.1) as server:
+        yield server

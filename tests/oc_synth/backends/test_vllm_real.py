@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
-from vllm_server import REPO, VLLMServer, VLLMUnavailable, run_in_vllm_env, vllm_python
+from vllm_server import REPO, VLLMServer, run_in_vllm_env
 
 from oc_common.outputs import read_stats
 from oc_common.records import read_file_records
@@ -26,14 +26,6 @@ from oc_synth.synth.finalize import REJECTED
 SERVED = "tiny-demo"
 TOO_LONG = "~" * 400  # one token per "~" with the tiny tokenizer: past the 256-token context
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def vllm_env():
-    try:
-        return vllm_python()
-    except VLLMUnavailable as e:
-        pytest.skip(str(e))
 
 
 def oc_megatron(*args: str, log: Path) -> None:

@@ -13,19 +13,17 @@ runs them, ``OC_KILL_TRIALS=20`` runs more trials.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
 import pytest
+from fake_openai import FakeOpenAI
 
 from oc_common.records import read_file_records, write_records
 
@@ -167,45 +165,14 @@ def test_verify(tmp_path):
                     record_files("out", "dropped", drop_fields=("runtime_s",)))
 
 
-class CannedOpenAI:
-    """An OpenAI-compatible chat endpoint whose answer is a function of the prompt only (so a rerun is answered
-    exactly as the first run was): a textbook section with a code block, different words for each prompt."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                prompt = body["messages"][-1]["content"]
-                rng = random.Random(hashlib.sha256(prompt.encode()).hexdigest())
-                words = " ".join(rng.choice(["loop", "list", "key", "cache", "node", "tree", "index", "value",
-                                             "state", "graph", "queue", "stack", "hash", "range", "sum", "path"])
-                                 + str(rng.randint(0, 999)) for _ in range(90))
-                text = f"# Section\n\n{words}\n\n```python\nprint({rng.randint(0, 10**6)})\n```\n"
-                n = body.get("n", 1)
-                data = json.dumps({"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
-                                   "choices": [{"index": i, "finish_reason": "stop",
-                                                "message": {"role": "assistant", "content": text}} for i in range(n)],
-                                   "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client was killed mid-request
-                    pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def canned_textbook(prompt: str) -> str:
+    """The 'model' of the generate test: a function of the prompt only (so a rerun is answered exactly as the first
+    run was): a textbook section with a code block, different words for each prompt."""
+    rng = random.Random(hashlib.sha256(prompt.encode()).hexdigest())
+    words = " ".join(rng.choice(["loop", "list", "key", "cache", "node", "tree", "index", "value", "state", "graph",
+                                 "queue", "stack", "hash", "range", "sum", "path"]) + str(rng.randint(0, 999))
+                     for _ in range(90))
+    return f"# Section\n\n{words}\n\n```python\nprint({rng.randint(0, 10**6)})\n```\n"
 
 
 def test_generate(corpus, tmp_path):
@@ -214,15 +181,12 @@ def test_generate(corpus, tmp_path):
     for s in range(3):
         write_records(seeds / f"part-{s}.jsonl", [{"id": r["id"], "language": "python", "text": r["text"][:800]}
                                                   for r in recs[s::3]])
-    server = CannedOpenAI()
-    try:
+    with FakeOpenAI(respond=canned_textbook) as server:
         kill_and_resume(tmp_path, "oc_synth.cli",
                         lambda run: ["generate", "code-textbook", "--seeds", str(seeds), "--out", str(run / "out"),
                                      "--backend", "openai", "--model", "canned", "--base-url", server.base_url,
                                      "--batch-size", "2", "--no-decontaminate", "-q"],
                         record_files("out", "out/.oc/rejected"))
-    finally:
-        server.stop()
 
 
 @pytest.mark.slow  # each of its four runs starts an interpreter and imports Megatron-Core (~15 s on 2 cores)

@@ -35,9 +35,9 @@ def oracle(code_urls, fail=(), too_long=()):
     def answer(prompt):
         url = re.search(r"Page URL: (\S+)", prompt).group(1)
         if url in fail:
-            return 400
+            return ("status", 400)
         if url in too_long:
-            return TOO_LONG
+            return ("error", TOO_LONG)
         return "Yes." if url in code_urls else "No, it is not."
     return answer
 
@@ -48,11 +48,12 @@ def run(*args, ok=True):
     return result
 
 
-def test_label_through_openai_server_resumes_and_feeds_training(pages, chat_server, tmp_path, mixed_web):
+def test_label_through_openai_server_resumes_and_feeds_training(pages, fake_openai, tmp_path, mixed_web):
     web, code_urls = pages
     records, _ = read_file_records(web)
     failing, long_pages = {r["url"] for r in records[:7]}, {records[7]["url"]}
-    server = chat_server(oracle(code_urls, fail=failing, too_long=long_pages))
+    server = fake_openai
+    server.respond, server.latency = oracle(code_urls, fail=failing, too_long=long_pages), 0.0
     out = tmp_path / "labels"
     args = [web, out, "-b", "openai", "-m", "served-model", "-B", f"base_url={server.base_url}", "-B",
             "api_key=secret-key", "-B", "max_retries=0", "--batch-size", "16", "-q"]
@@ -65,7 +66,7 @@ def test_label_through_openai_server_resumes_and_feeds_training(pages, chat_serv
     assert [r["label"] for r in logged if r["url"] in long_pages] == ["prompt_too_long"]
     assert "secret-key" not in json.dumps(read_manifest(out))  # a key never lands in the manifest
     # the rerun asks only for the pages that failed, then every page is labelled as the truth says
-    server.answer = oracle(code_urls)
+    server.respond = oracle(code_urls)
     asked_before = len(server.requests)
     run(*args)
     assert len(server.requests) - asked_before == 7
@@ -91,9 +92,10 @@ def test_label_through_openai_server_resumes_and_feeds_training(pages, chat_serv
     assert meta["evaluation"]["passed"] and meta["evaluation"]["auc"] > 0.95
 
 
-def test_sample_is_a_fixed_uniform_draw(pages, chat_server, tmp_path):
+def test_sample_is_a_fixed_uniform_draw(pages, fake_openai, tmp_path):
     web, code_urls = pages
-    server = chat_server(oracle(code_urls))
+    server = fake_openai
+    server.respond, server.latency = oracle(code_urls), 0.0
     base = ["-b", "openai", "-m", "m", "-B", f"base_url={server.base_url}", "--sample", "25", "-q"]
     run(web, tmp_path / "a", *base)
     run(web, tmp_path / "b", *base)

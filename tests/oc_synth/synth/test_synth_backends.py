@@ -170,11 +170,12 @@ def test_openai_error_keeps_every_line_of_the_servers_explanation(fake_openai, o
 
 
 def test_openai_recognises_a_servers_too_long_refusal(fake_openai):
-    fake_openai.script = [("error", (400, VLLM_TOO_LONG)),
-                          ("error", (400, "max_tokens=300 cannot be greater than max_model_len=256. Please request "
-                                          "fewer output tokens. (parameter=max_tokens, value=300)"))]
+    fake_openai.by_prompt = {  # by prompt: the two requests are in flight at once, in either order
+        "long prompt": ("error", (400, VLLM_TOO_LONG)),
+        "many tokens": ("error", (400, "max_tokens=300 cannot be greater than max_model_len=256. Please request "
+                                       "fewer output tokens. (parameter=max_tokens, value=300)"))}
     b = openai_backend(fake_openai, max_retries=3)
-    too_long, too_many = b.generate([chat("a"), chat("b")])
+    too_long, too_many = b.generate([chat("a", "long prompt"), chat("b", "many tokens")])
     assert too_long.prompt_too_long and too_long.error_kind == "prompt_too_long"
     assert too_long.error == f"the server refused the prompt: HTTP 400 (after 1 attempt): {VLLM_TOO_LONG}"
     assert not too_many.prompt_too_long and "max_tokens=300" in too_many.error  # a setting, not the prompt
