@@ -1,18 +1,23 @@
-"""Checkpoint conversion at full size: seconds and peak RSS of from-hf and to-hf, and an exact round trip.
+"""Checkpoint conversion at full size, side by side with copying the same bytes: seconds, CPU, peak RSS, bit-exact.
 
 A random model of a preset's full shape (default opencoder-1.5b: 24 layers, hidden 2240, 14 heads of dim 160,
-FFN 6144, vocab 96,640) is written as a HF safetensors directory (with the ``safetensors`` package, shard by shard),
-then converted HF -> Megatron (torch_dist) -> HF. Each step runs in a fresh process, so its peak RSS (``VmHWM``) is
-its own. The round trip must be bit-exact (compared tensor by tensor with ``safetensors``); ``--logits`` also
-compares transformers' logits of the input with a Megatron-Core forward of the converted checkpoint.
+FFN 6144, vocab 96,640) is written as a HF safetensors directory (with the ``safetensors`` package, 1 GB shards).
+Then, ``--repeats`` rounds, alternating (the order flips every round):
 
-    python benchmarks/convert.py                                  # opencoder-1.5b, bf16
+* ``oc-megatron convert from-hf HF CKPT`` against ``cp -r HF`` + fsync of every copied file;
+* ``oc-megatron convert to-hf CKPT OUT`` against ``cp -r CKPT`` + fsync (the checkpoint from-hf wrote).
+
+Every run is a fresh process measured from outside (wall seconds including start-up, CPU seconds, peak RSS; see
+``sidebyside.py``, ``measure.py``); before each, its input is read once so that both sides start from the page cache,
+and the previous output is deleted. The round trip must be bit-exact (compared tensor by tensor with ``safetensors``);
+``--logits`` also compares transformers' logits of the input with a Megatron-Core forward of the checkpoint.
+
+    python benchmarks/convert.py                                  # opencoder-1.5b, bf16, 3 rounds
     python benchmarks/convert.py --dtype fp32 --logits            # 1.5B in fp32, plus the logits check
-    python benchmarks/convert.py --preset opencoder-8b --layers 4 # 8B's layer shape, 4 layers
+    python benchmarks/convert.py --preset opencoder-8b --repeats 1  # 8B: 14.5 GiB of weights, ~45 GiB of disk
     python benchmarks/convert.py --out result.json
 
-Peak memory of a conversion is about one layer plus the largest single tensor (embedding or output matrix), not
-the model: compare ``peak_rss_gib`` with ``model_gib``.
+Peak memory of a conversion is a few windows of the files, not the model: compare the peak RSS with the weights.
 """
 
 from __future__ import annotations
@@ -21,23 +26,16 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import alternate, fmt, load_average, summarize  # noqa: E402
+from sidebyside import run_command  # noqa: E402
+
 GIB = 2**30
-
-
-def _peak_rss_gib() -> float:
-    """This process's peak resident set (VmHWM), in GiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024 / GIB
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
 
 
 def _model_config(args):
@@ -87,20 +85,6 @@ def t_bytes(shape, dtype) -> int:
     return n
 
 
-def step_from_hf(args) -> dict:
-    from oc_megatron.convert.from_hf import from_hf
-
-    r = from_hf(Path(args.work) / "hf", Path(args.work) / "ckpt", tp=args.tp, pp=args.pp)
-    return {"seconds": r.seconds}
-
-
-def step_to_hf(args) -> dict:
-    from oc_megatron.convert.to_hf import to_hf
-
-    r = to_hf(Path(args.work) / "ckpt", Path(args.work) / "hf_out", no_tokenizer=True, max_shard_size="2GB")
-    return {"seconds": r.seconds, "shards": r.shards}
-
-
 def step_compare(args) -> dict:
     """Bit-exact, tensor by tensor, read with the safetensors package (not with our reader)."""
     import torch
@@ -110,7 +94,7 @@ def step_compare(args) -> dict:
         weight_map = json.loads((d / "model.safetensors.index.json").read_text())["weight_map"]
         return {k: d / v for k, v in weight_map.items()}
 
-    a, b = index(Path(args.work) / "hf"), index(Path(args.work) / "hf_out")
+    a, b = index(Path(args.work) / "hf"), index(Path(args.work) / "out")
     if a.keys() != b.keys():
         return {"bit_exact": False, "detail": f"names differ: {sorted(set(a) ^ set(b))[:5]}"}
     for name in a:
@@ -139,8 +123,7 @@ def step_logits_hf(args) -> dict:
 def step_logits_megatron(args) -> dict:
     import torch
 
-    from oc_megatron.convert.megatron_ckpt import single_process_group
-    from oc_megatron.convert.verify import load_megatron_model, megatron_logits
+    from oc_megatron.convert.verify import load_megatron_model, megatron_logits, single_process_group
 
     with single_process_group(model_parallel=True):
         got = megatron_logits(load_megatron_model(Path(args.work) / "ckpt"), _tokens())
@@ -148,25 +131,53 @@ def step_logits_megatron(args) -> dict:
     return {"max_abs_logit_diff": (got - want).abs().max().item()}
 
 
-STEPS = {"make": step_make, "from-hf": step_from_hf, "to-hf": step_to_hf, "compare": step_compare,
-         "logits-hf": step_logits_hf, "logits-megatron": step_logits_megatron}
+STEPS = {"make": step_make, "compare": step_compare, "logits-hf": step_logits_hf,
+         "logits-megatron": step_logits_megatron}
 
 
 # ---- driver ---------------------------------------------------------------------------------------------------------
+def child_env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"), "PYTHONWARNINGS": "ignore"}
+
+
 def run_step(name: str, args) -> dict:
     cmd = [sys.executable, __file__, "--step", name, "--work", args.work, "--preset", args.preset,
            "--dtype", args.dtype, "--tp", str(args.tp), "--pp", str(args.pp)]
     if args.layers:
         cmd += ["--layers", str(args.layers)]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
-                               "PYTHONWARNINGS": "ignore"})
-    if proc.returncode != 0:
-        sys.exit(f"step {name} failed:\n{proc.stderr[-4000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result.setdefault("seconds", time.perf_counter() - start)
-    return result
+    run = run_command(cmd, env=child_env(), capture=True)
+    line = next(line for line in reversed(run["stdout"].splitlines()) if line.startswith("{"))
+    return {**json.loads(line), "seconds": run["wall_s"], "peak_rss_gib": run["peak_rss_mib"] / 1024}
+
+
+def read_through(path: Path) -> None:
+    """Read every file under ``path`` once (into the page cache), so that each side starts from the same state."""
+    buf = bytearray(16 << 20)
+    for p in sorted(path.rglob("*")):
+        if p.is_file():
+            with open(p, "rb", buffering=0) as f:
+                while f.readinto(buf):
+                    pass
+
+
+def copy_and_fsync(src: Path, dst: Path) -> list[str]:
+    """The peer: ``cp -r`` then an fsync of every copied file (what a conversion's output gets too)."""
+    code = ("import os, subprocess, sys\n"
+            "subprocess.run(['cp', '-r', sys.argv[1], sys.argv[2]], check=True)\n"
+            "for root, _, files in os.walk(sys.argv[2]):\n"
+            "    for name in files:\n"
+            "        fd = os.open(os.path.join(root, name), os.O_RDONLY)\n"
+            "        os.fsync(fd)\n"
+            "        os.close(fd)\n")
+    return [sys.executable, "-c", code, str(src), str(dst)]
+
+
+def side(cmd: list[str], input_dir: Path, output: Path) -> Callable[[], dict]:
+    def go() -> dict:
+        shutil.rmtree(output, ignore_errors=True)
+        read_through(input_dir)
+        return run_command(cmd, env=child_env())
+    return go
 
 
 def main() -> None:
@@ -176,38 +187,66 @@ def main() -> None:
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     p.add_argument("--tp", type=int, default=1, help="from-hf --tp")
     p.add_argument("--pp", type=int, default=1, help="from-hf --pp")
+    p.add_argument("--repeats", type=int, default=3, help="rounds of each side (default 3)")
     p.add_argument("--logits", action="store_true", help="also compare transformers' and Megatron's logits")
     p.add_argument("--work", default=None, help="scratch directory (default: a temp dir, removed afterwards)")
     p.add_argument("--out", default=None, help="write the results as JSON here")
     p.add_argument("--step", default=None, choices=list(STEPS), help=argparse.SUPPRESS)
     args = p.parse_args()
 
-    if args.step:  # a child: one step, then one JSON line with its own peak RSS
-        result = STEPS[args.step](args)
-        result["peak_rss_gib"] = _peak_rss_gib()
-        print(json.dumps(result))
+    if args.step:  # a child: one step, then one JSON line
+        print(json.dumps(STEPS[args.step](args)))
         return
 
     keep = args.work is not None
     args.work = args.work or tempfile.mkdtemp(prefix="oc-convert-bench-")
-    if Path(args.work).exists() and any(Path(args.work).iterdir()):
+    work = Path(args.work)
+    if work.exists() and any(work.iterdir()):
         sys.exit(f"{args.work}: must be empty")
     results: dict = {"preset": args.preset, "layers": args.layers, "dtype": args.dtype, "tp": args.tp, "pp": args.pp,
-                     "cpus": os.cpu_count()}
+                     "cpus": os.cpu_count(), "load_before": load_average()}
+    cli = [sys.executable, "-m", "oc_megatron.cli", "convert"]
+    hf, ckpt, out, copy = work / "hf", work / "ckpt", work / "out", work / "copy"
+
     try:
-        steps = ["make", "from-hf", "to-hf", "compare"] + (["logits-hf", "logits-megatron"] if args.logits else [])
-        for name in steps:
-            results[name] = run_step(name, args)
-            print(f"{name:16s} {json.dumps(results[name])}", flush=True)
+        results["make"] = run_step("make", args)
+        model_gib = results["make"]["model_gib"]
+        print(f"{args.preset}: {results['make']['parameters'] / 1e9:.2f}B parameters, {args.dtype}, "
+              f"{model_gib:.2f} GiB of weights in {hf}; load {results['load_before']}", flush=True)
+        from_hf_cmd = [*cli, "from-hf", str(hf), str(ckpt), "--tp", str(args.tp), "--pp", str(args.pp)]
+        to_hf_cmd = [*cli, "to-hf", str(ckpt), str(out), "--no-tokenizer", "--max-shard-size", "2GB"]
+        print("from-hf vs cp -r + fsync of the HF directory:", flush=True)
+        runs = alternate({"oc-megatron convert from-hf": side(from_hf_cmd, hf, ckpt),
+                          "cp -r + fsync": side(copy_and_fsync(hf, copy), hf, copy)}, args.repeats)
+        shutil.rmtree(copy, ignore_errors=True)
+        if not ckpt.is_dir():  # the last round ended with the peer: the checkpoint is still there
+            raise RuntimeError("from-hf left no checkpoint")
+        results["from-hf"] = {k: summarize(v) for k, v in runs.items()}
+        print("to-hf vs cp -r + fsync of the checkpoint:", flush=True)
+        runs = alternate({"oc-megatron convert to-hf": side(to_hf_cmd, ckpt, out),
+                          "cp -r + fsync": side(copy_and_fsync(ckpt, copy), ckpt, copy)}, args.repeats)
+        shutil.rmtree(copy, ignore_errors=True)
+        results["to-hf"] = {k: summarize(v) for k, v in runs.items()}
+        results["compare"] = run_step("compare", args)
+        if args.logits:
+            results["logits-hf"] = run_step("logits-hf", args)
+            results["logits-megatron"] = run_step("logits-megatron", args)
     finally:
         if not keep:
             shutil.rmtree(args.work, ignore_errors=True)
-    model_gib = results["make"]["model_gib"]
+    results["load_after"] = load_average()
     print(f"\n{args.preset} ({results['make']['parameters'] / 1e9:.2f}B parameters, {args.dtype}, "
-          f"{model_gib:.2f} GiB of weights)")
-    print(f"{'step':10s} {'seconds':>8s} {'peak RSS GiB':>13s}")
-    for name in ("from-hf", "to-hf"):
-        print(f"{name:10s} {results[name]['seconds']:8.1f} {results[name]['peak_rss_gib']:13.2f}")
+          f"{model_gib:.2f} GiB of weights); load before {results['load_before']}, after {results['load_after']}")
+    print(f"{'':34s} {'wall s, median (spread)':>24s} {'CPU s':>20s} {'peak RSS MiB':>22s}")
+    for direction in ("from-hf", "to-hf"):
+        for name in (f"oc-megatron convert {direction}", "cp -r + fsync"):
+            r = results[direction][name]
+            print(f"{direction + ': ' + name:34s} {fmt(r, 'wall_s', 2):>24s} {fmt(r, 'cpu_s', 2):>20s} "
+                  f"{fmt(r, 'peak_rss_mib', 0):>22s}")
+        ours, peer = (results[direction][k]["wall_s"]["median"]
+                      for k in (f"oc-megatron convert {direction}", "cp -r + fsync"))
+        results[direction]["ratio"] = ours / peer
+        print(f"{direction + ': ours / cp (median wall)':34s} {ours / peer:>24.2f}x")
     print(f"round trip bit-exact: {results['compare']['bit_exact']}")
     if args.logits:
         print(f"max |logit diff| transformers vs Megatron: {results['logits-megatron']['max_abs_logit_diff']:.2e}")

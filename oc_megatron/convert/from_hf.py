@@ -4,7 +4,8 @@ from-hf``).
 Everything that can be wrong with the input is checked before anything is written: the config (a Llama-family
 model we can represent), every tensor (present, right shape, readable: a truncated shard fails here), the parallel
 layout and the tokenizer's vocabulary. The checkpoint is then written tensor by tensor straight from the HF shards
-(see ``megatron_ckpt.save_streaming``) into a hidden staging directory that is renamed into place at the end.
+(see ``megatron_ckpt.write_checkpoint``: one process, no process group, its SHA-256 checksums computed while
+writing) into a hidden staging directory that is renamed into place at the end.
 
 The embedding (and output) matrix gets Megatron's padded row count for ``--tp`` (``vocab_size`` rounded up to a
 multiple of ``--make-vocab-size-divisible-by`` x TP); the padding rows repeat the last real row, as Megatron-LM's
@@ -26,8 +27,6 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from oc_common.errors import ConversionError
 from oc_common.fileio import atomic_write_text
@@ -89,9 +88,8 @@ def from_hf(hf_dir: str | Path, ckpt_dir: str | Path, *, tp: int = 1, pp: int = 
     ``first_stage_layers`` / ``last_stage_layers``: an uneven pipeline split (Megatron-Core's
     ``num_layers_in_first/last_pipeline_stage``); torch_dist files do not depend on it, it is checked and recorded.
     """
-    from oc_megatron.convert.megatron_ckpt import save_streaming, single_process_group
+    from oc_megatron.convert.megatron_ckpt import write_checkpoint
     from oc_megatron.training.checkpoint import LATEST_FILE, TrainState, iteration_dir
-    from oc_megatron.training.checksums import write_checksums
 
     start = time.perf_counter()
     ckpt_dir = Path(ckpt_dir)
@@ -117,10 +115,6 @@ def from_hf(hf_dir: str | Path, ckpt_dir: str | Path, *, tp: int = 1, pp: int = 
     else:
         log.warning("%s has no tokenizer files; to-hf will need --tokenizer", hf.path)
 
-    def produce(mapping: lm.Mapping, layer: int | None) -> torch.Tensor:
-        names = mapping.hf_shapes(dims, layer)
-        return mapping.to_megatron({n: hf.read(n) for n in names}, dims, layer)
-
     layout = {"tensor": tp, "pipeline": pp, "virtual_pipeline": 1, "data": 1}
     if first_stage_layers is not None or last_stage_layers is not None:
         layout["pipeline_stage_layers"] = stages
@@ -130,9 +124,8 @@ def from_hf(hf_dir: str | Path, ckpt_dir: str | Path, *, tp: int = 1, pp: int = 
     with staged_output_dir(ckpt_dir, overwrite, {"HF_DIR": hf_dir}, "convert from-hf") as tmp:
         it_dir = iteration_dir(tmp, 0)
         it_dir.mkdir()
-        with single_process_group(model_parallel=True):
-            save_streaming(it_dir, model, out_dtype, produce, train_state.__dict__.copy(), vocab_rows)
-        write_checksums(it_dir)  # verified by init_from and to-hf, like a training checkpoint
+        # checksums.json is written with it, verified by init_from and to-hf like a training checkpoint's
+        write_checkpoint(it_dir, model, out_dtype, hf, train_state.__dict__.copy(), vocab_rows)
         atomic_write_text(tmp / LATEST_FILE, "0\n")
         assets = tmp / HF_ASSETS
         assets.mkdir()

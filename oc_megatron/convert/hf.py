@@ -4,9 +4,11 @@ Safetensors is read and written here with plain file I/O rather than through the
 reasons that matter for an 8B model on a 24 GiB machine:
 
 * writing: ``safetensors.torch.save_file`` needs every tensor of a file in memory at once; a file is written here
-  header first (all shapes are known from the config) and then tensor by tensor as the converter produces them;
-* reading: ``safe_open`` memory-maps the file, and every page it touches counts in the process's resident set until
-  unmapped; ``pread`` into a fresh buffer keeps the resident set at the tensors actually alive.
+  header first (all shapes are known from the config) and then piece by piece, in any order, each piece at its
+  place (``pwrite``), as to-hf's reading produces them;
+* reading: ``safe_open`` memory-maps the whole file, and every page it touches counts in the process's resident set
+  until unmapped; here the headers give each tensor's byte range, which from-hf copies a mapped window at a time
+  (``torch_dist``), and ``read_tensor`` reads one range into its own buffer.
 
 The format is the published one (https://huggingface.co/docs/safetensors): an 8-byte little-endian header length,
 a JSON header ``{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}`` padded with spaces to a
@@ -284,8 +286,6 @@ def hf_config(model, dtype: torch.dtype, bos_token_id: int | None, eos_token_id:
     RoPE theta is written both ways: ``rope_parameters`` (transformers >= 5) and ``rope_theta`` (transformers 4.x and
     the vLLM releases built on it), so every reader gets OpenCoder's theta (500,000 for 8B), never a default.
     """
-    import transformers
-
     model_type = "qwen2" if model.qkv_bias else "llama"
     family = ({"use_sliding_window": False, "sliding_window": None, "max_window_layers": model.num_layers}
               if model.qkv_bias else
@@ -314,15 +314,20 @@ def hf_config(model, dtype: torch.dtype, bos_token_id: int | None, eos_token_id:
         "use_cache": True,
         "dtype": _HF_DTYPE_NAME[dtype],
         "torch_dtype": _HF_DTYPE_NAME[dtype],
-        "transformers_version": transformers.__version__,
+        "transformers_version": _transformers_version(),
     }
 
 
 def generation_config(bos_token_id: int | None, eos_token_id: int | list[int] | None) -> dict[str, Any]:
-    import transformers
-
     return {"_from_model_config": True, "bos_token_id": bos_token_id, "eos_token_id": eos_token_id,
-            "transformers_version": transformers.__version__}
+            "transformers_version": _transformers_version()}
+
+
+def _transformers_version() -> str:
+    """The installed transformers' version, from its package metadata: importing transformers costs a second."""
+    from importlib.metadata import version
+
+    return version("transformers")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -414,11 +419,30 @@ def plan_shards(shapes: dict[str, tuple[int, ...]], dtype: torch.dtype, max_shar
     return shards
 
 
-class SafetensorsShardWriter:
-    """Writes a sharded safetensors model tensor by tensor, in the planned order, plus ``model.safetensors.index.json``.
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
 
-    Memory: only the tensor being written. Usage: ``with SafetensorsShardWriter(...) as w: w.write(name, t)`` for every
-    planned name in order; leaving the block without an exception checks that all were written and writes the index.
+
+def _pwrite_all(fd: int, data, offset: int) -> None:  # noqa: ANN001 - bytes-like
+    """``os.pwrite`` until all of ``data`` is written (one call writes at most ~2 GiB)."""
+    view = memoryview(data).cast("B")
+    done = 0
+    while done < len(view):
+        done += os.pwrite(fd, view[done:done + (1 << 30)], offset + done)
+
+
+class SafetensorsShardWriter:
+    """Writes a sharded safetensors model plus ``model.safetensors.index.json``, its tensors arriving in any order and
+    in pieces (a range of rows, or a range of rows of a range of columns).
+
+    Every file gets its header first (all shapes are known from the config); each piece is then written at its
+    place with ``pwrite``, so memory holds only the piece being written and the files are the same
+    whatever order the pieces come in. Usage: ``with SafetensorsShardWriter(...) as w: w.write(name, t)`` (a whole
+    tensor) or ``w.write_rows(name, row, block, col)``; leaving the block without an exception checks that every
+    element of every tensor was written, fsyncs the files and writes the index.
     """
 
     def __init__(self, out_dir: Path, shapes: dict[str, tuple[int, ...]], dtype: torch.dtype, max_shard_bytes: int):
@@ -426,62 +450,91 @@ class SafetensorsShardWriter:
         self.shapes = shapes
         self.dtype = dtype
         self.shards = plan_shards(shapes, dtype, max_shard_bytes)
-        self._order = [(shard, name) for shard in self.shards for name in shard.names]
-        self._next = 0
-        self._file = None
-        self._shard: _Shard | None = None
+        self._fds: list[int] = []
+        self._place: dict[str, tuple[int, int]] = {}  # name -> (file index, absolute byte offset of its data)
+        self._written: dict[str, int] = dict.fromkeys(shapes, 0)  # elements written per tensor
 
     def __enter__(self) -> SafetensorsShardWriter:
+        try:
+            for k, shard in enumerate(self.shards):
+                self._open(k, shard)
+        except BaseException:
+            self._close(sync=False)
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._close_file()
+        self._close(sync=exc_type is None)
         if exc_type is None:
-            if self._next != len(self._order):
-                raise RuntimeError(f"only {self._next} of {len(self._order)} tensors were written")
-            weight_map = {name: shard.file for shard, name in self._order}
+            missing = [f"{n} ({w} of {_numel(self.shapes[n])} elements)" for n, w in self._written.items()
+                       if w != _numel(self.shapes[n])]
+            if missing:
+                raise RuntimeError(f"{len(missing)} tensors not completely written, e.g. {', '.join(missing[:3])}")
+            weight_map = {name: shard.file for shard in self.shards for name in shard.names}
             atomic_write_json(self.out_dir / INDEX_FILE, {
                 "metadata": {"total_size": sum(s.nbytes for s in self.shards)},
                 "weight_map": weight_map,
             })
 
-    def _open(self, shard: _Shard) -> None:
+    def _open(self, k: int, shard: _Shard) -> None:
         header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
         offset = 0
         for name in shard.names:
-            nbytes = self.dtype.itemsize
-            for s in self.shapes[name]:
-                nbytes *= s
+            nbytes = self.dtype.itemsize * _numel(self.shapes[name])
             header[name] = {"dtype": _SAFETENSORS_DTYPE[self.dtype], "shape": list(self.shapes[name]),
                             "data_offsets": [offset, offset + nbytes]}
             offset += nbytes
         raw = json.dumps(header, separators=(",", ":")).encode()
         raw += b" " * (-(8 + len(raw)) % 8)  # tensor data starts 8-byte aligned
-        self._file = open(self.out_dir / shard.file, "wb")
-        self._file.write(struct.pack("<Q", len(raw)))
-        self._file.write(raw)
-        self._shard = shard
+        fd = os.open(self.out_dir / shard.file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        self._fds.append(fd)
+        head = struct.pack("<Q", len(raw)) + raw
+        _pwrite_all(fd, head, 0)
+        start = len(head)
+        for name in shard.names:
+            self._place[name] = (k, start + header[name]["data_offsets"][0])
 
-    def _close_file(self) -> None:
-        if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
+    def _close(self, sync: bool) -> None:
+        for fd in self._fds:
+            if sync:
+                os.fsync(fd)
+            os.close(fd)
+        self._fds = []
 
     def write(self, name: str, tensor: torch.Tensor) -> None:
-        shard, expected = self._order[self._next]
-        if name != expected:
-            raise RuntimeError(f"tensor {name} written out of order (expected {expected})")
-        if tuple(tensor.shape) != self.shapes[name] or tensor.dtype != self.dtype:
+        """A whole tensor."""
+        if name in self.shapes and tuple(tensor.shape) != self.shapes[name]:
             raise RuntimeError(f"{name}: got {tuple(tensor.shape)} {tensor.dtype}, "
                                f"planned {self.shapes[name]} {self.dtype}")
-        if shard is not self._shard:
-            self._close_file()
-            self._open(shard)
-        data = tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy()
-        self._file.write(memoryview(data))
-        self._next += 1
+        self.write_rows(name, 0, tensor)
+
+    def write_rows(self, name: str, row: int, block: torch.Tensor, col: int = 0) -> None:
+        """``block`` is rows ``[row, row + len(block))`` of tensor ``name`` (a row: everything after the first
+        dimension); of a 2-D tensor, it may be the columns ``[col, col + block.shape[1])`` of those rows."""
+        shape = self.shapes.get(name)
+        if shape is None:
+            raise RuntimeError(f"{name}: not a planned tensor")
+        partial_rows = len(shape) == 2 and block.dim() == 2
+        if (block.dtype != self.dtype or block.dim() != len(shape) or not shape
+                or (not partial_rows and (tuple(block.shape[1:]) != shape[1:] or col))):
+            raise RuntimeError(f"{name}: got a {tuple(block.shape)} {block.dtype} piece, planned {shape} {self.dtype}")
+        rows = block.shape[0]
+        width = _numel(shape[1:])
+        cols = block.shape[1] if partial_rows else width
+        if row < 0 or col < 0 or row + rows > shape[0] or col + cols > width:
+            raise RuntimeError(f"{name}: piece at row {row}, column {col} of shape {tuple(block.shape)} lies outside "
+                               f"the planned {shape}")
+        k, base = self._place[name]
+        data = block.detach().contiguous().reshape(-1).view(torch.uint8).numpy()
+        item = self.dtype.itemsize
+        if cols == width:  # whole rows: one contiguous range
+            _pwrite_all(self._fds[k], memoryview(data), base + row * width * item)
+        else:
+            step = cols * item
+            view = memoryview(data)
+            for r in range(rows):
+                _pwrite_all(self._fds[k], view[r * step:(r + 1) * step], base + ((row + r) * width + col) * item)
+        self._written[name] += rows * cols
 
     def files(self) -> Iterable[str]:
         return [s.file for s in self.shards]

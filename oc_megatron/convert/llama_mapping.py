@@ -36,6 +36,10 @@ no permutation. With this table TP-1 logits are bitwise equal to transformers' (
 
 Shapes are written with the dimension names of :class:`Dims` so that inputs can be checked and output shards planned
 before any tensor is read.
+
+Megatron -> HF is a placement of rows: every rule keeps the trailing dimensions and sends runs of consecutive rows of
+the Megatron tensor to consecutive rows of one HF tensor (``hf_rows``). to-hf uses that to write any saved piece of a
+tensor (a TP rank's rows or columns) straight to its place in the output files, whatever order the pieces come in.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ import torch
 
 __all__ = [
     "Dims",
+    "RowRun",
+    "rows_to_hf",
     "Direct",
     "VocabRows",
     "GroupedQKV",
@@ -94,6 +100,26 @@ def _at(template: str, layer: int | None) -> str:
 
 
 @dataclass(frozen=True)
+class RowRun:
+    """Rows ``[megatron_row, megatron_row + count)`` of the Megatron tensor are rows ``[hf_row, hf_row + count)`` of
+    HF tensor ``hf``."""
+
+    megatron_row: int
+    count: int
+    hf: str
+    hf_row: int
+
+
+def rows_to_hf(runs: list[RowRun], t: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The HF tensors of Megatron tensor ``t`` (the whole tensor), assembled from its row runs."""
+    parts: dict[str, list[tuple[int, torch.Tensor]]] = {}
+    for r in runs:
+        parts.setdefault(r.hf, []).append((r.hf_row, t[r.megatron_row:r.megatron_row + r.count]))
+    return {name: torch.cat([p for _, p in sorted(pieces, key=lambda x: x[0])]).contiguous()
+            for name, pieces in parts.items()}
+
+
+@dataclass(frozen=True)
 class Direct:
     """One Megatron tensor is one HF tensor, element for element."""
 
@@ -107,8 +133,11 @@ class Direct:
     def hf_shapes(self, d: Dims, layer: int | None = None) -> dict[str, tuple[int, ...]]:
         return {_at(self.hf, layer): d.shape(self.shape)}
 
+    def hf_rows(self, d: Dims, layer: int | None = None) -> list[RowRun]:
+        return [RowRun(0, d.size(self.shape[0]), _at(self.hf, layer), 0)]
+
     def to_hf(self, t: torch.Tensor, d: Dims, layer: int | None = None) -> dict[str, torch.Tensor]:
-        return {_at(self.hf, layer): t}
+        return rows_to_hf(self.hf_rows(d, layer), t)
 
     def to_megatron(self, hf: dict[str, torch.Tensor], d: Dims, layer: int | None = None) -> torch.Tensor:
         return hf[_at(self.hf, layer)]
@@ -127,8 +156,11 @@ class VocabRows:
     def hf_shapes(self, d: Dims, layer: int | None = None) -> dict[str, tuple[int, ...]]:
         return {_at(self.hf, layer): d.shape(("V", "H"))}
 
+    def hf_rows(self, d: Dims, layer: int | None = None) -> list[RowRun]:
+        return [RowRun(0, d.vocab, _at(self.hf, layer), 0)]  # the padding rows go nowhere
+
     def to_hf(self, t: torch.Tensor, d: Dims, layer: int | None = None) -> dict[str, torch.Tensor]:
-        return {_at(self.hf, layer): t[: d.vocab].contiguous()}
+        return rows_to_hf(self.hf_rows(d, layer), t)
 
     def to_megatron(self, hf: dict[str, torch.Tensor], d: Dims, layer: int | None = None) -> torch.Tensor:
         t = hf[_at(self.hf, layer)]
@@ -169,14 +201,19 @@ class GroupedQKV:
                            v.reshape(d.groups, d.head_dim, *rest)], dim=1)
         return fused.reshape(-1, *rest)
 
-    def to_hf(self, t: torch.Tensor, d: Dims, layer: int | None = None) -> dict[str, torch.Tensor]:
-        rest = d.shape(self.trailing)
+    def hf_rows(self, d: Dims, layer: int | None = None) -> list[RowRun]:
         per_group = d.heads // d.groups * d.head_dim
-        q, k, v = t.reshape(d.groups, per_group + 2 * d.head_dim, *rest).split(
-            [per_group, d.head_dim, d.head_dim], dim=1)
-        return {_at(self.q, layer): q.reshape(-1, *rest).contiguous(),
-                _at(self.k, layer): k.reshape(-1, *rest).contiguous(),
-                _at(self.v, layer): v.reshape(-1, *rest).contiguous()}
+        block = per_group + 2 * d.head_dim
+        q, k, v = (_at(n, layer) for n in (self.q, self.k, self.v))
+        runs = []
+        for g in range(d.groups):
+            runs += [RowRun(g * block, per_group, q, g * per_group),
+                     RowRun(g * block + per_group, d.head_dim, k, g * d.head_dim),
+                     RowRun(g * block + per_group + d.head_dim, d.head_dim, v, g * d.head_dim)]
+        return runs
+
+    def to_hf(self, t: torch.Tensor, d: Dims, layer: int | None = None) -> dict[str, torch.Tensor]:
+        return rows_to_hf(self.hf_rows(d, layer), t)
 
 
 @dataclass(frozen=True)
@@ -196,9 +233,11 @@ class GatedMLP:
     def to_megatron(self, hf: dict[str, torch.Tensor], d: Dims, layer: int | None = None) -> torch.Tensor:
         return torch.cat([hf[_at(self.gate, layer)], hf[_at(self.up, layer)]], dim=0)
 
+    def hf_rows(self, d: Dims, layer: int | None = None) -> list[RowRun]:
+        return [RowRun(0, d.ffn, _at(self.gate, layer), 0), RowRun(d.ffn, d.ffn, _at(self.up, layer), 0)]
+
     def to_hf(self, t: torch.Tensor, d: Dims, layer: int | None = None) -> dict[str, torch.Tensor]:
-        gate, up = t.split([d.ffn, d.ffn], dim=0)
-        return {_at(self.gate, layer): gate.contiguous(), _at(self.up, layer): up.contiguous()}
+        return rows_to_hf(self.hf_rows(d, layer), t)
 
 
 Mapping = Direct | VocabRows | GroupedQKV | GatedMLP

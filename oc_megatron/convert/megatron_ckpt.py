@@ -1,16 +1,18 @@
-"""Megatron-Core torch_dist checkpoints for conversion: per-layer loads and a streaming save, in one CPU process.
+"""Megatron-Core torch_dist checkpoints for conversion: one streaming read, one streaming write, one process.
 
-A torch_dist checkpoint stores *global* tensors cut into the pieces each rank saved, so one process can read any
-region of any tensor whatever TP / PP wrote it (Megatron-Core re-shards on load). Conversion uses that in both
-directions without ever holding the model:
+A torch_dist checkpoint stores *global* tensors cut into the pieces each rank saved, so one process can place any
+piece whatever TP / PP wrote it. Conversion does both directions with the format read and written directly
+(``torch_dist``): no process group, no Megatron-Core model, no CPU shim.
 
-* reading (to-hf): :class:`CheckpointReader` loads one layer at a time, a partial sharded state dict with just that
-  layer's slice of the stacked ``decoder.layers.*`` tensors (Megatron-Core stores layer ``i`` of every layer
-  parameter at offset ``i`` of one global tensor with a leading layer axis);
-* writing (from-hf): :func:`save_streaming` takes the sharded state dict of a GPTModel built on the ``meta`` device
-  (so keys, layer stacking, the SwiGLU factory and the ``_extra_state`` objects are exactly what training saves and
-  loads, with no memory behind them) and saves it with a planner that produces each tensor piece when the writer
-  asks for it (:class:`_ProducingPlanner`). Peak memory is one tensor, not the model.
+* reading (to-hf): :class:`CheckpointReader` lists the saved chunks of the mapping table's tensors from the
+  checkpoint's metadata, reads every file once, front to back, verifying its checksum as it goes, and turns each chunk
+  into the HF pieces it holds (:meth:`CheckpointReader.hf_pieces`): with the table's row runs a chunk (a layer's
+  tensor, or a TP rank's rows or columns of it) goes straight to its rows and columns of the HF tensors. Peak memory
+  is a few chunks (the largest is the embedding), not the model;
+* writing (from-hf): :func:`write_checkpoint` writes the records Megatron-Core's own save of the model writes (the
+  local layer spec at TP = PP = 1: per-layer chunks of the stacked ``decoder.layers.*`` tensors, the two SwiGLU halves
+  of ``linear_fc1`` as separate chunks, the ``_extra_state`` objects), each produced from the HF files when its turn
+  comes. Tests compare the metadata with Megatron-Core's sharded state dict and load the result there at TP / PP.
 
 The checkpoint layout (``iter_NNNNNNN/``, ``latest_checkpointed_iteration.txt``, ``train_state`` in the common
 state) is the trainer's (``oc_megatron.training.checkpoint``); this module reuses its helpers.
@@ -18,8 +20,8 @@ state) is the trainer's (``oc_megatron.training.checkpoint``); this module reuse
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +30,17 @@ import torch
 from oc_common.errors import ConversionError
 from oc_common.log import get_logger
 from oc_megatron.convert import llama_mapping as lm
+from oc_megatron.convert import torch_dist as td
+from oc_megatron.convert import torch_record as tr
 
 log = get_logger(__name__)
 
 LAYER_PLACEHOLDER = "{i}."
+
+# The linear modules whose ``_extra_state`` Megatron-Core's local layer spec saves, per layer, as ShardedObjects
+# (their data is None; Transformer Engine's modules save FP8 metadata under the same keys).
+EXTRA_STATE_MODULES = ("self_attention.linear_proj", "self_attention.linear_qkv", "mlp.linear_fc1",
+                       "mlp.linear_fc2")
 
 
 def disk_key(template: str) -> str:
@@ -39,51 +48,8 @@ def disk_key(template: str) -> str:
     return template.replace(LAYER_PLACEHOLDER, "")
 
 
-def _first_failure(e: BaseException) -> BaseException:
-    """The original exception inside PyTorch's CheckpointException (a BaseException wrapping each rank's failure),
-    so that e.g. a ConversionError raised while producing a tensor reaches the CLI as itself."""
-    failures = getattr(e, "failures", None) or {}
-    for exc, _trace in failures.values():
-        return exc
-    return e
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Process group: dist_checkpointing needs torch.distributed, even for a world of one.
-
-
-@contextlib.contextmanager
-def single_process_group(model_parallel: bool = False) -> Iterator[None]:
-    """A gloo world of one (and Megatron-Core's TP=PP=1 groups with ``model_parallel``), torn down afterwards.
-
-    Reuses an existing world of one (tests); refuses to run inside a multi-rank job, where every rank would write
-    the same output.
-    """
-    from megatron.core import parallel_state as ps
-
-    from oc_megatron.models.cpu_compat import apply_cpu_shims
-    from oc_megatron.training.distributed import free_port
-
-    apply_cpu_shims()
-    created = False
-    if torch.distributed.is_initialized():
-        if torch.distributed.get_world_size() != 1:
-            raise ConversionError("checkpoint conversion runs in one process; launch it without torchrun/srun tasks")
-    else:
-        torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0,
-                                             world_size=1)
-        created = True
-    if model_parallel:
-        if ps.model_parallel_is_initialized():
-            ps.destroy_model_parallel()
-        ps.initialize_model_parallel(tensor_model_parallel_size=1, pipeline_model_parallel_size=1)
-    try:
-        yield
-    finally:
-        if model_parallel and ps.model_parallel_is_initialized():
-            ps.destroy_model_parallel()
-        if created:
-            torch.distributed.destroy_process_group()
+def is_stacked(mapping: lm.Mapping) -> bool:
+    return LAYER_PLACEHOLDER in mapping.megatron
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -111,13 +77,18 @@ def find_checkpoint(ckpt_dir: str | Path, iteration: int | None) -> Path:
     return path
 
 
-def read_common_state(path: Path) -> dict[str, Any]:
-    from megatron.core import dist_checkpointing
-
+def read_common_state(path: Path, recorded: td.RecordedChecksums | None = None) -> dict[str, Any]:
+    """The checkpoint's common state (``common.pt``: ``train_state``), read as Megatron-Core reads it (``torch.load``
+    with torch's default ``weights_only``), verified against its checksum when ``recorded`` is given."""
+    recorded = recorded if recorded is not None else td.RecordedChecksums(path)
+    raw = td.read_small_file(path, td.COMMON_FILE, recorded)
     try:
-        return dist_checkpointing.load_common_state_dict(str(path))
-    except Exception as e:  # noqa: BLE001 - a missing/corrupt common.pt surfaces as various errors
-        raise ConversionError(f"{path}: not a readable torch_dist checkpoint ({e})") from None
+        common = torch.load(io.BytesIO(raw), map_location="cpu")
+    except Exception as e:  # noqa: BLE001 - a damaged common.pt surfaces as various errors
+        raise ConversionError(f"{path / td.COMMON_FILE}: not readable ({type(e).__name__}: {e})") from None
+    if not isinstance(common, dict):
+        raise ConversionError(f"{path / td.COMMON_FILE}: not a checkpoint's common state")
+    return common
 
 
 def checkpoint_model_config(common: dict[str, Any]):
@@ -129,35 +100,34 @@ def checkpoint_model_config(common: dict[str, Any]):
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Reading, layer by layer
+# Reading
 
 
 class CheckpointReader:
-    """Loads the Megatron tensors of the mapping table from one checkpoint, a layer (or one global tensor) at a time.
+    """The mapping table's tensors of one checkpoint, in saved chunks (any TP / PP layout).
 
     The embedding rows are the checkpoint's own (its padded vocabulary, ``vocab_rows``); the model config gives the
-    real vocabulary, which to-hf keeps.
+    real vocabulary, which to-hf keeps. ``recorded``: the checkpoint's checksums (verified as files are read).
     """
 
-    def __init__(self, path: Path, model) -> None:  # noqa: ANN001 - ModelConfig
-        from megatron.core import dist_checkpointing
-
+    def __init__(self, path: Path, model, recorded: td.RecordedChecksums | None = None) -> None:  # noqa: ANN001
         self.path = path
         self.model = model
+        self.recorded = recorded if recorded is not None else td.RecordedChecksums(path)
+        td.check_backend(path, td.read_small_file(path, td.CONFIG_FILE, self.recorded))
+        self.metadata = td.read_metadata(path, td.read_small_file(path, td.METADATA_FILE, self.recorded))
         self.table = lm.Table.of(model)
-        try:
-            self.metadata = dist_checkpointing.load_tensors_metadata(str(path))
-        except Exception as e:  # noqa: BLE001
-            raise ConversionError(f"{path}: cannot read the checkpoint's tensor metadata ({e})") from None
         embedding = disk_key(self.table.first[0].megatron)
-        if embedding not in self.metadata:
+        shape = td.global_shape(self.metadata, embedding)
+        if shape is None:
             raise ConversionError(f"{path}: checkpoint does not match the model config: missing {embedding}")
-        self.vocab_rows = self.metadata[embedding].global_shape[0]
+        self.vocab_rows = shape[0]
         if self.vocab_rows < model.vocab_size:
             raise ConversionError(f"{path}: the checkpoint's embedding has {self.vocab_rows} rows, fewer than the "
                                   f"model config's vocab_size {model.vocab_size}")
         self.dims = lm.Dims.of(model, vocab_rows=self.vocab_rows)
         self._check_shapes()
+        self._by_key = {disk_key(m.megatron): m for m in self.table.entries}
 
     def _check_shapes(self) -> None:
         """Every table tensor must be in the checkpoint with the shape the model config implies."""
@@ -166,139 +136,162 @@ class CheckpointReader:
         for m in self.table.entries:
             key = disk_key(m.megatron)
             expected = m.megatron_shape(self.dims)
-            if LAYER_PLACEHOLDER in m.megatron:
+            if is_stacked(m):
                 expected = (L, *expected)
-            if key not in self.metadata:
+            saved = td.global_shape(self.metadata, key)
+            if saved is None:
                 per_layer = m.megatron.format(i=0)
                 hint = " (per-layer keys: a non-homogeneous checkpoint layout, not supported)" \
-                    if per_layer in self.metadata else ""
+                    if per_layer in self.metadata.state_dict_metadata else ""
                 problems.append(f"missing {key}{hint}")
-            elif tuple(self.metadata[key].global_shape) != expected:
-                problems.append(f"{key} has shape {list(self.metadata[key].global_shape)}, "
-                                f"the model config implies {list(expected)}")
+            elif saved != expected:
+                problems.append(f"{key} has shape {list(saved)}, the model config implies {list(expected)}")
         if problems:
             raise ConversionError(f"{self.path}: checkpoint does not match the model config: " + "; ".join(problems))
 
     @property
     def dtype(self) -> torch.dtype:
         """The dtype the weights were saved in."""
-        return self.metadata[disk_key(self.table.first[0].megatron)].dtype
+        return self.metadata.state_dict_metadata[disk_key(self.table.first[0].megatron)].properties.dtype
 
-    def load(self, items: list[tuple[lm.Mapping, int | None]]) -> list[torch.Tensor]:
-        """The global tensors of ``items`` (mapping, layer), read in one partial load."""
-        from megatron.core import dist_checkpointing
-        from megatron.core.dist_checkpointing.mapping import ShardedTensor
-        from torch.distributed.checkpoint import CheckpointException
-
-        L = self.model.num_layers
-        request: dict[str, Any] = {}
-        for m, layer in items:
+    def chunks(self) -> list[td.Chunk]:
+        """The saved chunks of every table tensor (a vector or a matrix per layer)."""
+        out = []
+        for m in self.table.entries:
             key = disk_key(m.megatron)
-            meta = self.metadata[key]
-            if layer is None:
-                data = torch.empty(meta.global_shape, dtype=meta.dtype)
-                request[key] = ShardedTensor.from_rank_offsets(key, data, replica_id=0)
-            else:
-                # Layer `layer` of the stacked tensor: a [1, ...] piece at offset `layer` of the leading axis. It is
-                # requested as a plain (non-prepended) shard so that one process may ask for any single region.
-                data = torch.empty((1, *meta.global_shape[1:]), dtype=meta.dtype)
-                request[key] = ShardedTensor.from_rank_offsets(key, data, (0, layer, L), replica_id=0)
-        try:
-            loaded = dist_checkpointing.load(request, str(self.path), validate_access_integrity=False)
-        except (Exception, CheckpointException) as e:  # noqa: BLE001 - DCP's CheckpointException is a BaseException
-            what = ", ".join(disk_key(m.megatron) + (f"[{layer}]" if layer is not None else "") for m, layer in items)
-            cause = _first_failure(e)
-            raise ConversionError(f"{self.path}: cannot read {what} ({type(cause).__name__}: {cause})") from None
-        return [loaded[disk_key(m.megatron)][0] if layer is not None else loaded[disk_key(m.megatron)]
-                for m, layer in items]
+            if len(td.global_shape(self.metadata, key)) - is_stacked(m) not in (1, 2):
+                raise ConversionError(f"{self.path}: {key} is neither a vector nor a matrix per layer")
+            out += td.tensor_chunks(self.path, self.metadata, key)
+        return out
+
+    def stream(self) -> Iterator[td.Rows]:
+        """Every chunk's data in runs of rows, in file order; each file read once and verified on the way (see
+        ``torch_dist.ChunkStream``: a ``Rows`` is valid until the next one is asked for)."""
+        return iter(td.ChunkStream(self.path, self.chunks(), self.recorded))
+
+    def hf_pieces(self, rows: td.Rows) -> Iterator[tuple[str, int, int, torch.Tensor]]:
+        """``(hf name, first row, first column, piece)`` for each part of an HF tensor that ``rows`` (of a chunk
+        seen as ``torch_dist.rows_view``) hold."""
+        chunk, first_row, block = rows.chunk, rows.first, rows.tensor
+        mapping = self._by_key[chunk.key]
+        stacked = is_stacked(mapping)
+        offsets = chunk.offsets[1:] if stacked else chunk.offsets  # within one layer's tensor
+        sizes = chunk.sizes[1:] if stacked else chunk.sizes
+        parts: list[tuple[int | None, int, int, torch.Tensor]] = []  # (layer, first row, first column, piece)
+        if len(sizes) == 1:  # a vector per layer: each block row is one layer's piece (or the whole chunk)
+            for k in range(block.shape[0]):
+                parts.append((chunk.offsets[0] + first_row + k if stacked else None, offsets[0], 0, block[k]))
+        else:  # a matrix per layer: block rows are its rows, layer after layer
+            rows = sizes[0]
+            f, end = first_row, first_row + block.shape[0]
+            while f < end:
+                layer, r = divmod(f, rows) if stacked else (0, f)
+                n = min(end, f - r + rows) - f if stacked else end - f
+                parts.append((chunk.offsets[0] + layer if stacked else None, offsets[0] + r, offsets[1],
+                              block[f - first_row:f - first_row + n]))
+                f += n
+        for layer, row0, col0, piece in parts:
+            end = row0 + piece.shape[0]
+            for run in mapping.hf_rows(self.dims, layer):
+                a, b = max(run.megatron_row, row0), min(run.megatron_row + run.count, end)
+                if a < b:
+                    yield run.hf, run.hf_row + (a - run.megatron_row), col0, piece[a - row0:b - row0]
+
+    def load(self, mapping: lm.Mapping, layer: int | None = None) -> torch.Tensor:
+        """One whole global tensor (one layer of a stacked one), assembled from its chunks: random access for tests
+        and checks, unverified."""
+        key = disk_key(mapping.megatron)
+        shape = td.global_shape(self.metadata, key)
+        want = shape[1:] if layer is not None else shape
+        out = torch.empty(want, dtype=self.metadata.state_dict_metadata[key].properties.dtype)
+        for c in td.tensor_chunks(self.path, self.metadata, key):
+            if layer is not None and not c.offsets[0] <= layer < c.offsets[0] + c.sizes[0]:
+                continue
+            with open(self.path / c.file, "rb") as f:
+                f.seek(c.begin)
+                buf = bytearray(f.read(c.length))
+            t = tr.tensor_from_record(buf, f"{self.path / c.file}")
+            offsets, t = (c.offsets[1:], t[layer - c.offsets[0]]) if layer is not None else (c.offsets, t)
+            out[tuple(slice(o, o + s) for o, s in zip(offsets, t.shape, strict=True))] = t
+        return out
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Writing, tensor piece by tensor piece
-
-Producer = Callable[[lm.Mapping, "int | None"], torch.Tensor]
+# Writing
 
 
-def _producing_strategy(resolve: Callable[[str, tuple[int, ...], tuple[int, ...], torch.dtype], torch.Tensor]):
-    """A torch_dist save strategy whose tensor data comes from ``resolve(key, offset, sizes, dtype)`` at write time.
+def megatron_sources(mapping: lm.Mapping, layer: int | None, dims: lm.Dims, hf, rows: tuple[int, int]  # noqa: ANN001
+                     ) -> list[td.Source]:
+    """Where rows ``[rows[0], rows[1])`` of the Megatron tensor of ``mapping`` (one layer's) are in the HF files, in
+    order: slices of the HF tensors' bytes (the table's row runs), and the vocabulary padding rows, which repeat the
+    last real row (Megatron-LM's converter's rule, as ``VocabRows.to_megatron``). ``hf``: the ``HFModelDir``."""
+    from oc_megatron.convert.hf import TensorEntry, read_tensor
 
-    Megatron-Core's own strategy resolves every tensor before writing (fine for a training rank whose tensors already
-    exist). This one translates the sharded state dict the same way (so the files are an ordinary torch_dist
-    checkpoint) and hands it to PyTorch's ``FileSystemWriter`` with one writer thread, which resolves one write item
-    at a time.
+    out: list[td.Source] = []
+    row = rows[0]
+    for run in sorted(mapping.hf_rows(dims, layer), key=lambda r: r.megatron_row):
+        a, b = max(run.megatron_row, row), min(run.megatron_row + run.count, rows[1])
+        if a >= b:
+            continue
+        if a != row:
+            raise RuntimeError(f"{mapping.megatron}: rows {row}..{a} have no HF source")
+        entry = hf.tensors[run.hf]
+        row_bytes = entry.dtype.itemsize * max(1, _numel(entry.shape[1:]))
+        first = run.hf_row + (a - run.megatron_row)
+        out.append(td.FileSlice(entry.file, entry.begin + first * row_bytes, (b - a) * row_bytes, entry.dtype))
+        row = b
+    if row < rows[1]:
+        if not isinstance(mapping, lm.VocabRows):
+            raise RuntimeError(f"{mapping.megatron}: rows {row}..{rows[1]} have no HF source")
+        entry = hf.tensors[mapping.hf]
+        row_bytes = entry.dtype.itemsize * _numel(entry.shape[1:])
+        last = read_tensor(TensorEntry(entry.file, entry.dtype, (1, *entry.shape[1:]), entry.end - row_bytes,
+                                       entry.end))  # the padding repeats the last real row
+        out.append(last.expand(rows[1] - row, -1))
+    return out
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def write_checkpoint(path: Path, model, dtype: torch.dtype, hf, train_state: dict[str, Any],  # noqa: ANN001
+                     vocab_rows: int) -> None:
+    """Write the torch_dist checkpoint of ``model`` from HF model directory ``hf`` into ``path`` (an empty ``iter_N``
+    directory), checksums included: the records Megatron-Core's save of the model writes at TP 1 (per-layer chunks of
+    the stacked layer tensors, ``linear_fc1`` as its two SwiGLU halves, the ``_extra_state`` objects), each written
+    straight from the HF files' bytes (``megatron_sources``). ``vocab_rows``: the embedding rows (the padded
+    vocabulary).
     """
-    import torch.distributed.checkpoint as dcp
-    from megatron.core.dist_checkpointing.strategies.torch import (
-        MCoreSavePlanner,
-        TorchDistSaveShardedStrategy,
-        _replace_state_dict_keys_with_sharded_keys,
-        mcore_to_pyt_state_dict,
-    )
-    from torch.distributed.checkpoint import CheckpointException, FileSystemWriter
-    from torch.distributed.checkpoint.planner import WriteItemType
+    table = lm.Table.of(model)
+    dims = lm.Dims.of(model, vocab_rows=vocab_rows)
+    L = model.num_layers
 
-    class _ProducingPlanner(MCoreSavePlanner):
-        def resolve_data(self, write_item):  # noqa: ANN001 - DCP's WriteItem
-            if write_item.type == WriteItemType.BYTE_IO:  # `_extra_state` objects: already serialised
-                return super().resolve_data(write_item)
-            chunk = write_item.tensor_data.chunk
-            return resolve(write_item.index.fqn, tuple(chunk.offsets), tuple(chunk.sizes),
-                           write_item.tensor_data.properties.dtype)
+    def add(writer: td.CheckpointWriter, mapping: lm.Mapping, layer: int | None) -> None:
+        shape = mapping.megatron_shape(dims)
+        key = disk_key(mapping.megatron)
+        # Megatron-Core's SwiGLU factory saves linear_fc1 as two chunks, the gate and the up halves
+        pieces = [(0, dims.ffn), (dims.ffn, 2 * dims.ffn)] if isinstance(mapping, lm.GatedMLP) else [(0, shape[0])]
+        for first, end in pieces:
+            sources = megatron_sources(mapping, layer, dims, hf, (first, end))
+            sizes = (end - first, *shape[1:])
+            zeros = [0] * (len(shape) - 1)
+            if layer is None:
+                writer.add_tensor(key, shape, (first, *zeros), sizes, dtype, sources)
+            else:
+                writer.add_tensor(key, (L, *shape), (layer, first, *zeros), (1, *sizes), dtype, sources)
 
-    class _ProducingSaveStrategy(TorchDistSaveShardedStrategy):
-        def save(self, sharded_state_dict, checkpoint_dir) -> None:  # noqa: ANN001 - Megatron's signature
-            state, _, _ = _replace_state_dict_keys_with_sharded_keys(sharded_state_dict, self.keep_only_main_replica)
-            pyt_state = mcore_to_pyt_state_dict(state, False)
-            writer = FileSystemWriter(str(checkpoint_dir), single_file_per_rank=True, thread_count=1,
-                                      per_thread_copy_ahead=0)
-            planner = _ProducingPlanner(flatten_state_dict=False, can_run_decentralized_global_plan=False)
-            try:
-                dcp.save(pyt_state, storage_writer=writer, planner=planner)
-            except CheckpointException as e:
-                raise _first_failure(e) from None
-
-    return _ProducingSaveStrategy("torch_dist", 1)
-
-
-def save_streaming(path: Path, model, dtype: torch.dtype, produce: Producer,  # noqa: ANN001 - ModelConfig
-                   train_state: dict[str, Any], vocab_rows: int) -> None:
-    """Write a torch_dist checkpoint of ``model`` into ``path`` (an empty ``iter_N`` directory).
-
-    ``produce(mapping, layer)`` returns the global Megatron tensor of one table entry; it is called once per entry
-    (the last result is kept while the writer takes its pieces, e.g. the two SwiGLU halves of ``linear_fc1``).
-    ``vocab_rows``: the embedding rows (the padded vocabulary). Needs :func:`single_process_group` with
-    ``model_parallel=True``.
-    """
-    from megatron.core import dist_checkpointing
-
-    from oc_megatron.models.opencoder import build_model, transformer_config
-
-    by_key: dict[str, lm.Mapping] = {disk_key(m.megatron): m for m in lm.Table.of(model).entries}
-    last: dict[str, Any] = {"id": None, "tensor": None}
-
-    def resolve(key: str, offset: tuple[int, ...], sizes: tuple[int, ...], want: torch.dtype) -> torch.Tensor:
-        mapping = by_key.get(key)
-        if mapping is None:
-            raise RuntimeError(f"checkpoint tensor {key} has no entry in the mapping table")
-        stacked = LAYER_PLACEHOLDER in mapping.megatron
-        layer = offset[0] if stacked else None
-        region = offset[1:] if stacked else offset
-        region_sizes = sizes[1:] if stacked else sizes
-        if (layer, key) != last["id"]:
-            last["id"], last["tensor"] = (layer, key), None  # drop the previous tensor before producing the next
-            last["tensor"] = produce(mapping, layer)
-        full = last["tensor"]
-        piece = full[tuple(slice(o, o + s) for o, s in zip(region, region_sizes, strict=True))]
-        if tuple(piece.shape) != tuple(region_sizes):
-            raise RuntimeError(f"{key}: piece {offset}+{sizes} outside the produced tensor {tuple(full.shape)}")
-        return piece.reshape(sizes).to(want)
-
-    # The model is built on the meta device at TP=PP=1: its sharded state dict names every tensor and object a
-    # training run saves, at global offsets, with no memory behind it. CPU initialisation and the local spec keep
-    # Megatron-Core from placing parameters on a GPU explicitly (which would bypass the meta device).
-    tconfig = transformer_config(model, perform_initialization=False, use_cpu_initialization=True,
-                                 fused_kernels=False, params_dtype=dtype, pipeline_dtype=dtype)
-    with torch.device("meta"):
-        chunks = build_model(model, tconfig, spec="local", initialize=False, vocab_rows=vocab_rows)
-    state = {"model": chunks[0].sharded_state_dict(), "train_state": train_state}
-    dist_checkpointing.save(state, str(path), sharded_strategy=_producing_strategy(resolve))
+    with td.CheckpointWriter(path) as writer:
+        for m in table.first:
+            add(writer, m, None)
+        for i in range(L):
+            for m in table.per_layer:
+                add(writer, m, i)
+            for module in EXTRA_STATE_MODULES:
+                writer.add_object(f"decoder.layers.{module}._extra_state/shard_{i}_{L}", None)
+        for m in table.last:
+            add(writer, m, None)
+        writer.close({"train_state": train_state})

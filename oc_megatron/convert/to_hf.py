@@ -1,11 +1,12 @@
 """Megatron-Core torch_dist checkpoint -> HF ``LlamaForCausalLM`` / ``Qwen2ForCausalLM`` directory (``oc-megatron
 convert to-hf``).
 
-Works from a checkpoint saved at any TP / PP (the reads re-shard), in one CPU process, layer by layer: load one
-layer's global tensors, split them with the mapping table, append them to the current safetensors shard, drop them.
-Peak memory is about one layer plus the largest single tensor (the embedding or output matrix), independent of
-``--max-shard-size`` because shards are written tensor by tensor. The padded vocabulary rows are dropped: the HF
-model has the model config's ``vocab_size`` rows.
+Works from a checkpoint saved at any TP / PP, in one CPU process, in one pass: each checkpoint file is read once,
+front to back, its SHA-256 computed on the way and checked against ``checksums.json`` (a corrupt file is refused by
+name and nothing is published), and each saved chunk is written straight to its rows and columns of the HF tensors
+(the mapping table's row runs) in the pre-sized safetensors files. Peak memory is a few chunks (the largest is the
+embedding or output matrix), independent of ``--max-shard-size``. The padded vocabulary rows are dropped: the HF
+model has the model config's ``vocab_size`` rows. No process group, no Megatron-Core import (see ``megatron_ckpt``).
 
 Output: ``config.json`` (``LlamaForCausalLM``, or ``Qwen2ForCausalLM`` for a model with q/k/v biases: RoPE theta,
 RMSNorm eps, tied or untied embeddings, vocab size), ``generation_config.json``, tokenizer files,
@@ -121,9 +122,8 @@ def to_hf(ckpt_dir: str | Path, hf_dir: str | Path, *, iteration: int | None = N
         checkpoint_model_config,
         find_checkpoint,
         read_common_state,
-        single_process_group,
     )
-    from oc_megatron.training.checksums import verify_checkpoint
+    from oc_megatron.convert.torch_dist import RecordedChecksums
 
     start = time.perf_counter()
     hf_dir = Path(hf_dir)
@@ -132,45 +132,34 @@ def to_hf(ckpt_dir: str | Path, hf_dir: str | Path, *, iteration: int | None = N
     if dtype != "auto" and dtype not in DTYPES:
         raise ConversionError(f"--dtype {dtype!r}: expected auto, {', '.join(DTYPES)}")
     path = find_checkpoint(ckpt_dir, iteration)
-    verify_checkpoint(path)  # a corrupt or truncated file is refused by name before anything is converted
+    recorded = RecordedChecksums(path)  # sizes now; contents while reading: a corrupt file is refused by name
     ckpt_root = path.parent
-    with single_process_group():
-        common = read_common_state(path)
-        model = _model_config(checkpoint_model_config(common), preset, config, path)
-        reader = CheckpointReader(path, model)
-        out_dtype = reader.dtype if dtype == "auto" else DTYPES[dtype]
-        tok_dir = _find_tokenizer(tokenizer, no_tokenizer, ckpt_root, common)
-        tok = read_tokenizer(tok_dir) if tok_dir is not None else None
-        if tok is not None:
-            check_tokenizer_fits(tok, model.vocab_size)
-        table, dims = reader.table, reader.dims
-        L = model.num_layers
-        log.info("to-hf %s -> %s: %d layers, %s, vocabulary %d (the checkpoint's %d rows without the padding)",
-                 path, hf_dir, L, dtype_name(out_dtype), dims.vocab, reader.vocab_rows)
-
-        # One partial load per step: the embedding, each layer, the final norm, the output matrix.
-        steps = [[(m, None)] for m in table.first]
-        steps += [[(m, i) for m in table.per_layer] for i in range(L)]
-        steps += [[(m, None)] for m in table.last]
-        with staged_output_dir(hf_dir, overwrite, {"CKPT_DIR": ckpt_dir}, "convert to-hf") as tmp:
-            with SafetensorsShardWriter(tmp, table.hf_tensor_shapes(dims, L), out_dtype, max_bytes) as writer:
-                for items in steps:
-                    tensors = reader.load(items)
-                    for (m, layer), t in zip(items, tensors, strict=True):
-                        for name, hf_tensor in m.to_hf(t, dims, layer).items():
-                            writer.write(name, hf_tensor.to(out_dtype))
-                    del tensors
-                    if items[0][1] is not None:
-                        log.debug("layer %d/%d written", items[0][1] + 1, L)
-            bos, eos = _special_ids(ckpt_root / HF_ASSETS, tok, tokenizer is not None)
-            atomic_write_json(tmp / "config.json", hf_config(model, out_dtype, bos, eos))
-            carried = ckpt_root / HF_ASSETS / "generation_config.json"
-            if carried.is_file():
-                shutil.copyfile(carried, tmp / "generation_config.json")
-            else:
-                atomic_write_json(tmp / "generation_config.json", generation_config(bos, eos))
-            if tok_dir is not None:
-                copy_tokenizer_files(tok_dir, tmp)
+    common = read_common_state(path, recorded)
+    model = _model_config(checkpoint_model_config(common), preset, config, path)
+    reader = CheckpointReader(path, model, recorded)
+    out_dtype = reader.dtype if dtype == "auto" else DTYPES[dtype]
+    tok_dir = _find_tokenizer(tokenizer, no_tokenizer, ckpt_root, common)
+    tok = read_tokenizer(tok_dir) if tok_dir is not None else None
+    if tok is not None:
+        check_tokenizer_fits(tok, model.vocab_size)
+    table, dims = reader.table, reader.dims
+    L = model.num_layers
+    log.info("to-hf %s -> %s: %d layers, %s, vocabulary %d (the checkpoint's %d rows without the padding)",
+             path, hf_dir, L, dtype_name(out_dtype), dims.vocab, reader.vocab_rows)
+    with staged_output_dir(hf_dir, overwrite, {"CKPT_DIR": ckpt_dir}, "convert to-hf") as tmp:
+        with SafetensorsShardWriter(tmp, table.hf_tensor_shapes(dims, L), out_dtype, max_bytes) as writer:
+            for rows in reader.stream():
+                for name, row, col, piece in reader.hf_pieces(rows):
+                    writer.write_rows(name, row, piece.to(out_dtype), col)
+        bos, eos = _special_ids(ckpt_root / HF_ASSETS, tok, tokenizer is not None)
+        atomic_write_json(tmp / "config.json", hf_config(model, out_dtype, bos, eos))
+        carried = ckpt_root / HF_ASSETS / "generation_config.json"
+        if carried.is_file():
+            shutil.copyfile(carried, tmp / "generation_config.json")
+        else:
+            atomic_write_json(tmp / "generation_config.json", generation_config(bos, eos))
+        if tok_dir is not None:
+            copy_tokenizer_files(tok_dir, tmp)
     seconds = time.perf_counter() - start
     log.info("wrote %s (%d shards) in %.1f s", hf_dir, len(writer.shards), seconds)
     return ToHFResult(hf_dir, path, dtype_name(out_dtype), len(writer.shards), seconds)

@@ -4,14 +4,52 @@ Megatron's logits are cut to the real vocabulary (the padded rows are not part o
 the HF model's shape.
 
 Used by the conversion tests and ``benchmarks/convert.py``; a conversion is right when both give the same logits
-for the same tokens (fp32: bitwise at TP 1 with the local spec, ~1e-6 at TP 2).
+for the same tokens (fp32: bitwise at TP 1 with the local spec, ~1e-6 at TP 2). Megatron-Core's side runs in a gloo
+world of one (:func:`single_process_group`).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+
+
+@contextlib.contextmanager
+def single_process_group(model_parallel: bool = False) -> Iterator[None]:
+    """A gloo world of one (and Megatron-Core's TP=PP=1 groups with ``model_parallel``), torn down afterwards, with
+    the CPU shims applied: what a Megatron-Core forward needs in one process (conversion itself needs neither).
+
+    Reuses an existing world of one; refuses to run inside a multi-rank job.
+    """
+    from megatron.core import parallel_state as ps
+
+    from oc_common.errors import ConversionError
+    from oc_megatron.models.cpu_compat import apply_cpu_shims
+    from oc_megatron.training.distributed import free_port
+
+    apply_cpu_shims()
+    created = False
+    if torch.distributed.is_initialized():
+        if torch.distributed.get_world_size() != 1:
+            raise ConversionError("this check runs in one process; launch it without torchrun/srun tasks")
+    else:
+        torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0,
+                                             world_size=1)
+        created = True
+    if model_parallel:
+        if ps.model_parallel_is_initialized():
+            ps.destroy_model_parallel()
+        ps.initialize_model_parallel(tensor_model_parallel_size=1, pipeline_model_parallel_size=1)
+    try:
+        yield
+    finally:
+        if model_parallel and ps.model_parallel_is_initialized():
+            ps.destroy_model_parallel()
+        if created:
+            torch.distributed.destroy_process_group()
 
 
 @torch.no_grad()

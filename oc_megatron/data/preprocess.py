@@ -5,9 +5,10 @@ records the input file's identity: size, mtime, ctime, inode and content hash), 
 unfinished file. A finished dataset records the identities of all its inputs: a rerun after an input changed (or was
 added or removed) says what changed and rebuilds, reusing the parts of unchanged files when they were kept
 (``keep_parts``). Parts are tokenized by a pool of worker processes (batches of
-documents, order kept) and finally merged, in input order, into ``PREFIX.bin/.idx`` through Megatron-Core's
-``IndexedDatasetBuilder``; the merged files appear atomically (temp names, then rename), followed by
-``PREFIX.stats.json``. One document = one sequence.
+documents, order kept) and finally merged, in input order, into ``PREFIX.bin/.idx`` (Megatron-Core's indexed
+dataset format, written by ``oc_megatron.data.indexed`` without importing Megatron-Core: byte-identical files); the
+merged files appear atomically (temp names, then rename), followed by ``PREFIX.stats.json``. One document = one
+sequence.
 
 What a record becomes is the encoder's business: ``TextEncoder`` (``oc-megatron preprocess``) tokenizes one text
 field, ``append_eod`` ending each with the tokenizer's EOD token, which is how pretraining separates documents inside
@@ -127,9 +128,10 @@ class TextEncoder:
 
             self._tok = load_tokenizer(self.tokenizer)
         out = []
+        dtype = self.streams[0][1]  # the stored dtype already: a quarter of int64's bytes to send back
         for enc in self._tok.encode_batch(items, add_special_tokens=False):
             ids = enc.ids if self.eod is None else enc.ids + [self.eod]
-            out.append((np.asarray(ids, dtype=np.int64),))
+            out.append((np.asarray(ids, dtype=dtype),))
         return out
 
 
@@ -137,11 +139,39 @@ class TextEncoder:
 _ENCODER: Encoder | None = None
 
 
-def _init_worker(encoder: Encoder, in_pool: bool = True) -> None:
+def _init_worker(encoder: Encoder, in_pool: bool = True, parent: int | None = None) -> None:
     global _ENCODER
     if in_pool:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one process per core; no nested Rust thread pools
+    if parent is not None:
+        _die_with(parent)
     _ENCODER = encoder
+
+
+def _die_with(parent: int) -> None:
+    """A worker never outlives the process that started it, however that one ends: a SIGKILL or SIGTERM skips the
+    pool's shutdown, and a worker in the middle of a batch would go on tokenizing it (seconds; minutes for a batch
+    of huge documents) before noticing. On Linux the kernel kills it with its parent (``PR_SET_PDEATHSIG``);
+    elsewhere a thread watches the parent."""
+    import signal
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) != 0:  # 1 = PR_SET_PDEATHSIG
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):
+        import threading
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
 
 
 def _encode_batch(items: list[Any]) -> list[tuple[np.ndarray, ...]]:
@@ -278,7 +308,7 @@ def build_indexed_dataset(
     progress: bool = True,
 ) -> PreprocessStats:
     """Encode every record under ``input_path`` into ``out_prefix{suffix}``.bin/.idx per stream; resumable."""
-    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+    from oc_megatron.data.indexed import IndexedWriter
 
     out_prefix = Path(out_prefix)
     files = list_record_files(input_path)
@@ -301,7 +331,7 @@ def build_indexed_dataset(
     tokens_this_run = 0
 
     try:
-        pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(encoder,)) \
+        pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(encoder, True, os.getpid())) \
             if workers > 1 else None
     except OSError as e:  # pipes and processes: the open-files or process limit
         raise EnvironmentProblem(f"--workers {workers}: cannot start the tokenizer processes ({e.strerror or e}); "
@@ -329,7 +359,7 @@ def build_indexed_dataset(
             builders: list = []
             try:
                 for suffix, dtype in streams:
-                    builders.append(IndexedDatasetBuilder(f"{part}{suffix}.bin.tmp", dtype=dtype))
+                    builders.append(IndexedWriter(f"{part}{suffix}.bin.tmp", dtype=dtype))
                 batches = _batches(f, encoder, batch_size, file_stats)
                 results = pool.imap(_encode_batch, batches, chunksize=1) if pool else map(_encode_batch, batches)
                 for docs in results:
@@ -370,7 +400,7 @@ def build_indexed_dataset(
     for suffix, dtype in streams:
         merged = None
         try:
-            merged = IndexedDatasetBuilder(f"{out_prefix}{suffix}.bin.tmp", dtype=dtype)
+            merged = IndexedWriter(f"{out_prefix}{suffix}.bin.tmp", dtype=dtype)
             for i in range(len(files)):
                 merged.add_index(f"{_part_prefix(parts_dir, i)}{suffix}")
             merged.finalize(f"{out_prefix}{suffix}.idx.tmp")

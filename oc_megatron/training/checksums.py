@@ -11,9 +11,11 @@ hashes a disjoint share of the files and the verdict is shared, so a checkpoint 
 mismatch raises ``CheckpointError`` naming the file. A checkpoint without ``checksums.json`` (written by another tool
 or an older version) is loaded with a warning.
 
-Why not hash while loading: torch_dist loads read byte ranges of the shard files (each rank the pieces of its
-layout, conversion one layer at a time), never whole files in order, so a whole-file digest cannot ride along; the
-verification pass reads each file once, sequentially, and leaves it in the page cache for the load that follows.
+Why training does not hash while loading: Megatron-Core's torch_dist load reads byte ranges of the shard files (each
+rank the pieces of its layout), never whole files in order, so a whole-file digest cannot ride along; the verification
+pass reads each file once, sequentially, and leaves it in the page cache for the load that follows. Conversion reads
+the files itself, front to back, and checks them with the helpers below as it goes
+(``oc_megatron.convert.torch_dist``): no extra pass.
 """
 
 from __future__ import annotations
@@ -103,24 +105,57 @@ def write_checksums(ckpt: str | Path) -> None:
     for part in _gather(hash_files(owned_files(ckpt, rank, world))):
         files.update(part)
     if rank == 0:
-        atomic_write_text(ckpt / CHECKSUMS_FILE, json.dumps({"algorithm": ALGORITHM, "files": files}, indent=1,
-                                                            sort_keys=True) + "\n")
+        atomic_write_text(ckpt / CHECKSUMS_FILE, manifest_text(files))
+
+
+def manifest_text(files: dict[str, dict[str, Any]]) -> str:
+    """The text of ``checksums.json`` for ``{file name: {size, sha256}}``."""
+    return json.dumps({"algorithm": ALGORITHM, "files": files}, indent=1, sort_keys=True) + "\n"
+
+
+def read_recorded(ckpt: Path, what: str = "checkpoint") -> dict[str, dict[str, Any]] | None:
+    """The recorded ``{file name: {size, sha256}}`` of a checkpoint; None (after a warning) when it has none."""
+    manifest = ckpt / CHECKSUMS_FILE
+    if not manifest.is_file():
+        log.warning("%s %s has no %s (written by another tool or an older oc-megatron): loading it unverified",
+                    what, ckpt, CHECKSUMS_FILE)
+        return None
+    try:
+        return json.loads(manifest.read_text())["files"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{manifest}: unreadable ({e}); the checkpoint cannot be verified") from None
+
+
+def size_problems(ckpt: Path, names: list[str], recorded: dict[str, dict[str, Any]]) -> list[str]:
+    """Missing files and files whose size differs from the recorded one, in words."""
+    problems = []
+    for name in names:
+        path = ckpt / name
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif path.stat().st_size != recorded[name]["size"]:
+            problems.append(f"{path}: {path.stat().st_size} bytes, {recorded[name]['size']} when saved")
+    return problems
+
+
+def mismatch(path: Path) -> str:
+    return f"{path}: content changed since it was saved ({ALGORITHM} mismatch)"
+
+
+def corrupt(ckpt: Path, problems: list[str], what: str = "checkpoint") -> CheckpointError:
+    """The error for a checkpoint with ``problems`` (the first named, the rest counted)."""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return CheckpointError(f"{what} {ckpt} is corrupt: {problems[0]}{more}; use another checkpoint "
+                           f"(e.g. an earlier iter_N) or restore this one")
 
 
 def _problems(ckpt: Path, names: list[str], recorded: dict[str, dict[str, Any]]) -> list[str]:
-    problems, to_hash = [], []
-    for name in names:
-        path = ckpt / name
-        want = recorded[name]
-        if not path.is_file():
-            problems.append(f"{path}: missing")
-        elif path.stat().st_size != want["size"]:
-            problems.append(f"{path}: {path.stat().st_size} bytes, {want['size']} when saved")
-        else:
-            to_hash.append(path)
+    problems = size_problems(ckpt, names, recorded)
+    to_hash = [ckpt / name for name in names
+               if (ckpt / name).is_file() and (ckpt / name).stat().st_size == recorded[name]["size"]]
     for path, got in zip(to_hash, hash_files(to_hash).values(), strict=True):
         if got[ALGORITHM] != recorded[path.name][ALGORITHM]:
-            problems.append(f"{path}: content changed since it was saved ({ALGORITHM} mismatch)")
+            problems.append(mismatch(path))
     return problems
 
 
@@ -129,23 +164,15 @@ def verify_checkpoint(ckpt: str | Path, what: str = "checkpoint") -> bool:
     truncated or missing file. Returns False (after a warning) when the checkpoint records no checksums. Collective
     when a process group exists: each rank verifies a share of the files."""
     ckpt = Path(ckpt)
-    manifest = ckpt / CHECKSUMS_FILE
-    if not manifest.is_file():
-        log.warning("%s %s has no %s (written by another tool or an older oc-megatron): loading it unverified",
-                    what, ckpt, CHECKSUMS_FILE)
+    recorded = read_recorded(ckpt, what)
+    if recorded is None:
         return False
-    try:
-        recorded = json.loads(manifest.read_text())["files"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{manifest}: unreadable ({e}); the checkpoint cannot be verified") from None
     rank, world = _rank_world()
     names = sorted(recorded)
     problems: list[str] = []
     for part in _gather(_problems(ckpt, names[rank::world], recorded)):
         problems.extend(part)
     if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise CheckpointError(f"{what} {ckpt} is corrupt: {problems[0]}{more}; use another checkpoint "
-                              f"(e.g. an earlier iter_N) or restore this one")
+        raise corrupt(ckpt, problems, what)
     log.info("%s %s: %d files verified (%s)", what, ckpt, len(names), ALGORITHM)
     return True

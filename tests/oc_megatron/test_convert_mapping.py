@@ -65,7 +65,8 @@ def test_table_matches_transformers(dims, family):
 def test_table_matches_megatron_sharded_state_dict(features):
     from megatron.core.dist_checkpointing.mapping import ShardedTensor, apply_factories
 
-    from oc_megatron.convert.megatron_ckpt import LAYER_PLACEHOLDER, disk_key, single_process_group
+    from oc_megatron.convert.megatron_ckpt import LAYER_PLACEHOLDER, disk_key
+    from oc_megatron.convert.verify import single_process_group
     from oc_megatron.models.opencoder import ModelConfig, build_model, transformer_config
 
     model = ModelConfig.from_preset("tiny", num_layers=3, **features)
@@ -180,13 +181,36 @@ def test_streamed_shards_read_back_with_safetensors(tmp_path, dtype):
         assert (8 + struct.unpack("<Q", raw[:8])[0]) % 8 == 0  # aligned data section
 
 
-def test_writer_refuses_out_of_order_and_wrong_shape(tmp_path):
-    with pytest.raises(RuntimeError, match="out of order"):
-        with SafetensorsShardWriter(tmp_path, {"a": (2,), "b": (2,)}, torch.float32, 10**6) as w:
-            w.write("b", torch.zeros(2))
+def test_writer_places_pieces_in_any_order_and_refuses_gaps_and_wrong_shapes(tmp_path):
+    """to-hf writes each saved chunk where it belongs (rows, or rows of a column range: a TP rank's piece); the file
+    is the same as writing whole tensors in order, and a tensor left incomplete is an error."""
+    from safetensors import safe_open
+
+    a, b = torch.randn(6, 4), torch.randn(3)
+    (tmp_path / "whole").mkdir()
+    with SafetensorsShardWriter(tmp_path / "whole", {"a": (6, 4), "b": (3,)}, torch.float32, 10**6) as w:
+        w.write("a", a)
+        w.write("b", b)
+    (tmp_path / "pieces").mkdir()
+    with SafetensorsShardWriter(tmp_path / "pieces", {"a": (6, 4), "b": (3,)}, torch.float32, 10**6) as w:
+        w.write_rows("b", 1, b[1:])
+        w.write_rows("a", 2, a[2:6, 1:4], col=1)  # a column range: one row at a time
+        w.write_rows("a", 0, a[:2])
+        w.write_rows("b", 0, b[:1])
+        w.write_rows("a", 2, a[2:6, :1], col=0)
+    name = "model-00001-of-00001.safetensors"
+    assert (tmp_path / "pieces" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    with safe_open(str(tmp_path / "pieces" / name), "pt") as f:
+        assert torch.equal(f.get_tensor("a"), a) and torch.equal(f.get_tensor("b"), b)
+    with pytest.raises(RuntimeError, match=r"not completely written, e.g. a \(16 of 24 elements\)"):
+        with SafetensorsShardWriter(tmp_path, {"a": (6, 4)}, torch.float32, 10**6) as w:
+            w.write_rows("a", 0, a[:4])
     with pytest.raises(RuntimeError, match="planned"):
         with SafetensorsShardWriter(tmp_path, {"a": (2,)}, torch.float32, 10**6) as w:
             w.write("a", torch.zeros(3))
+    with pytest.raises(RuntimeError, match="outside"):
+        with SafetensorsShardWriter(tmp_path, {"a": (6, 4)}, torch.float32, 10**6) as w:
+            w.write_rows("a", 5, a[:2])
 
 
 def test_truncated_safetensors_is_detected(tmp_path):

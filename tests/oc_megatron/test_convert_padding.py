@@ -68,7 +68,7 @@ def llama(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_from_hf_pads_the_vocabulary_for_tp_and_records_the_real_size(llama):
-    from oc_megatron.convert.megatron_ckpt import CheckpointReader, single_process_group
+    from oc_megatron.convert.megatron_ckpt import CheckpointReader
     from oc_megatron.models.opencoder import ModelConfig
     from oc_megatron.training.checkpoint import read_train_state
 
@@ -77,10 +77,9 @@ def test_from_hf_pads_the_vocabulary_for_tp_and_records_the_real_size(llama):
     assert saved.model["vocab_size"] == VOCAB and saved.model["make_vocab_size_divisible_by"] == 128
     assert saved.layout["tensor"] == 2
     hf = read_hf_tensors(llama["hf"])
-    with single_process_group():
-        reader = CheckpointReader(path, ModelConfig.model_validate(saved.model))
-        assert reader.vocab_rows == 1024  # 1003 rounded up to a multiple of 128 x 2
-        embedding, output = reader.load([(reader.table.first[0], None), (reader.table.last[-1], None)])
+    reader = CheckpointReader(path, ModelConfig.model_validate(saved.model))
+    assert reader.vocab_rows == 1024  # 1003 rounded up to a multiple of 128 x 2
+    embedding, output = reader.load(reader.table.first[0]), reader.load(reader.table.last[-1])
     for got, name in ((embedding, "model.embed_tokens.weight"), (output, "lm_head.weight")):
         assert got.shape == (1024, 240)
         assert torch.equal(got[:VOCAB], hf[name])

@@ -154,7 +154,7 @@ def test_too_many_open_files_is_one_line(tiny_data, inputs, tmp_path):
     # Lower the open-files limit after start-up, leaving too few descriptors for two workers' pipes.
     script = ("import os, resource, sys\n"
               "from oc_megatron.cli import main\n"
-              "import megatron.core.datasets.indexed_dataset, tokenizers\n"
+              "import oc_megatron.data.indexed, tokenizers, rich._emoji_codes  # what runs after the limit\n"
               "n = len(os.listdir('/proc/self/fd'))\n"
               "resource.setrlimit(resource.RLIMIT_NOFILE, (n + 1, n + 1))\n"
               "main(sys.argv[1:])\n")
@@ -162,3 +162,61 @@ def test_too_many_open_files_is_one_line(tiny_data, inputs, tmp_path):
                            "--tokenizer", str(tiny_data["tokenizer"]), "--workers", "2"],
                           capture_output=True, text=True, timeout=300)
     _one_line_error(proc.returncode, proc.stderr, "--workers 2", "raise the limit (ulimit -n", "fewer --workers")
+
+
+# ---- no child process outlives preprocess (issue 20) ----------------------------------------------------------------
+def _living(session: int) -> list[str]:
+    """The processes of a session that have not exited (zombies have: they only wait to be reaped)."""
+    import psutil
+
+    out = []
+    for proc in psutil.process_iter(["pid", "status", "cmdline"]):
+        try:
+            if os.getsid(proc.pid) == session and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                out.append(" ".join(proc.info["cmdline"] or [])[-80:])
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return out
+
+
+@pytest.mark.parametrize("how", ["completes", "SIGINT", "SIGTERM", "SIGKILL"])
+def test_no_child_process_outlives_preprocess(tiny_data, tmp_path, how):
+    """Its workers and multiprocessing's helper end with it, however it ends: after a SIGKILL or SIGTERM (which skip
+    the pool's shutdown) a worker in the middle of a batch used to go on tokenizing it for seconds."""
+    import signal
+    import time
+
+    import psutil
+
+    corpus = tmp_path / "corpus.jsonl"
+    lines = tiny_data["corpus"].read_text().splitlines()
+    if how != "completes":  # one huge document first: a worker is busy with it for seconds when the signal comes
+        texts = "\n".join(json.loads(line)["text"] for line in lines)
+        lines.insert(0, json.dumps({"id": "huge", "text": texts * 3}))
+    corpus.write_text("\n".join(lines) + "\n")
+    proc = subprocess.Popen([sys.executable, "-m", "oc_megatron.cli", "preprocess", str(corpus), str(tmp_path / "out"),
+                             "--tokenizer", str(tiny_data["tokenizer"]), "--workers", "2"],
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        if how != "completes":
+            deadline = time.time() + 120
+            while len([c for c in psutil.Process(proc.pid).children(recursive=True)
+                       if "spawn_main" in " ".join(c.cmdline())]) < 2:
+                assert time.time() < deadline and proc.poll() is None, "the workers never started"
+                time.sleep(0.1)
+            time.sleep(1.0)
+            proc.send_signal(getattr(signal, how))
+        proc.wait(timeout=300)
+        if how == "completes":
+            assert proc.returncode == 0, proc.stderr.read()[-2000:]
+        deadline = time.time() + 2
+        while (left := _living(proc.pid)) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not left, f"after {how}: {left}"
+    finally:
+        for p in psutil.process_iter():
+            try:
+                if os.getsid(p.pid) == proc.pid:
+                    p.kill()
+            except (ProcessLookupError, psutil.Error):
+                pass
