@@ -88,6 +88,32 @@ def write_corpus(paths: list[str], n: int, seed: int, directory: Path, shard_siz
     return written
 
 
+def write_synthetic_corpus(n: int, seed: int, directory: Path, shard_size: int = 10_000) -> int:
+    """``n`` generated code-like files (~60-400 words from a 5,000-word vocabulary, one in ten a near copy of an
+    earlier one with a few words changed), for sizes beyond this machine's real files: memory must stay flat however
+    many documents there are."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    vocabulary = np.array([f"w{i}" for i in range(5000)], dtype=object)
+    directory.mkdir(parents=True, exist_ok=True)
+    recent: list[list[str]] = []
+    for shard, lo in enumerate(range(0, n, shard_size)):
+        lines = []
+        for i in range(lo, min(n, lo + shard_size)):
+            if recent and rng.random() < 0.1:
+                words = list(recent[int(rng.integers(len(recent)))])
+                for k in rng.integers(0, len(words), 3):
+                    words[k] = vocabulary[int(rng.integers(5000))]
+            else:
+                words = list(vocabulary[rng.integers(0, 5000, int(rng.integers(60, 400)))])
+                recent = (recent + [words])[-1000:]
+            text = "\n".join(" = ".join(words[k:k + 6]) for k in range(0, len(words), 6))
+            lines.append(json.dumps({"id": f"doc-{i}", "text": text, "stars": int(rng.integers(100))}))
+        (directory / f"part-{shard:05d}.jsonl").write_text("\n".join(lines) + "\n")
+    return n
+
+
 # ---- one measured run per process -------------------------------------------------------------------------------
 
 def run_ours(corpus: Path, work: Path, engine: str, preset: str) -> dict:
@@ -137,6 +163,69 @@ def run_datasketch(corpus: Path, preset: str) -> dict:
             "engine_detail": "datasketch MinHash + MinHashLSH (in-memory)"}
 
 
+def run_rensa(corpus: Path, preset: str) -> dict:
+    """rensa used directly, as its documentation's bulk path: word 5-gram shingles (the same word cut) per document,
+    ``RMinHash.digest_matrix_from_token_sets`` for a chunk of documents, ``RMinHashLSH.insert_matrix_and_query_
+    duplicate_flags`` (16 bands): a document is a duplicate when it shares a band with one seen before."""
+    from rensa import RMinHash, RMinHashLSH
+
+    from oc_common.records import iter_records
+    from oc_synth.curate.dedup.settings import build_settings
+    from oc_synth.minhash.shingles import words
+
+    mh = build_settings(preset=preset).minhash
+    if mh.shingle != "word":
+        raise SystemExit("the rensa baseline implements word shingles only")
+    lsh = RMinHashLSH(mh.threshold(), mh.num_perm, mh.bands)
+    n = removed = 0
+    chunk: list[list[bytes]] = []
+
+    def flush() -> int:
+        matrix = RMinHash.digest_matrix_from_token_sets(chunk, mh.num_perm, mh.seed)
+        flags = lsh.insert_matrix_and_query_duplicate_flags(matrix, n - len(chunk))
+        chunk.clear()
+        return sum(flags)
+
+    for rec in iter_records(corpus):
+        w = words(rec["text"])
+        if not w:
+            continue
+        chunk.append(list({b" ".join(w[k:k + mh.ngram]) for k in range(max(1, len(w) - mh.ngram + 1))}))
+        n += 1
+        if len(chunk) == 512:
+            removed += flush()
+    if chunk:
+        removed += flush()
+    return {"removed": removed, "records": n, "signature_docs_per_s": None,
+            "engine_detail": "rensa RMinHash digest matrix + RMinHashLSH (in-memory)"}
+
+
+def run_rensa_per_document(corpus: Path, preset: str) -> dict:
+    """rensa used directly, one ``RMinHash`` per document as its README shows (``update`` with the shingles, then
+    ``RMinHashLSH.query`` for earlier candidates and ``insert``): a document is a duplicate when it shares a band with
+    one seen before."""
+    from rensa import RMinHash, RMinHashLSH
+
+    from oc_common.records import iter_records
+    from oc_synth.curate.dedup.settings import build_settings
+    from oc_synth.minhash.shingles import words
+
+    mh = build_settings(preset=preset).minhash
+    lsh = RMinHashLSH(mh.threshold(), mh.num_perm, mh.bands)
+    n = removed = 0
+    for rec in iter_records(corpus):
+        w = words(rec["text"])
+        if not w:
+            continue
+        m = RMinHash(mh.num_perm, mh.seed)
+        m.update([b" ".join(w[k:k + mh.ngram]) for k in range(max(1, len(w) - mh.ngram + 1))])
+        removed += bool(lsh.query(m))
+        lsh.insert(n, m)
+        n += 1
+    return {"removed": removed, "records": n, "signature_docs_per_s": None,
+            "engine_detail": "rensa RMinHash per document + RMinHashLSH query/insert (in-memory)"}
+
+
 def cpu_seconds() -> float:
     """User + system CPU time of this process and its finished children: on a shared box, docs per CPU-second
     compares engines fairly when wall time does not."""
@@ -145,14 +234,22 @@ def cpu_seconds() -> float:
 
 
 def measure(args: argparse.Namespace) -> None:
-    # imports (NeMo Curator's alone take seconds) are not part of the measurement
-    import datasketch  # noqa: F401
-
-    import oc_synth.curate.dedup.workflow  # noqa: F401
+    # imports (NeMo Curator's alone take seconds) are not part of the measurement; each engine imports only what it
+    # uses, so that its peak RSS is its own (the peers' runs borrow only our word cut and settings)
+    if args.engine == "datasketch":
+        import datasketch  # noqa: F401
+    elif args.engine.startswith("rensa"):
+        import rensa  # noqa: F401
+    else:
+        import oc_synth.curate.dedup.workflow  # noqa: F401
 
     t0, cpu0 = time.perf_counter(), cpu_seconds()
     if args.engine == "datasketch":
         result = run_datasketch(Path(args.corpus), args.preset)
+    elif args.engine == "rensa":
+        result = run_rensa(Path(args.corpus), args.preset)
+    elif args.engine == "rensa-doc":
+        result = run_rensa_per_document(Path(args.corpus), args.preset)
     else:
         result = run_ours(Path(args.corpus), Path(args.work), args.engine, args.preset)
     seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
@@ -172,6 +269,8 @@ def main() -> None:
     parser.add_argument("--engines", default="cpu,datasketch", help="cpu, datasketch and/or gpu, comma separated")
     parser.add_argument("--preset", default="opencoder", help="opencoder (word 5-grams, 16x128) or nemo")
     parser.add_argument("--roots", nargs="*", default=None, help="where to look for source files")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="generated files instead of this machine's (for sizes up to millions; memory curves)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the file sample")
     parser.add_argument("--out", default=None, help="also write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the generated corpora (printed path)")
@@ -188,14 +287,16 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     engines = args.engines.split(",")
     t0 = time.perf_counter()
-    paths = find_sources(args.roots or default_roots())
-    print(f"{len(paths):,} candidate source files under {', '.join(args.roots or default_roots())} "
+    paths = [] if args.synthetic else find_sources(args.roots or default_roots())
+    print("generated files" if args.synthetic else f"{len(paths):,} candidate source files under "
+          f"{', '.join(args.roots or default_roots())} "
           f"({time.perf_counter() - t0:.1f} s)", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="dedup_bench_"))
     results = []
     for size in sizes:
         corpus = tmp / f"corpus_{size}"
-        n = write_corpus(paths, size, args.seed, corpus)
+        n = write_synthetic_corpus(size, args.seed, corpus) if args.synthetic else \
+            write_corpus(paths, size, args.seed, corpus)
         mb = sum(p.stat().st_size for p in corpus.iterdir()) / 2**20
         print(f"\n== {n:,} files ({mb:,.0f} MB of JSONL)", flush=True)
         if n < size:
