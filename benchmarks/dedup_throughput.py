@@ -1,18 +1,24 @@
-"""Fuzzy dedup throughput and peak memory on real source files: our engine next to datasketch's MinHashLSH.
+"""Fuzzy dedup throughput and peak memory: our engine next to rensa used directly and datasketch's MinHashLSH.
 
 Same parameters for every engine (the OpenCoder preset unless --preset says otherwise): word 5-gram shingles cut
-by the same word definition, 2,048 permutations, LSH 16 bands x 128 rows. Each (size, engine) runs in a fresh
-process, so peak RSS is that run's own. What is timed, for every engine: read the JSONL corpus, shingle, sign, LSH,
-group candidates into clusters. Ours also writes the deduplicated corpus (its whole `curate dedup --mode fuzzy`).
+by the same word definition, 2,048 permutations, LSH 16 bands x 128 rows. Each run is a fresh process (so peak RSS
+is that run's own), the engines alternate and the order reverses every round (benchmarks/measure.py), and each is
+summarised as the median with the spread (min-max) of wall time, CPU time (user + system: the fair measure on a
+shared box) and peak RSS. What is timed, for every engine: read the JSONL corpus, shingle, sign, LSH, group
+candidates. Ours is its whole `curate dedup --mode fuzzy` (clusters, keep rule, and the deduplicated corpus written).
+rensa's "removed" counts every document flagged by its insert-and-query call, which flags both members of a pair
+inserted in the same call, so it is higher than the number of documents a dedup removes.
 
-    python benchmarks/dedup_throughput.py                       # 10k and 100k files, cpu vs datasketch
-    python benchmarks/dedup_throughput.py --sizes 2000 --engines cpu,datasketch
+    python benchmarks/dedup_throughput.py                                   # 10k and 100k real files
+    python benchmarks/dedup_throughput.py --sizes 20000 --engines cpu,rensa,datasketch --rounds 3
+    python benchmarks/dedup_throughput.py --synthetic --sizes 20000,100000,1000000 --engines cpu,rensa --rounds 3,3,1
     python benchmarks/dedup_throughput.py --engines cpu,gpu --out results.json  # on a GPU machine
 
 The corpus: source files found under --roots (default: this Python's stdlib and site-packages, /usr/include,
 /usr/lib, /usr/share, /usr/local), sampled with a fixed seed, as JSONL records (text, id = path). Real trees contain
 real duplicates (vendored copies, empty __init__.py files), so the engines' duplicate counts are comparable too.
-docs/dedup.md has the numbers measured on this project's CPU boxes.
+--synthetic generates small code-like files instead, for sizes up to millions. docs/performance.md has the numbers
+measured on this project's CPU boxes.
 """
 
 from __future__ import annotations
@@ -21,13 +27,15 @@ import argparse
 import json
 import os
 import random
-import resource
-import subprocess
+import shutil
 import sys
 import sysconfig
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import alternate, fmt, load_average, measured, run_child, summarize  # noqa: E402
 
 # programming languages, plus the markup/data/prose types RefineCode keeps (no HTML: generated API docs would
 # dominate the sample on most boxes)
@@ -89,9 +97,10 @@ def write_corpus(paths: list[str], n: int, seed: int, directory: Path, shard_siz
 
 
 def write_synthetic_corpus(n: int, seed: int, directory: Path, shard_size: int = 10_000) -> int:
-    """``n`` generated code-like files (~60-400 words from a 5,000-word vocabulary, one in ten a near copy of an
-    earlier one with a few words changed), for sizes beyond this machine's real files: memory must stay flat however
-    many documents there are."""
+    """``n`` generated code-like files (~60-400 words from a 5,000-word vocabulary; one in ten a copy of an earlier
+    one, alternately with three words changed (Jaccard ~0.9, below OpenCoder's threshold) or laid out on lines of
+    another width (same words: a near-duplicate that is not an exact one)), for sizes beyond this machine's real
+    files: memory must stay flat however many documents there are."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -101,14 +110,18 @@ def write_synthetic_corpus(n: int, seed: int, directory: Path, shard_size: int =
     for shard, lo in enumerate(range(0, n, shard_size)):
         lines = []
         for i in range(lo, min(n, lo + shard_size)):
+            width = 6
             if recent and rng.random() < 0.1:
                 words = list(recent[int(rng.integers(len(recent)))])
-                for k in rng.integers(0, len(words), 3):
-                    words[k] = vocabulary[int(rng.integers(5000))]
+                if i % 2:
+                    for k in rng.integers(0, len(words), 3):
+                        words[k] = vocabulary[int(rng.integers(5000))]
+                else:
+                    width = 4
             else:
                 words = list(vocabulary[rng.integers(0, 5000, int(rng.integers(60, 400)))])
                 recent = (recent + [words])[-1000:]
-            text = "\n".join(" = ".join(words[k:k + 6]) for k in range(0, len(words), 6))
+            text = "\n".join(" = ".join(words[k:k + width]) for k in range(0, len(words), width))
             lines.append(json.dumps({"id": f"doc-{i}", "text": text, "stars": int(rng.integers(100))}))
         (directory / f"part-{shard:05d}.jsonl").write_text("\n".join(lines) + "\n")
     return n
@@ -226,14 +239,8 @@ def run_rensa_per_document(corpus: Path, preset: str) -> dict:
             "engine_detail": "rensa RMinHash per document + RMinHashLSH query/insert (in-memory)"}
 
 
-def cpu_seconds() -> float:
-    """User + system CPU time of this process and its finished children: on a shared box, docs per CPU-second
-    compares engines fairly when wall time does not."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def measure(args: argparse.Namespace) -> None:
+def child(args: argparse.Namespace) -> None:
+    """One measured run (a fresh process from measure.run_child): prints its figures as one JSON line."""
     # imports (NeMo Curator's alone take seconds) are not part of the measurement; each engine imports only what it
     # uses, so that its peak RSS is its own (the peers' runs borrow only our word cut and settings)
     if args.engine == "datasketch":
@@ -243,22 +250,17 @@ def measure(args: argparse.Namespace) -> None:
     else:
         import oc_synth.curate.dedup.workflow  # noqa: F401
 
-    t0, cpu0 = time.perf_counter(), cpu_seconds()
-    if args.engine == "datasketch":
-        result = run_datasketch(Path(args.corpus), args.preset)
-    elif args.engine == "rensa":
-        result = run_rensa(Path(args.corpus), args.preset)
-    elif args.engine == "rensa-doc":
-        result = run_rensa_per_document(Path(args.corpus), args.preset)
-    else:
-        result = run_ours(Path(args.corpus), Path(args.work), args.engine, args.preset)
-    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
-    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    n = result["records"]
-    result.update(seconds=round(seconds, 2), cpu_seconds=round(cpu, 2), docs_per_s=round(n / seconds, 1),
-                  docs_per_cpu_s=round(n / cpu, 1), peak_rss_mib=round(peak / 1024, 1))
-    Path(args.result).write_text(json.dumps(result))
+    runners = {"datasketch": lambda: run_datasketch(Path(args.corpus), args.preset),
+               "rensa": lambda: run_rensa(Path(args.corpus), args.preset),
+               "rensa-doc": lambda: run_rensa_per_document(Path(args.corpus), args.preset)}
+    result: dict = {}
+    with measured(result):
+        if args.engine in runners:
+            result.update(runners[args.engine]())
+        else:
+            shutil.rmtree(args.work, ignore_errors=True)
+            result.update(run_ours(Path(args.corpus), Path(args.work), args.engine, args.preset))
+    print(json.dumps(result))
 
 
 # ---- driver -----------------------------------------------------------------------------------------------------
@@ -266,7 +268,12 @@ def measure(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000", help="corpus sizes (files), comma separated")
-    parser.add_argument("--engines", default="cpu,datasketch", help="cpu, datasketch and/or gpu, comma separated")
+    parser.add_argument("--engines", default="cpu,rensa,datasketch",
+                        help="cpu (ours), gpu (ours), rensa (its bulk matrix API), rensa-doc (its per-document "
+                             "README path), datasketch; comma separated")
+    parser.add_argument("--rounds", default="3",
+                        help="measured runs per engine, alternating (reversed every round); one value, or one per "
+                             "size (3,3,1)")
     parser.add_argument("--preset", default="opencoder", help="opencoder (word 5-grams, 16x128) or nemo")
     parser.add_argument("--roots", nargs="*", default=None, help="where to look for source files")
     parser.add_argument("--synthetic", action="store_true",
@@ -274,62 +281,70 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the file sample")
     parser.add_argument("--out", default=None, help="also write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the generated corpora (printed path)")
-    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)  # child process mode
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one measured run (measure.py)
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
-    parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.measure:
-        measure(args)
+    if args.child:
+        child(args)
         return
 
     sizes = [int(s) for s in args.sizes.split(",")]
+    rounds = [int(r) for r in args.rounds.split(",")]
+    rounds = rounds * len(sizes) if len(rounds) == 1 else rounds
+    if len(rounds) != len(sizes):
+        raise SystemExit(f"--rounds: one value or one per size ({len(sizes)})")
     engines = args.engines.split(",")
     t0 = time.perf_counter()
     paths = [] if args.synthetic else find_sources(args.roots or default_roots())
     print("generated files" if args.synthetic else f"{len(paths):,} candidate source files under "
           f"{', '.join(args.roots or default_roots())} "
           f"({time.perf_counter() - t0:.1f} s)", flush=True)
+    print(f"load average at the start: {load_average()}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="dedup_bench_"))
     results = []
-    for size in sizes:
+    for size, n_rounds in zip(sizes, rounds, strict=True):
         corpus = tmp / f"corpus_{size}"
         n = write_synthetic_corpus(size, args.seed, corpus) if args.synthetic else \
             write_corpus(paths, size, args.seed, corpus)
         mb = sum(p.stat().st_size for p in corpus.iterdir()) / 2**20
-        print(f"\n== {n:,} files ({mb:,.0f} MB of JSONL)", flush=True)
+        print(f"\n== {n:,} files ({mb:,.0f} MB of JSONL), {n_rounds} run(s) per engine", flush=True)
         if n < size:
             print(f"   only {n:,} readable files found; pass --roots with more code to reach {size:,}")
-        for engine in engines:
-            result_path = tmp / f"result_{size}_{engine}.json"
-            cmd = [sys.executable, __file__, "--measure", "--engine", engine, "--corpus", str(corpus), "--work",
-                   str(tmp / f"work_{size}_{engine}"), "--result", str(result_path), "--preset", args.preset]
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                print(f"   {engine}: FAILED\n{proc.stderr[-3000:]}")
-                results.append({"files": n, "engine": engine, "error": proc.stderr[-3000:]})
-                continue
-            r = {"files": n, "engine": engine, **json.loads(result_path.read_text())}
-            results.append(r)
-            print(f"   {engine:<11} {r['docs_per_s']:>8,.0f} docs/s wall  {r['docs_per_cpu_s']:>8,.0f} docs/CPU-s  "
-                  f"signature pass {r['signature_docs_per_s'] or 0:>7,.0f} docs/s  "
-                  f"peak RSS {r['peak_rss_mib']:>7,.0f} MiB  "
-                  f"{r['seconds']:>7.1f} s  "
-                  f"removed {r['removed']:,}", flush=True)
-        base = next((r for r in results if r["files"] == n and r["engine"] == "datasketch" and "error" not in r), None)
-        ours = next((r for r in results if r["files"] == n and r["engine"] == "cpu" and "error" not in r), None)
-        if base and ours:
-            print(f"   cpu vs datasketch: {ours['docs_per_s'] / base['docs_per_s']:.1f}x docs/s (wall), "
-                  f"{ours['docs_per_cpu_s'] / base['docs_per_cpu_s']:.1f}x docs per CPU-second, "
-                  f"{ours['peak_rss_mib'] / base['peak_rss_mib']:.2f}x peak RSS")
+
+        def side(engine: str, corpus: Path = corpus, size: int = size):
+            return lambda: run_child(sys.executable, __file__, ["--engine", engine, "--corpus", str(corpus),
+                                                                 "--work", str(tmp / f"work_{size}_{engine}"),
+                                                                 "--preset", args.preset])
+
+        runs = alternate({engine: side(engine) for engine in engines}, n_rounds)
+        print(f"   {'engine':<11} {'docs/s (wall)':>14} {'docs/CPU-s':>11} {'wall s':>22} {'CPU s':>22} "
+              f"{'peak RSS MiB':>20}  removed", flush=True)
+        summaries = {}
+        for engine, engine_runs in runs.items():
+            s = summaries[engine] = summarize(engine_runs, rate_of="records")
+            results.append({"files": n, "megabytes": round(mb, 1), "engine": engine, **s,
+                            "load_average_end": os.getloadavg()})
+            print(f"   {engine:<11} {s['records_per_s']:>14,.0f} {s['records_per_cpu_s']:>11,.0f} "
+                  f"{fmt(s, 'wall_s'):>22} {fmt(s, 'cpu_s'):>22} {fmt(s, 'peak_rss_mib', 0):>20}  "
+                  f"{s['removed']:,}", flush=True)
+        ours = summaries.get("cpu")
+        for peer in ("rensa", "rensa-doc", "datasketch"):
+            if ours and peer in summaries:
+                base = summaries[peer]
+                print(f"   cpu vs {peer}: {ours['records_per_s'] / base['records_per_s']:.2f}x docs/s (wall medians), "
+                      f"{ours['records_per_cpu_s'] / base['records_per_cpu_s']:.2f}x docs per CPU-second, "
+                      f"{ours['peak_rss_mib']['median'] / base['peak_rss_mib']['median']:.2f}x peak RSS")
+        shutil.rmtree(tmp / f"work_{size}_cpu", ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(corpus, ignore_errors=True)
+    print(f"\nload average at the end: {load_average()}")
     if args.out:
         Path(args.out).write_text(json.dumps({"preset": args.preset, "results": results}, indent=2) + "\n")
     if args.keep:
-        print(f"\ncorpora and outputs kept in {tmp}")
+        print(f"\ncorpora kept in {tmp}")
     else:
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
 
 

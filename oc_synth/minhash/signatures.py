@@ -4,25 +4,34 @@ Why rensa: on this project's 2-core boxes it computed 2,048-permutation signatur
 ~9x faster than datatrove (docs/platform.md), and its per-slot collision rate matches Jaccard similarity, so the LSH
 S-curve 1 - (1 - J^r)^b holds (tests/oc_synth/curate/dedup/test_dedup_fuzzy_accuracy.py checks this).
 
+Band keys are rensa's own LSH band hashes (what ``RMinHashLSH`` buckets by: FxHash over a band's ``rows`` values),
+read from the LSH index rensa builds for one chunk of documents. rensa hands signatures out only as Python lists
+(``to_rows``), and turning 2,048 Python ints per document into numpy cost twice the MinHash itself; its LSH state is
+one bytes object (postcard: LEB128 varints) that ends with every document's band hashes, decoded here in numpy.
+``band_keys_of_matrix`` checks that layout against what it inserted and refuses a rensa whose state it cannot read,
+naming the version; the tests compare the keys with FxHash computed from the signatures.
+
 Memory: a 2,048-permutation signature is 8 KB per document; only the band keys (8 bytes x bands) leave this module,
 and signatures exist for one chunk of documents at a time.
 
 Reproducibility: the permutations are drawn from ``settings.seed`` by rensa (same seed and rensa algorithm version
--> same signatures on any machine); band keys are a fixed 64-bit hash of each band's values, so they are stable too.
+-> same signatures on any machine), and band keys are a fixed hash of each band's values, so they are stable too.
 """
 
 from __future__ import annotations
 
-import array
 from collections.abc import Sequence
 from concurrent.futures import Executor
 
 import numpy as np
 
+from oc_common.errors import EnvironmentProblem
 from oc_synth.minhash.settings import MinHashSettings
-from oc_synth.minhash.shingles import mix64, shingle_hashes, unit_hashes
+from oc_synth.minhash.shingles import shingle_hashes, unit_hashes
 
-CHUNK_DOCS = 512  # signatures of one chunk: 512 x 2,048 x 4 B = 4 MB, plus rensa's row lists (~30 MB transient)
+CHUNK_DOCS = 512  # signatures of one chunk: 512 x 2,048 x 4 B = 4 MB, plus rensa's working memory
+BAND_KEY_SCHEME = "rensa LSH band hash v1"  # goes into the run's fingerprint with the rensa version
+_LSH_STATE_HEADER = b"Rensa:RMinHashLSH:2\x00"  # then one varint and the f64 threshold, then only varints
 
 
 def engine_version() -> str:
@@ -35,36 +44,68 @@ def engine_version() -> str:
     return f"rensa {version('rensa')} (R-MinHash algorithm v{RMinHash.ALGORITHM_VERSION}), band keys {BAND_KEY_SCHEME}"
 
 
-def signatures(flat_shingles: np.ndarray, offsets: np.ndarray, settings: MinHashSettings) -> np.ndarray:
-    """(documents, num_perm) uint32 signatures; every document must have at least one shingle."""
+def digest_matrix(flat_shingles: np.ndarray, offsets: np.ndarray, settings: MinHashSettings) -> object:
+    """rensa's ``RMinHashDigestMatrix`` of the documents (every document must have at least one shingle)."""
     from rensa import RMinHash
 
-    matrix = RMinHash.digest_matrix_from_flat_token_hashes(flat_shingles, offsets.astype(np.uint64),
-                                                           settings.num_perm, settings.seed)
-    rows = matrix.to_rows()
-    if not rows:
-        return np.zeros((0, settings.num_perm), np.uint32)
-    buf = b"".join(array.array("I", r).tobytes() for r in rows)  # fastest list->buffer path measured
-    return np.frombuffer(buf, dtype=np.uint32).reshape(len(rows), settings.num_perm)
+    return RMinHash.digest_matrix_from_flat_token_hashes(flat_shingles, offsets.astype(np.uint64), settings.num_perm,
+                                                         settings.seed)
 
 
-BAND_KEY_SCHEME = "mix64-sum v1"  # goes into the run's fingerprint with the rensa version
+def signatures(flat_shingles: np.ndarray, offsets: np.ndarray, settings: MinHashSettings) -> np.ndarray:
+    """(documents, num_perm) uint32 signatures in numpy: slow (rensa hands them out as Python lists), for checks."""
+    rows = digest_matrix(flat_shingles, offsets, settings).to_rows()
+    return np.array(rows, dtype=np.uint32).reshape(len(rows), settings.num_perm)
 
 
-def _position_salts(rows: int) -> np.ndarray:
-    # fixed (not user-seeded): the seed changes the permutations, not how a band's values become its key
-    return np.random.default_rng(0xBA4D_5EED).integers(0, 2**64, size=rows, dtype=np.uint64, endpoint=False)
+def band_keys_of_matrix(matrix: object, settings: MinHashSettings) -> np.ndarray:
+    """(documents, bands) uint64: rensa's LSH band hashes of a ``RMinHashDigestMatrix``'s rows."""
+    from rensa import RMinHashLSH
+
+    n = matrix.len()
+    if n == 0:
+        return np.zeros((0, settings.bands), np.uint64)
+    lsh = RMinHashLSH(settings.threshold(), settings.num_perm, settings.bands)
+    lsh.insert_matrix(matrix, 0)
+    return _key_bands(lsh.__getstate__(), n, settings)
 
 
-def band_keys_of_signatures(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """(documents, bands) uint64: each band's ``rows`` values as one 64-bit key, the sum (mod 2^64) of
-    splitmix64(value xor a salt per position). Equal bands get equal keys; two different bands get the same key
-    with probability ~2^-64, as with a 64-bit digest (these replaced per-band BLAKE2b digests: the same decisions,
-    computed in numpy for the whole chunk instead of 16 hashlib calls per document)."""
-    n = len(sigs)
-    values = np.ascontiguousarray(sigs, dtype=np.uint32).reshape(n, bands, rows).astype(np.uint64)
-    values ^= _position_salts(rows)
-    return mix64(mix64(values).sum(axis=2, dtype=np.uint64))
+def _key_bands(state: bytes, n: int, settings: MinHashSettings) -> np.ndarray:
+    """The ``key_bands`` map that ends an ``RMinHashLSH`` state holding keys 0..n-1: per key, ``bands`` hashes."""
+    if not state.startswith(_LSH_STATE_HEADER):
+        _unreadable(f"it starts {state[:len(_LSH_STATE_HEADER)]!r}")
+    buf = np.frombuffer(state, np.uint8, offset=len(_LSH_STATE_HEADER))
+    first_end = int(np.argmax((buf & 0x80) == 0))  # the varint before the threshold
+    values = _varints(buf[first_end + 1 + 8:])
+    b = settings.bands
+    if values[:4].tolist() != [settings.num_perm, b, settings.rows, b]:
+        _unreadable(f"its parameters read {values[:4].tolist()}")
+    size = n * (b + 2)  # per key: the key, the number of bands, the band hashes
+    if len(values) < size + 5 or int(values[len(values) - size - 1]) != n:
+        _unreadable("its key_bands map is not the last field")
+    tail = values[len(values) - size:].reshape(n, b + 2)
+    if (tail[:, 1] != b).any() or not np.array_equal(np.sort(tail[:, 0]), np.arange(n, dtype=np.uint64)):
+        _unreadable("its key_bands map does not hold the inserted keys")
+    keys = np.empty((n, b), np.uint64)
+    keys[tail[:, 0].astype(np.int64)] = tail[:, 2:]
+    return keys
+
+
+def _varints(buf: np.ndarray) -> np.ndarray:
+    """Unsigned LEB128 varints (7 bits a byte; the high bit is set on every byte but a value's last), at once."""
+    ends = np.nonzero((buf & 0x80) == 0)[0]
+    if not len(ends) or ends[-1] != len(buf) - 1:
+        _unreadable("it does not end with a whole varint")
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    shifts = (np.arange(len(buf)) - np.repeat(starts, ends - starts + 1)).astype(np.uint64) * np.uint64(7)
+    return np.add.reduceat((buf & 0x7F).astype(np.uint64) << shifts, starts)  # disjoint bits: the sum is the or
+
+
+def _unreadable(why: str) -> None:
+    from importlib.metadata import version
+
+    raise EnvironmentProblem(f"rensa {version('rensa')}: its RMinHashLSH state is not the layout dedup reads band "
+                             f"keys from ({why}); install the rensa version pyproject.toml names")
 
 
 def band_keys(texts: Sequence[str], settings: MinHashSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -84,8 +125,8 @@ def band_keys(texts: Sequence[str], settings: MinHashSettings) -> tuple[np.ndarr
         # documents without shingles are left out of the signature call (an empty set has no minimum)
         sh, offsets = shingle_hashes(flat, lengths, settings.ngram)
         nonempty = np.nonzero(lengths > 0)[0]
-        sigs = signatures(sh, np.concatenate([offsets[nonempty], [offsets[-1]]]), settings)
-        keys[lo + nonempty] = band_keys_of_signatures(sigs, settings.bands, settings.rows)
+        matrix = digest_matrix(sh, np.concatenate([offsets[nonempty], [offsets[-1]]]), settings)
+        keys[lo + nonempty] = band_keys_of_matrix(matrix, settings)
     return keys, has
 
 

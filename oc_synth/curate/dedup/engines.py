@@ -23,9 +23,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from oc_common.errors import OcError
 from oc_common.log import console, get_logger
 from oc_common.stats import Stats
+from oc_synth.curate.dedup.bands import entries_in, partition_count, partition_edges
 from oc_synth.curate.dedup.index import IndexData, run_index
 from oc_synth.curate.dedup.settings import DedupSettings
-from oc_synth.minhash.lsh import Components, bucket_edges, bucket_pairs
+from oc_synth.minhash.lsh import Components
 from oc_synth.pipeline.runner import Shard
 
 log = get_logger(__name__)
@@ -67,21 +68,22 @@ class CpuEngine:
 
     def fuzzy_labels(self, data: IndexData, candidates: np.ndarray, work: Path, settings: DedupSettings,
                      stats: Stats, quiet: bool) -> np.ndarray:
+        """Union-find over the candidate edges of one band-key partition at a time (``bands.py``)."""
         mh = settings.minhash
-        pos = np.nonzero(candidates)[0]
-        comp = Components(len(pos))
+        files, starts = data.band_files(), data.shard_starts()
+        count = partition_count(sum(entries_in(f) for f in files))
+        stats.add("band_key_partitions", count)
+        comp = Components(len(data))
         pairs_u, pairs_v = [], []
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, disable=quiet, transient=True) as progress:
-            bar = progress.add_task("dedup: LSH bands", total=mh.bands)
-            for b in range(mh.bands):
-                keys = data.band(b)[pos]
+            bar = progress.add_task("dedup: LSH band-key partitions", total=count)
+            for p in range(count):
+                u, v = partition_edges(files, starts, p, count, candidates, all_pairs=mh.jaccard_check is not None)
                 if mh.jaccard_check is None:
-                    u, v = bucket_edges(keys)
                     comp.union(u, v)
                     stats.add("candidate_edges", len(u))
                 else:
-                    u, v = bucket_pairs(keys)
                     pairs_u.append(np.minimum(u, v))
                     pairs_v.append(np.maximum(u, v))
                 progress.advance(bar)
@@ -89,12 +91,11 @@ class CpuEngine:
             from oc_synth.curate.dedup.jaccard import verify_pairs
 
             pairs = np.unique(np.stack([np.concatenate(pairs_u), np.concatenate(pairs_v)], axis=1), axis=0)
-            ok = verify_pairs(data, pos[pairs[:, 0]], pos[pairs[:, 1]], mh)
+            ok = verify_pairs(data, pairs[:, 0], pairs[:, 1], mh)
             stats.add("candidate_pairs", len(pairs))
             stats.add("candidate_pairs_below_jaccard", int((~ok).sum()))
             comp.union(pairs[ok, 0], pairs[ok, 1])
-        labels = np.full(len(data), -1, np.int64)
-        labels[pos] = pos[comp.labels()]
+        labels = np.where(candidates, comp.labels(), -1)
         return labels
 
 

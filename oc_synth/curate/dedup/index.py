@@ -11,8 +11,10 @@
 ``language``   the record's ``language`` as text (null when missing): the removal pass counts keep rates per
                language without parsing the records again
 ``shingled``   the text has at least one shingle (fuzzy runs only)
-``b00``...     one uint64 key per LSH band (CPU fuzzy runs only): 8 bytes x bands instead of an 8 KB signature
 =============  ==========================================================================================
+
+CPU fuzzy runs also write ``WORK/index/<shard>.bands.npy`` first (the LSH band keys, sorted; ``bands.py``): 8 bytes x
+bands per record instead of an 8 KB signature, grouped by key range in pass 2.
 
 The file is written atomically and is the shard's done-marker: a rerun indexes only the shards without one.
 Its Parquet metadata carries the shard's counters (with ``bad_records``, the lines the reader skipped: a shard
@@ -42,6 +44,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from oc_common.fileio import atomic_write_bytes
 from oc_common.log import console
 from oc_common.stats import Stats
+from oc_synth.curate.dedup.bands import band_path, write_bands
 from oc_synth.curate.dedup.keep_rule import commit_epoch, id_text, stars_value
 from oc_synth.curate.dedup.settings import DedupSettings
 from oc_synth.minhash.lsh import group_equal
@@ -58,17 +61,14 @@ STATS_KEY = b"oc_dedup_stats"
 ROW_BITS = 32  # doc = shard_number << 32 | row: 4 billion records per shard, 2 billion shards
 
 
-def band_column(b: int) -> str:
-    return f"b{b:02d}"
-
-
 def index_path(index_dir: Path, shard: str) -> Path:
     return Path(index_dir) / f"{shard}.parquet"
 
 
 def index_table(records: Sequence[dict[str, Any]], settings: DedupSettings, compute_bands: bool,
-                pool: Executor | None = None) -> tuple[pa.Table, Stats]:
-    """The index rows of one shard's records (see the module docstring)."""
+                pool: Executor | None = None) -> tuple[pa.Table, Stats, tuple[np.ndarray, np.ndarray] | None]:
+    """The index rows of one shard's records (see the module docstring), and with ``compute_bands`` the band keys of
+    the records with shingles with their rows (what ``bands.write_bands`` stores)."""
     st = Stats()
     n = len(records)
     ids, stars, times, digests, texts, has_text = [], np.full(n, np.nan), np.full(n, np.nan), [], [], np.zeros(n, bool)
@@ -100,21 +100,21 @@ def index_table(records: Sequence[dict[str, Any]], settings: DedupSettings, comp
         "sha256": pa.array(digests, type=pa.binary(32)),
         "language": pa.array(languages, type=pa.string()),
     }
+    bands = None
     if settings.fuzzy:
         mh = settings.minhash
         shingled = np.zeros(n, bool)
         text_rows = np.nonzero(has_text)[0]
         if compute_bands:
-            keys = np.zeros((n, mh.bands), np.uint64)
-            if len(text_rows):
-                keys[text_rows], shingled[text_rows] = band_keys_parallel(texts, mh, pool, settings.workers)
-            for b in range(mh.bands):
-                columns[band_column(b)] = pa.array(keys[:, b])
+            keys, has = (band_keys_parallel(texts, mh, pool, settings.workers) if len(text_rows)
+                         else (np.zeros((0, mh.bands), np.uint64), np.zeros(0, bool)))
+            shingled[text_rows] = has
+            bands = keys[has], text_rows[has]
         else:
             shingled[text_rows] = [has_shingles(t, mh) for t in texts]
         st.add("no_shingles", int(has_text.sum() - shingled.sum()))
         columns["shingled"] = pa.array(shingled)
-    return pa.table(columns), st
+    return pa.table(columns), st, bands
 
 
 def _usable(raw: Any, parse, field_name: str, st: Stats) -> float:  # noqa: ANN001
@@ -176,9 +176,12 @@ class DedupIndexStage(LazySetup, ProcessingStage[DocumentBatch, FileGroupTask]):
 
     def process(self, batch: DocumentBatch) -> FileGroupTask:
         self.ensure_setup()
-        table, st = index_table(records_from_frame(batch.to_pandas()), self._settings, self.compute_bands, self._pool)
+        table, st, bands = index_table(records_from_frame(batch.to_pandas()), self._settings, self.compute_bands,
+                                       self._pool)
         if bad := batch_stats(batch).counters.get("bad_records", 0):
             st.add("bad_records", bad)
+        if bands is not None:  # before the index file, which marks the shard done
+            st.add("band_entries", write_bands(band_path(Path(self.index_dir), batch.dataset_name), *bands))
         path = index_path(Path(self.index_dir), batch.dataset_name)
         write_index(path, table, batch.dataset_name, self.numbers[batch.dataset_name], st)
         # a small task (the index path), so an executor that collects results never holds the text
@@ -262,9 +265,12 @@ class IndexData:
         labels[pos] = pos[group_equal(self.sha256[pos])]
         return labels
 
-    def band(self, b: int) -> np.ndarray:
-        """One band's keys for every record (read on demand: one column per file, one band in memory at a time)."""
-        return np.concatenate([pq.read_table(p, columns=[band_column(b)]).column(0).to_numpy() for p in self.paths])
+    def shard_starts(self) -> list[int]:
+        """Position of each shard's first record (what turns a band file's rows into positions)."""
+        return np.searchsorted(self.shard, np.arange(len(self.shard_names))).tolist()
+
+    def band_files(self) -> list[Path]:
+        return [band_path(p.parent, name) for p, name in zip(self.paths, self.shard_names, strict=True)]
 
 
 def load_index(index_dir: Path, shards: Sequence[Shard], fuzzy: bool) -> IndexData:

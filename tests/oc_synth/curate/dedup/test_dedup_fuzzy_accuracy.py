@@ -6,6 +6,7 @@ import pytest
 from dedup_corpus import all_pairs_jaccard, check_s_curve, clusters_after, planted_corpus, same_cluster_pairs
 
 from oc_common.records import write_records
+from oc_synth.curate.dedup import bands
 
 LEVELS = {0.99: 40, 0.98: 100, 0.95: 40, 0.9: 20, 0.7: 20}
 
@@ -56,3 +57,20 @@ def test_jaccard_check_drops_candidates_below_the_threshold(corpus):
     assert predicted and all(truth[p] >= 0.85 for p in predicted)
     assert summary["clusters"]["candidate_pairs_below_jaccard"] > 0  # the J~0.7 pairs LSH let through
     print(f"\njaccard check 0.85: {summary['clusters']}")
+
+
+@pytest.mark.parametrize("options", [{}, {"preset": "nemo", "jaccard_check": 0.85}])
+def test_band_keys_grouped_one_small_partition_at_a_time_give_the_same_clusters(corpus, monkeypatch, options):
+    """Pass 2 reads the band keys one key range at a time (bands.py); with ranges of at most 500 entries this corpus
+    is ~20 partitions (or ~24 at 20 bands), and the clusters are the ones grouped in one partition, which the tests
+    above hold to brute force."""
+    c, root = corpus
+    name = "_".join(map(str, options.values())) or "default"
+    whole, whole_summary, mh = clusters_after(root, f"whole-{name}", **options)
+    monkeypatch.setattr(bands, "PARTITION_ENTRIES", 500)
+    parts, summary, _ = clusters_after(root, f"parts-{name}", **options)
+    assert whole_summary["clusters"]["band_key_partitions"] == 1
+    assert summary["clusters"]["band_key_partitions"] >= 19
+    assert parts == whole and same_cluster_pairs(parts)
+    assert {k: v for k, v in summary["clusters"].items() if k != "band_key_partitions"} == \
+        {k: v for k, v in whole_summary["clusters"].items() if k != "band_key_partitions"}

@@ -6,12 +6,12 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from oc_common.errors import ConfigError
+from oc_common.errors import ConfigError, EnvironmentProblem
 from oc_synth.curate.dedup.keep_rule import commit_epoch, pick_survivors, stars_value
 from oc_synth.curate.dedup.settings import build_settings
 from oc_synth.minhash.lsh import Components, bucket_edges, bucket_pairs, group_equal
-from oc_synth.minhash.shingles import WORD_RE, has_shingles, shingle_sets, unit_hashes
-from oc_synth.minhash.signatures import band_keys
+from oc_synth.minhash.shingles import WORD_RE, has_shingles, shingle_hashes, shingle_sets, unit_hashes
+from oc_synth.minhash.signatures import band_keys, signatures
 
 WORD5 = build_settings().minhash
 CHAR24 = build_settings(preset="nemo").minhash
@@ -44,6 +44,48 @@ def test_band_keys_are_seeded_and_reproducible():
     assert np.array_equal(k1, k2)
     assert not np.array_equal(k1[:5], k3[:5])
     assert has1.tolist() == [True] * 5 + [False] and not k1[5].any()
+
+
+def fx_band_hashes(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """rensa's LSH band hash written out (rensa/src/utils.rs calculate_band_hash: FxHash over each 4 values as two
+    little-endian u64 words, then the remaining values one by one, rotated left by 26)."""
+    k = np.uint64(0xF1357AEA2E62A9C5)
+    v = sigs.astype(np.uint64).reshape(len(sigs), bands, rows)
+    paired = rows // 4 * 4
+    words = [v[..., j] | (v[..., j + 1] << np.uint64(32)) for j in range(0, paired, 2)]
+    words += [v[..., j] for j in range(paired, rows)]
+    h = np.zeros((len(sigs), bands), np.uint64)
+    for w in words:
+        h = (h + w) * k
+    return (h << np.uint64(26)) | (h >> np.uint64(38))
+
+
+@pytest.mark.parametrize("mh", [WORD5, CHAR24], ids=["opencoder", "nemo"])
+def test_band_keys_are_rensas_band_hashes_of_the_signatures(mh):
+    """Band keys are read out of rensa's LSH state (signatures.py); they must be the FxHash of each band of the
+    signature, for 128 rows and for 13 (a remainder after the 4-value blocks), over more than one chunk."""
+    texts = [" ".join(f"tok{random.Random(i).randrange(10**6)}_{j}" for j in range(5 + i % 90)) for i in range(700)]
+    keys, has = band_keys(texts, mh)
+    flat, lengths = unit_hashes(texts, mh)
+    sh, offsets = shingle_hashes(flat, lengths, mh.ngram)
+    assert has.all() and np.array_equal(keys, fx_band_hashes(signatures(sh, offsets, mh), mh.bands, mh.rows))
+
+
+def test_an_lsh_state_of_another_layout_is_refused_with_the_rensa_version():
+    from rensa import RMinHashLSH
+
+    from oc_synth.minhash.signatures import _key_bands, digest_matrix
+
+    flat, lengths = unit_hashes(["a b c d e f g", "h i j k l m"], WORD5)
+    sh, offsets = shingle_hashes(flat, lengths, WORD5.ngram)
+    lsh = RMinHashLSH(WORD5.threshold(), WORD5.num_perm, WORD5.bands)
+    lsh.insert_matrix(digest_matrix(sh, offsets, WORD5), 0)
+    state = lsh.__getstate__()
+    assert _key_bands(state, 2, WORD5).shape == (2, 16)
+    for bad, why in [(b"Rensa:RMinHashLSH:3" + state[19:], "starts"), (state, "key_bands"),
+                     (state[:-1], "varint|key_bands")]:
+        with pytest.raises(EnvironmentProblem, match=f"rensa .*({why})"):
+            _key_bands(bad, 3 if bad is state else 2, WORD5)
 
 
 def test_settings_validation_names_the_problem():
@@ -116,3 +158,27 @@ def test_grouping_and_bucket_edges():
     assert sorted(zip(u.tolist(), v.tolist(), strict=True)) == [(2, 0), (4, 1), (5, 0)]
     u, v = bucket_pairs(keys)
     assert sorted(zip(u.tolist(), v.tolist(), strict=True)) == [(0, 2), (0, 5), (1, 4), (2, 5)]
+
+
+def test_band_files_partitions_cover_every_entry_once(tmp_path):
+    from oc_synth.curate.dedup.bands import read_partition, write_bands
+
+    rng = np.random.default_rng(3)
+    files, starts, expected = [], [0, 40], []
+    for s, n in enumerate((40, 25)):
+        keys = rng.integers(0, 2**64, size=(n, 4), dtype=np.uint64, endpoint=False)
+        keys[:3, 2] = 7  # three records of each shard with one equal band
+        rows = np.arange(n, dtype=np.int64)[::-1].copy()
+        files.append(tmp_path / f"s{s}.bands.npy")
+        assert write_bands(files[-1], keys, rows) == n * 4
+        expected += [(int(k), int(r) + starts[s]) for k, r in
+                     zip(np.load(files[-1])[0].tolist(), np.load(files[-1])[1].tolist(), strict=True)]
+    for count in (1, 2, 7):
+        got = []
+        for p in range(count):
+            keys, positions = read_partition(files, starts, p, count)
+            got += list(zip(keys.tolist(), positions.tolist(), strict=True))
+        assert sorted(got) == sorted(expected)
+    all_keys = np.array([k for k, _ in expected], np.uint64)
+    _, counts = np.unique(all_keys, return_counts=True)
+    assert sorted(counts.tolist())[-2:] == [1, 6]  # the equal band is one key across shards, every other is unique
