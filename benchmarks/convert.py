@@ -9,12 +9,15 @@ Then, ``--repeats`` rounds, alternating (the order flips every round):
 
 Every run is a fresh process measured from outside (wall seconds including start-up, CPU seconds, peak RSS; see
 ``sidebyside.py``, ``measure.py``); before each, its input is read once so that both sides start from the page cache,
-and the previous output is deleted. The round trip must be bit-exact (compared tensor by tensor with ``safetensors``);
-``--logits`` also compares transformers' logits of the input with a Megatron-Core forward of the checkpoint.
+and the previous output is deleted. The round trip must be bit-exact (every tensor of to-hf's output, read with
+``safetensors``, against the SHA-256 of its bytes taken when the input was made); ``--logits`` also compares
+transformers' logits of the input with a Megatron-Core forward of the checkpoint. ``--low-disk`` skips the ``cp``
+peer and deletes the HF input once from-hf has run, so that a model needs twice its weights of disk, not four times.
 
     python benchmarks/convert.py                                  # opencoder-1.5b, bf16, 3 rounds
     python benchmarks/convert.py --dtype fp32 --logits            # 1.5B in fp32, plus the logits check
-    python benchmarks/convert.py --preset opencoder-8b --repeats 1  # 8B: 14.5 GiB of weights, ~45 GiB of disk
+    python benchmarks/convert.py --preset opencoder-8b --repeats 1  # 8B: 14.5 GiB of weights, ~60 GiB of disk
+    python benchmarks/convert.py --preset opencoder-8b --repeats 1 --low-disk  # ~31 GB of disk, no cp figures
     python benchmarks/convert.py --out result.json
 
 Peak memory of a conversion is a few windows of the files, not the model: compare the peak RSS with the weights.
@@ -32,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import alternate, fmt, load_average, summarize  # noqa: E402
+from measure import REPO, alternate, fmt, load_average, summarize  # noqa: E402
 from sidebyside import run_command  # noqa: E402
 
 GIB = 2**30
@@ -47,7 +50,10 @@ def _model_config(args):
 
 # ---- steps (each in its own process) --------------------------------------------------------------------------------
 def step_make(args) -> dict:
-    """A random HF LlamaForCausalLM of the preset's shape, written with safetensors.torch.save_file, 1 GB shards."""
+    """A random HF LlamaForCausalLM of the preset's shape, written with safetensors.torch.save_file, 1 GB shards;
+    the SHA-256 of every tensor's bytes goes to ``digests.json`` (what the round trip must give back)."""
+    import hashlib
+
     import torch
     from safetensors.torch import save_file
 
@@ -60,7 +66,7 @@ def step_make(args) -> dict:
     out = Path(args.work) / "hf"
     out.mkdir(parents=True)
     gen = torch.Generator().manual_seed(0)
-    weight_map = {}
+    weight_map, digests = {}, {}
     for shard in plan_shards(shapes, dtype, 10**9):
         tensors = {}
         for name in shard.names:
@@ -69,12 +75,14 @@ def step_make(args) -> dict:
             t.normal_(1.0 if name.endswith("norm.weight") else 0.0, 0.02, generator=gen)
             tensors[name] = t.to(dtype)
             weight_map[name] = shard.file
+            digests[name] = _digest(tensors[name], hashlib)
         save_file(tensors, str(out / shard.file), metadata={"format": "pt"})
         del tensors
     total = sum(t_bytes(shapes[n], dtype) for n in shapes)
     (out / "model.safetensors.index.json").write_text(json.dumps(
         {"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
     (out / "config.json").write_text(json.dumps(hf_config(model, dtype, None, None), indent=2))
+    (Path(args.work) / "digests.json").write_text(json.dumps(digests))
     return {"model_gib": total / GIB, "tensors": len(shapes), "parameters": model.num_parameters()}
 
 
@@ -85,24 +93,30 @@ def t_bytes(shape, dtype) -> int:
     return n
 
 
-def step_compare(args) -> dict:
-    """Bit-exact, tensor by tensor, read with the safetensors package (not with our reader)."""
+def _digest(t, hashlib) -> list:  # noqa: ANN001 - a tensor, the hashlib module
     import torch
+
+    return [str(t.dtype), list(t.shape), hashlib.sha256(t.contiguous().view(torch.uint8).numpy()).hexdigest()]
+
+
+def step_compare(args) -> dict:
+    """Bit-exact: every tensor of to-hf's output, read with the safetensors package (not with our reader), against
+    the dtype, shape and SHA-256 of the input's tensor."""
+    import hashlib
+
     from safetensors import safe_open
 
-    def index(d: Path) -> dict[str, Path]:
-        weight_map = json.loads((d / "model.safetensors.index.json").read_text())["weight_map"]
-        return {k: d / v for k, v in weight_map.items()}
-
-    a, b = index(Path(args.work) / "hf"), index(Path(args.work) / "out")
-    if a.keys() != b.keys():
-        return {"bit_exact": False, "detail": f"names differ: {sorted(set(a) ^ set(b))[:5]}"}
-    for name in a:
-        with safe_open(str(a[name]), "pt") as fa, safe_open(str(b[name]), "pt") as fb:
-            x, y = fa.get_tensor(name), fb.get_tensor(name)
-        if x.dtype != y.dtype or x.shape != y.shape or not torch.equal(x.view(torch.uint8), y.view(torch.uint8)):
+    want = json.loads((Path(args.work) / "digests.json").read_text())
+    out = Path(args.work) / "out"
+    weight_map = json.loads((out / "model.safetensors.index.json").read_text())["weight_map"]
+    if want.keys() != weight_map.keys():
+        return {"bit_exact": False, "detail": f"names differ: {sorted(set(want) ^ set(weight_map))[:5]}"}
+    for name, file in weight_map.items():
+        with safe_open(str(out / file), "pt") as f:
+            got = _digest(f.get_tensor(name), hashlib)
+        if got != want[name]:
             return {"bit_exact": False, "detail": f"{name} differs"}
-    return {"bit_exact": True, "tensors_compared": len(a)}
+    return {"bit_exact": True, "tensors_compared": len(want)}
 
 
 def _tokens():
@@ -137,7 +151,10 @@ STEPS = {"make": step_make, "compare": step_compare, "logits-hf": step_logits_hf
 
 # ---- driver ---------------------------------------------------------------------------------------------------------
 def child_env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"), "PYTHONWARNINGS": "ignore"}
+    """The children import this checkout's packages whatever is installed (and from wherever this is started)."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"), "PYTHONWARNINGS": "ignore",
+            "PYTHONPATH": path}
 
 
 def run_step(name: str, args) -> dict:
@@ -189,6 +206,8 @@ def main() -> None:
     p.add_argument("--pp", type=int, default=1, help="from-hf --pp")
     p.add_argument("--repeats", type=int, default=3, help="rounds of each side (default 3)")
     p.add_argument("--logits", action="store_true", help="also compare transformers' and Megatron's logits")
+    p.add_argument("--low-disk", action="store_true",
+                   help="no cp -r peer, and the HF input deleted once from-hf has run (disk: twice the weights)")
     p.add_argument("--work", default=None, help="scratch directory (default: a temp dir, removed afterwards)")
     p.add_argument("--out", default=None, help="write the results as JSON here")
     p.add_argument("--step", default=None, choices=list(STEPS), help=argparse.SUPPRESS)
@@ -203,8 +222,10 @@ def main() -> None:
     work = Path(args.work)
     if work.exists() and any(work.iterdir()):
         sys.exit(f"{args.work}: must be empty")
+    if args.low_disk and args.logits:
+        sys.exit("--logits needs the HF input, which --low-disk deletes")
     results: dict = {"preset": args.preset, "layers": args.layers, "dtype": args.dtype, "tp": args.tp, "pp": args.pp,
-                     "cpus": os.cpu_count(), "load_before": load_average()}
+                     "cpus": os.cpu_count(), "load_before": load_average(), "low_disk": args.low_disk}
     cli = [sys.executable, "-m", "oc_megatron.cli", "convert"]
     hf, ckpt, out, copy = work / "hf", work / "ckpt", work / "out", work / "copy"
 
@@ -215,16 +236,19 @@ def main() -> None:
               f"{model_gib:.2f} GiB of weights in {hf}; load {results['load_before']}", flush=True)
         from_hf_cmd = [*cli, "from-hf", str(hf), str(ckpt), "--tp", str(args.tp), "--pp", str(args.pp)]
         to_hf_cmd = [*cli, "to-hf", str(ckpt), str(out), "--no-tokenizer", "--max-shard-size", "2GB"]
+        def peer(src: Path) -> dict[str, Callable[[], dict]]:
+            return {} if args.low_disk else {"cp -r + fsync": side(copy_and_fsync(src, copy), src, copy)}
+
         print("from-hf vs cp -r + fsync of the HF directory:", flush=True)
-        runs = alternate({"oc-megatron convert from-hf": side(from_hf_cmd, hf, ckpt),
-                          "cp -r + fsync": side(copy_and_fsync(hf, copy), hf, copy)}, args.repeats)
+        runs = alternate({"oc-megatron convert from-hf": side(from_hf_cmd, hf, ckpt), **peer(hf)}, args.repeats)
         shutil.rmtree(copy, ignore_errors=True)
         if not ckpt.is_dir():  # the last round ended with the peer: the checkpoint is still there
             raise RuntimeError("from-hf left no checkpoint")
         results["from-hf"] = {k: summarize(v) for k, v in runs.items()}
+        if args.low_disk:
+            shutil.rmtree(hf)
         print("to-hf vs cp -r + fsync of the checkpoint:", flush=True)
-        runs = alternate({"oc-megatron convert to-hf": side(to_hf_cmd, ckpt, out),
-                          "cp -r + fsync": side(copy_and_fsync(ckpt, copy), ckpt, copy)}, args.repeats)
+        runs = alternate({"oc-megatron convert to-hf": side(to_hf_cmd, ckpt, out), **peer(ckpt)}, args.repeats)
         shutil.rmtree(copy, ignore_errors=True)
         results["to-hf"] = {k: summarize(v) for k, v in runs.items()}
         results["compare"] = run_step("compare", args)
@@ -240,13 +264,18 @@ def main() -> None:
     print(f"{'':34s} {'wall s, median (spread)':>24s} {'CPU s':>20s} {'peak RSS MiB':>22s}")
     for direction in ("from-hf", "to-hf"):
         for name in (f"oc-megatron convert {direction}", "cp -r + fsync"):
+            if name not in results[direction]:
+                continue
             r = results[direction][name]
             print(f"{direction + ': ' + name:34s} {fmt(r, 'wall_s', 2):>24s} {fmt(r, 'cpu_s', 2):>20s} "
                   f"{fmt(r, 'peak_rss_mib', 0):>22s}")
-        ours, peer = (results[direction][k]["wall_s"]["median"]
-                      for k in (f"oc-megatron convert {direction}", "cp -r + fsync"))
-        results[direction]["ratio"] = ours / peer
-        print(f"{direction + ': ours / cp (median wall)':34s} {ours / peer:>24.2f}x")
+        if args.low_disk:
+            continue
+        (ours, peer_wall), (ours_cpu, peer_cpu) = ((results[direction][k][m]["median"]
+                                                    for k in (f"oc-megatron convert {direction}", "cp -r + fsync"))
+                                                   for m in ("wall_s", "cpu_s"))
+        results[direction].update(ratio=ours / peer_wall, cpu_ratio=ours_cpu / peer_cpu)
+        print(f"{direction + ': ours / cp (medians)':34s} {ours / peer_wall:>23.2f}x {ours_cpu / peer_cpu:>19.2f}x")
     print(f"round trip bit-exact: {results['compare']['bit_exact']}")
     if args.logits:
         print(f"max |logit diff| transformers vs Megatron: {results['logits-megatron']['max_abs_logit_diff']:.2e}")

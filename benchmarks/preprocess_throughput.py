@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import alternate, fmt, load_average, summarize  # noqa: E402
+from measure import REPO, alternate, fmt, load_average, summarize  # noqa: E402
 from sidebyside import run_command  # noqa: E402
 
 RUNNER = '''"""Runs a Megatron-LM script: `python RUNNER SCRIPT ARGS...`, with a stub for the one triton module."""
@@ -92,7 +92,8 @@ def main() -> None:
         tok_dir = train_bpe_tokenizer(texts, args.vocab, work / "tokenizer")
         print(f"corpus: {docs:,} documents, {size / 1e6:.1f} MB of text in one JSONL file; BPE {args.vocab} "
               f"(prepared in {time.perf_counter() - t0:.0f} s); load {load_average()}", flush=True)
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore",  # this checkout's packages
+               "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
         ours_prefix, theirs_prefix = work / "ours" / "code", work / "megatron" / "code"
         ours_cmd = [sys.executable, "-m", "oc_megatron.cli", "preprocess", str(corpus), str(ours_prefix),
                     "--tokenizer", str(tok_dir), "--append-eod", "--workers", str(args.workers)]

@@ -12,10 +12,11 @@ it, plus two small files of Megatron's:
 Conversion needs none of DCP's collective planning: it knows which chunks it wants, and every record's place is in
 ``.metadata``. So :class:`ChunkStream` goes through each file once, front to back, hashing every byte on the way
 (``checksums.json``, see ``oc_megatron.training.checksums``: verification costs no extra pass), and hands over each
-wanted chunk's rows as they go by; :class:`CheckpointWriter` appends records to one ``__0_0.distcp``, their data
-taken straight from source files (or memory), hashing them as they are written, then writes the metadata, the common
-state and ``checksums.json``. The result is an ordinary torch_dist checkpoint (tests check its metadata against
-Megatron-Core's own save and load it there and with ``torch.distributed.checkpoint``).
+wanted chunk's rows as they go by (two files at a time: hashing is sequential within a file); :class:`CheckpointWriter`
+appends records to two files, ``__0_0.distcp`` and ``__0_1.distcp`` (what a rank's two DCP writer threads write),
+each written and hashed by a thread of its own, their data taken straight from source files (or memory), then writes
+the metadata, the common state and ``checksums.json``. The result is an ordinary torch_dist checkpoint (tests check
+its metadata against Megatron-Core's own save and load it there and with ``torch.distributed.checkpoint``).
 
 Tensor data is never copied into Python buffers: files are memory-mapped a window at a time (:func:`mapped`), hashed
 there and written from there, so the only copy is the one into the output file, as with ``cp``; the windows are
@@ -56,13 +57,13 @@ log = get_logger(__name__)
 METADATA_FILE = ".metadata"
 COMMON_FILE = "common.pt"
 CONFIG_FILE = "metadata.json"
-DATA_FILE = "__0_0.distcp"  # what one process writes: rank 0, writer thread 0
 # Megatron-Core's CheckpointingConfig for this format, as its save writes it (dist_checkpointing/core.py).
 BACKEND_CONFIG = {"sharded_backend": "torch_dist", "sharded_backend_version": 1, "common_backend": "torch",
                   "common_backend_version": 1}
 
 _WINDOW = 32 << 20  # files are mapped, hashed and copied this much at a time
-_IN_FLIGHT = 4  # windows mapped ahead of the consumer
+_IN_FLIGHT = 4  # windows mapped ahead of the consumer, per file being read
+_THREADS = 2  # files read (and hashed) at the same time; from-hf writes its records into this many files
 _MAX_HEAD = 64 << 10  # a record's pickle and small members, before its tensor data
 _MAX_TAIL = 16 << 20  # after the data: a few small members and the zip directory
 
@@ -400,13 +401,15 @@ class Rows:
 
 
 class ChunkStream:
-    """Goes through the files of a checkpoint once each, front to back, in a background thread: maps them a window
-    at a time, hashes every byte, and yields the wanted chunks' data as :class:`Rows` as it goes by.
+    """Goes through the files of a checkpoint once each, front to back, in background threads (``_THREADS`` files at
+    a time: SHA-256 is sequential within a file, so files are what hashing is spread over): maps them a window at a
+    time, hashes every byte, and yields the wanted chunks' data as :class:`Rows` as it goes by (in file order within
+    a file; files interleave).
 
     A ``Rows`` is valid until the next one is asked for (its window is unmapped then): use it before moving on.
     With checksums, every file ``checksums.json`` lists is gone through (files holding no wanted chunk too) and a file
-    whose digest differs raises ``CheckpointError`` naming it when its end is reached, before any chunk of the next
-    file; without, only the files holding wanted chunks are read, and only their records.
+    whose digest differs raises ``CheckpointError`` naming it when its end is reached; without, only the files holding
+    wanted chunks are read, and only their records.
     """
 
     def __init__(self, ckpt: Path, chunks: list[Chunk], recorded: RecordedChecksums) -> None:
@@ -421,7 +424,11 @@ class ChunkStream:
             if file_chunks and not (ckpt / name).is_file():
                 raise ConversionError(f"{ckpt}: {name} is missing (the metadata lists records in it)")
         self._queue: queue.Queue = queue.Queue()
-        self._slots = threading.Semaphore(_IN_FLIGHT)
+        self._files: queue.Queue = queue.Queue()
+        for item in self.plan:
+            self._files.put(item)
+        self._threads = max(1, min(_THREADS, len(self.plan)))
+        self._slots = threading.Semaphore(_IN_FLIGHT * self._threads)
         self._stop = threading.Event()
 
     # -- producer (background thread) --
@@ -525,7 +532,11 @@ class ChunkStream:
 
     def _produce(self) -> None:
         try:
-            for name, chunks in self.plan:
+            while not self._stop.is_set():
+                try:
+                    name, chunks = self._files.get_nowait()
+                except queue.Empty:
+                    break
                 self._read_file(name, chunks)
             self._queue.put(("end", None, None))
         except _Abandon:
@@ -535,16 +546,19 @@ class ChunkStream:
 
     # -- consumer --
     def __iter__(self) -> Iterator[Rows]:
-        thread = threading.Thread(target=self._produce, name="checkpoint-reader", daemon=True)
-        thread.start()
+        threads = [threading.Thread(target=self._produce, name=f"checkpoint-reader-{k}", daemon=True)
+                   for k in range(self._threads)]
+        for thread in threads:
+            thread.start()
+        running = len(threads)
         try:
-            while True:
+            while running:
                 kind, item, window = self._queue.get()
                 if kind == "end":
-                    break
-                if kind == "error":
+                    running -= 1
+                elif kind == "error":
                     raise item
-                if kind == "file":
+                elif kind == "file":
                     self.recorded.check(item, window)
                 elif kind == "bad":
                     self._blame_checksum(item)
@@ -558,7 +572,8 @@ class ChunkStream:
                         self._slots.release()
         finally:
             self._stop.set()
-            thread.join()
+            for thread in threads:
+                thread.join()
         self.recorded.done()
 
     def _blame_checksum(self, name: str) -> None:
@@ -602,67 +617,36 @@ Source = FileSlice | torch.Tensor
 class CheckpointWriter:
     """Writes a torch_dist checkpoint into an empty directory from one process, record by record.
 
-    ``add_tensor`` writes one chunk's record into ``__0_0.distcp``: the record's frame (``torch_record``) around its
-    data, which comes from :class:`FileSlice` s (mapped a window at a time and written from the mapping) or tensors,
-    in order. Every byte is hashed in a second thread while the next is written. ``close(common)`` writes
-    ``.metadata``, ``common.pt``, ``metadata.json`` and ``checksums.json``; everything is fsynced. Used as a context
-    manager, leaving with an exception stops the hashing thread (the caller removes the directory).
+    ``add_tensor`` queues one chunk's record: the record's frame (``torch_record``) around its data, which comes from
+    :class:`FileSlice` s (mapped a window at a time and written from the mapping) or tensors, in order. Records go to
+    ``_THREADS`` files (``__0_0.distcp``, ``__0_1.distcp``: what a rank's DCP writer threads write), each written and
+    hashed by a thread of its own, the next record to the file with the fewest bytes so far. ``close(common)`` waits
+    for them and writes ``.metadata``, ``common.pt``, ``metadata.json`` and ``checksums.json``; everything is fsynced.
+    Used as a context manager, leaving with an exception stops the threads (the caller removes the directory).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, files: int = _THREADS) -> None:
         self.path = path
         self._tensors: dict[str, dict[str, Any]] = {}  # key -> {"size", "dtype", "chunks": [(offsets, sizes)]}
         self._objects: list[str] = []
-        self._storage: dict[tuple[str, tuple[int, ...] | None, int | None], tuple[int, int]] = {}
-        self._fd = os.open(path / DATA_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        self._pos = 0
-        self._fds: dict[Path, int] = {}
-        self._hasher = _Hasher()
+        self._files = [_DataFile(path / f"__0_{k}.distcp") for k in range(files)]
+        self._queued = [0] * files
 
     def __enter__(self) -> CheckpointWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            self._hasher.finish()
-        except Exception:  # noqa: BLE001 - an error while leaving with another one: that one is the report
-            if exc_type is None:
-                raise
-        for fd in (self._fd, *self._fds.values()):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._fds.clear()
+        for f in self._files:
+            try:
+                f.stop(wait=exc_type is None)
+            except Exception:  # noqa: BLE001 - leaving with another error: that one is the report
+                if exc_type is None:
+                    raise
 
-    def _write(self, data) -> None:  # noqa: ANN001 - bytes-like
-        view = memoryview(data).cast("B")
-        self._hasher.update(data)
-        done = 0
-        while done < len(view):
-            done += os.write(self._fd, view[done:done + (1 << 30)])
-        self._pos += done
-
-    def _source_fd(self, path: Path) -> int:
-        if path not in self._fds:
-            self._fds[path] = os.open(path, os.O_RDONLY)
-        return self._fds[path]
-
-    def _write_source(self, source: Source, dtype: torch.dtype) -> int:
-        if isinstance(source, torch.Tensor):
-            data = source.detach().to(dtype).contiguous().reshape(-1)
-            self._write(data.view(torch.uint8).numpy() if data.numel() else b"")
-            return data.numel() * dtype.itemsize
-        written = 0
-        step = _WINDOW - _WINDOW % max(source.dtype.itemsize, 1)
-        for w in mapped(self._source_fd(source.path), source.offset, source.length, step):
-            if source.dtype == dtype:
-                self._write(w.view)
-                written += w.length
-            else:
-                converted = w.tensor(source.dtype).to(dtype)
-                self._write(converted.view(torch.uint8).numpy())
-                written += converted.nbytes
-                del converted
-        return written
+    def _queue(self, index: tuple, nbytes: int, write) -> None:  # noqa: ANN001 - a callable writing the record
+        k = min(range(len(self._files)), key=self._queued.__getitem__)
+        self._queued[k] += nbytes
+        self._files[k].submit(index, write)
 
     def add_tensor(self, key: str, global_shape: tuple[int, ...], offsets: tuple[int, ...],
                    sizes: tuple[int, ...], dtype: torch.dtype, sources: list[Source]) -> None:
@@ -673,30 +657,31 @@ class CheckpointWriter:
             raise RuntimeError(f"{key}: chunks disagree on the global shape or dtype")
         index = len(entry["chunks"])
         entry["chunks"].append((tuple(offsets), tuple(sizes)))
-        head, tail = tr.record_frame(dtype, tuple(sizes))
-        begin = self._pos
-        self._write(head)
-        written = sum(self._write_source(s, dtype) for s in sources)
         expected = dtype.itemsize
         for s in sizes:
             expected *= s
-        if written != expected:
-            raise RuntimeError(f"{key} at {list(offsets)}: sources hold {written} bytes, the chunk {expected}")
-        self._write(tail)
-        self._storage[(key, tuple(offsets), index)] = (begin, self._pos - begin)
+        head, tail = tr.record_frame(dtype, tuple(sizes))
+
+        def write(f: _DataFile) -> None:
+            f.write(head)
+            written = sum(f.write_source(s, dtype) for s in sources)
+            if written != expected:
+                raise RuntimeError(f"{key} at {list(offsets)}: sources hold {written} bytes, the chunk {expected}")
+            f.write(tail)
+
+        self._queue((key, tuple(offsets), index), expected, write)
 
     def add_object(self, key: str, data: Any) -> None:
         """A ShardedObject's record (``key`` with its ``/shard_...`` suffix), serialised as Megatron-Core does:
         ``torch.save([data])``."""
         buf = io.BytesIO()
         torch.save([data], buf)
-        begin = self._pos
-        self._write(buf.getvalue())
+        raw = buf.getvalue()
         self._objects.append(key)
-        self._storage[(key, None, None)] = (begin, self._pos - begin)
+        self._queue((key, None, None), len(raw), lambda f: f.write(raw))
 
     def close(self, common: dict[str, Any]) -> None:
-        """Finish the data file, then write the metadata, the common state, the backend config and the checksums."""
+        """Finish the data files, then write the metadata, the common state, the backend config and the checksums."""
         from torch.distributed.checkpoint.filesystem import CURRENT_DCP_VERSION, _StorageInfo
         from torch.distributed.checkpoint.metadata import (
             BytesStorageMetadata,
@@ -711,8 +696,12 @@ class CheckpointWriter:
         from oc_common.fileio import atomic_write_text
         from oc_megatron.training import checksums
 
-        os.fsync(self._fd)
-        files = {DATA_FILE: (self._hasher.finish(), self._pos)}
+        places: dict[tuple, tuple[str, int, int]] = {}
+        files: dict[str, tuple[str, int]] = {}
+        for f in self._files:
+            digest, size = f.stop(wait=True)
+            files[f.path.name] = (digest, size)
+            places.update({index: (f.path.name, begin, length) for index, (begin, length) in f.places.items()})
         state: dict[str, Any] = {}
         storage: dict[Any, Any] = {}
         for key, entry in self._tensors.items():
@@ -720,12 +709,12 @@ class CheckpointWriter:
             state[key] = TensorStorageMetadata(props, torch.Size(entry["size"]), [
                 ChunkStorageMetadata(torch.Size(o), torch.Size(s)) for o, s in entry["chunks"]])
             for index, (offsets, _) in enumerate(entry["chunks"]):
-                begin, length = self._storage[(key, offsets, index)]
-                storage[MetadataIndex(key, torch.Size(offsets), index)] = _StorageInfo(DATA_FILE, begin, length)
+                name, begin, length = places[(key, offsets, index)]
+                storage[MetadataIndex(key, torch.Size(offsets), index)] = _StorageInfo(name, begin, length)
         for key in self._objects:
             state[key] = BytesStorageMetadata()
-            begin, length = self._storage[(key, None, None)]
-            storage[MetadataIndex(key)] = _StorageInfo(DATA_FILE, begin, length)
+            name, begin, length = places[(key, None, None)]
+            storage[MetadataIndex(key)] = _StorageInfo(name, begin, length)
         metadata = Metadata(state_dict_metadata=state, storage_data=storage,
                             storage_meta=StorageMeta(checkpoint_id=str(self.path), save_id=str(uuid.uuid4())),
                             version=CURRENT_DCP_VERSION)
@@ -733,42 +722,96 @@ class CheckpointWriter:
         torch.save(common, common_buf)
         for name, raw in ((METADATA_FILE, pickle.dumps(metadata)), (COMMON_FILE, common_buf.getvalue()),
                           (CONFIG_FILE, json.dumps(BACKEND_CONFIG).encode())):
-            with open(self.path / name, "wb") as f:
-                f.write(raw)
-                f.flush()
-                os.fsync(f.fileno())
+            with open(self.path / name, "wb") as out:
+                out.write(raw)
+                out.flush()
+                os.fsync(out.fileno())
             files[name] = (hashlib.sha256(raw).hexdigest(), len(raw))
         atomic_write_text(self.path / checksums.CHECKSUMS_FILE, checksums.manifest_text(
             {name: {"size": size, checksums.ALGORITHM: digest} for name, (digest, size) in files.items()}))
 
 
-class _Hasher:
-    """SHA-256 of a byte stream, computed in a thread of its own (``hashlib`` releases the GIL) so that hashing one
-    piece overlaps writing the next. Pieces must stay unchanged until hashed (mapped files and fresh bytes do)."""
+class _DataFile:
+    """One ``.distcp`` file written by a thread of its own: records are queued as callables that write through
+    :meth:`write` / :meth:`write_source` (which hash what they write); :attr:`places` says where each landed."""
 
-    def __init__(self, max_pending: int = _IN_FLIGHT) -> None:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.places: dict[tuple, tuple[int, int]] = {}
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         self._sha = hashlib.sha256()
-        self._queue: queue.Queue = queue.Queue(max_pending)
+        self._pos = 0
+        self._sources: dict[Path, int] = {}
+        self._tasks: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="checkpoint-hasher", daemon=True)
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name=f"checkpoint-writer-{path.name}", daemon=True)
         self._thread.start()
-        self._digest: str | None = None
+
+    def submit(self, index: tuple, write) -> None:  # noqa: ANN001 - write(self)
+        if self._error is not None:
+            raise self._error
+        self._tasks.put((index, write))
 
     def _run(self) -> None:
-        while (piece := self._queue.get()) is not None:
+        while (task := self._tasks.get()) is not None:
+            if self._error is not None:
+                continue  # drain: the first error is what is reported
+            index, write = task
             try:
-                self._sha.update(piece)
-            except BaseException as e:  # noqa: BLE001 - reported by finish()
+                begin = self._pos
+                write(self)
+                self.places[index] = (begin, self._pos - begin)
+            except BaseException as e:  # noqa: BLE001 - raised by submit() / stop()
                 self._error = e
 
-    def update(self, piece) -> None:  # noqa: ANN001 - bytes-like
-        self._queue.put(piece)
+    def write(self, data) -> None:  # noqa: ANN001 - bytes-like
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            done += os.write(self._fd, view[done:done + (1 << 30)])
+        self._sha.update(view)
+        self._pos += done
 
-    def finish(self) -> str:
-        if self._digest is None:
-            self._queue.put(None)
+    def write_source(self, source: Source, dtype: torch.dtype) -> int:
+        """Write one source's bytes as ``dtype``; returns how many."""
+        if isinstance(source, torch.Tensor):
+            data = source.detach().to(dtype).contiguous().reshape(-1)
+            self.write(data.view(torch.uint8).numpy() if data.numel() else b"")
+            return data.numel() * dtype.itemsize
+        if source.path not in self._sources:
+            self._sources[source.path] = os.open(source.path, os.O_RDONLY)
+        written = 0
+        step = _WINDOW - _WINDOW % max(source.dtype.itemsize, 1)
+        for w in mapped(self._sources[source.path], source.offset, source.length, step):
+            if source.dtype == dtype:
+                self.write(w.view)
+                written += w.length
+            else:
+                converted = w.tensor(source.dtype).to(dtype)
+                self.write(converted.view(torch.uint8).numpy())
+                written += converted.nbytes
+                del converted
+        return written
+
+    def stop(self, wait: bool) -> tuple[str, int]:
+        """Finish (``wait``: the queued records; else drop them) and close, once; returns (sha256, size), or raises
+        the first error of the writing thread (every call)."""
+        if not self._stopped:
+            self._stopped = True
+            if not wait:
+                self._error = self._error or _Abandon()
+            self._tasks.put(None)
             self._thread.join()
-            if self._error is not None:
-                raise self._error
-            self._digest = self._sha.hexdigest()
-        return self._digest
+            try:
+                if self._error is None:
+                    os.fsync(self._fd)
+            except OSError as e:
+                self._error = e
+            finally:
+                for fd in (self._fd, *self._sources.values()):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+        if self._error is not None and not isinstance(self._error, _Abandon):
+            raise self._error
+        return self._sha.hexdigest(), self._pos

@@ -360,10 +360,10 @@ def test_from_hf_rejects_a_tokenizer_larger_than_the_vocabulary(tokenizer, tmp_p
 
 def test_a_failure_half_way_leaves_no_output(models, tmp_path, monkeypatch):
     from oc_megatron.convert.megatron_ckpt import CheckpointReader
-    from oc_megatron.convert.torch_dist import CheckpointWriter
+    from oc_megatron.convert.torch_dist import _DataFile
 
     calls = {"n": 0}
-    real_write, real_pieces = CheckpointWriter._write_source, CheckpointReader.hf_pieces
+    real_write, real_pieces = _DataFile.write_source, CheckpointReader.hf_pieces
 
     def flaky_write(self, source, dtype):
         calls["n"] += 1
@@ -371,7 +371,7 @@ def test_a_failure_half_way_leaves_no_output(models, tmp_path, monkeypatch):
             raise OSError("disk went away")
         return real_write(self, source, dtype)
 
-    monkeypatch.setattr(CheckpointWriter, "_write_source", flaky_write)
+    monkeypatch.setattr(_DataFile, "write_source", flaky_write)
     with pytest.raises(OSError, match="disk went away"):
         from_hf(models["gqa"]["hf"], tmp_path / "ckpt")
     assert _no_output(tmp_path / "ckpt")

@@ -200,37 +200,39 @@ def test_to_hf_verifies_in_the_same_pass(converted, tmp_path, monkeypatch):
     assert_bit_exact(read_hf_tensors(converted["hf"]), read_hf_tensors(tmp_path / "hf"))
 
 
-def _record_place(ckpt: Path, key: str) -> tuple[int, int]:
-    """(byte offset, length) of the first record of ``key``."""
+def _record_place(ckpt: Path, key: str) -> tuple[Path, int, int]:
+    """(file, byte offset, length) of the first record of ``key``."""
     metadata = td.read_metadata(ckpt)
     info = next(v for i, v in metadata.storage_data.items() if i.fqn == key)
-    return info.offset, info.length
+    return ckpt / info.relative_path, info.offset, info.length
 
 
 @pytest.mark.parametrize("where", ["tensor_data", "record_header", "truncated", "metadata"])
 def test_to_hf_refuses_a_corrupt_file_by_name(converted, tmp_path, where):
     ckpt = _copy(converted["ckpt"], tmp_path / "ckpt")
     it = ckpt / "iter_0000000"
-    shard = it / td.DATA_FILE
+    assert sorted(p.name for p in it.glob("*.distcp")) == ["__0_0.distcp", "__0_1.distcp"]  # two writer threads
     if where == "tensor_data":
-        offset, length = _record_place(it, "embedding.word_embeddings.weight")
-        with open(shard, "r+b") as f:
+        name, offset, length = _record_place(it, "embedding.word_embeddings.weight")
+        with open(name, "r+b") as f:
             f.seek(offset + length // 2)  # inside the tensor's data: the record still parses
             f.write(b"\0" * 64)
-        match, name = r"content changed since it was saved \(sha256 mismatch\)", shard
+        match = r"content changed since it was saved \(sha256 mismatch\)"
     elif where == "record_header":
-        offset, _ = _record_place(it, "decoder.final_layernorm.weight")
-        with open(shard, "r+b") as f:
+        name, offset, _ = _record_place(it, "decoder.final_layernorm.weight")
+        with open(name, "r+b") as f:
             f.seek(offset)
             f.write(b"\0" * 8)  # the record's zip signature: it no longer parses
-        match, name = r"content changed since it was saved \(sha256 mismatch\)", shard
+        match = r"content changed since it was saved \(sha256 mismatch\)"
     elif where == "truncated":
-        with open(shard, "r+b") as f:
-            f.truncate(shard.stat().st_size - 10)
-        match, name = r"bytes, \d+ when saved", shard
+        name = it / "__0_1.distcp"
+        with open(name, "r+b") as f:
+            f.truncate(name.stat().st_size - 10)
+        match = r"bytes, \d+ when saved"
     else:
-        (it / td.METADATA_FILE).write_bytes((it / td.METADATA_FILE).read_bytes()[:-1] + b"x")
-        match, name = r"content changed since it was saved", it / td.METADATA_FILE
+        name = it / td.METADATA_FILE
+        name.write_bytes(name.read_bytes()[:-1] + b"x")
+        match = r"content changed since it was saved"
     with pytest.raises(CheckpointError, match=match) as e:
         to_hf(ckpt, tmp_path / "hf")
     assert str(name) in str(e.value)
