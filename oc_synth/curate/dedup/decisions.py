@@ -55,7 +55,7 @@ def cluster_outcome(data: IndexData, labels: np.ndarray) -> tuple[np.ndarray, np
     shared = pos[~alone]
     if len(shared):
         s, _ = pick_survivors(labels[shared], data.stars[shared], data.times[shared], data.ids_at(shared),
-                              data.docs[shared])
+                              data.docs_at(shared))
         survivor[shared] = shared[s]
     return survivor, size
 

@@ -222,7 +222,7 @@ class IndexData:
     """Every shard's index rows, concatenated in shard order (position ``i`` is one record everywhere)."""
 
     shard_names: list[str]
-    shard: np.ndarray  # shard number per record
+    shard: np.ndarray  # shard number per record (int32)
     row: np.ndarray
     stars: np.ndarray
     times: np.ndarray
@@ -238,7 +238,11 @@ class IndexData:
 
     @property
     def docs(self) -> np.ndarray:
-        return (self.shard.astype(np.int64) << np.int64(ROW_BITS)) | self.row.astype(np.int64)
+        return self.docs_at(slice(None))
+
+    def docs_at(self, positions: np.ndarray | slice) -> np.ndarray:
+        """``shard << 32 | row`` of the records at ``positions`` (made on demand: 8 bytes per record otherwise)."""
+        return (self.shard[positions].astype(np.int64) << np.int64(ROW_BITS)) | self.row[positions].astype(np.int64)
 
     def ids_at(self, positions: np.ndarray) -> np.ndarray:
         """The ids (str or None, an object array) of the records at ``positions``, read from the index files: ids
@@ -285,11 +289,11 @@ def load_index(index_dir: Path, shards: Sequence[Shard], fuzzy: bool) -> IndexDa
                                f"{shards[i].name!r} #{i}; the input changed since indexing (rerun with --overwrite)")
         stats.merge(Stats.from_dict(meta))
         tables.append(t)
-        shard_no.append(np.full(t.num_rows, i, np.int64))
+        shard_no.append(np.full(t.num_rows, i, np.int32))
     t = pa.concat_tables(tables) if tables else None
     if t is None or t.num_rows == 0:
         empty = np.zeros(0)
-        return IndexData([s.name for s in shards], empty.astype(np.int64), empty.astype(np.int64),
+        return IndexData([s.name for s in shards], empty.astype(np.int32), empty.astype(np.int64),
                          empty, empty, np.zeros(0, "S32"), empty.astype(bool),
                          empty.astype(bool) if fuzzy else None, paths, [Path(s.files[0]) for s in shards], stats)
     sha = t.column("sha256")

@@ -139,6 +139,7 @@ class DedupShardWriter(ShardWriter):
         name = f"{shard}{self.suffix}"
         outputs = {"OUT": name}
         source = batch._metadata["source"]
+        encoded = encoded_cluster_fields(decisions)
         with _open_output(Path(self.out_dir) / name, self.suffix) as kept, \
                 _open_output(Path(self.dropped_dir) / name if self.dropped_dir else None, self.suffix) as dropped, \
                 _open_input(source) as lines:
@@ -152,17 +153,14 @@ class DedupShardWriter(ShardWriter):
                 if lang is not None:
                     st.add_to("language_in", lang)
                 reason = decisions["reason"][row]
-                added = {k: decisions[k][row] for k in CLUSTER_FIELDS if k in decisions and
-                         decisions[k][row] is not None}
                 if reason:
                     st.add("records_dropped")
                     st.add_to("drop_reasons", reason)
                     if dropped is not None:
-                        added.update({"duplicate_of": decisions["duplicate_of"][row], KEEP: False,
-                                      DROP_REASONS: [reason]})
-                        dropped.write(with_fields(line, added))
+                        removed = {"duplicate_of": decisions["duplicate_of"][row], KEEP: False, DROP_REASONS: [reason]}
+                        dropped.write(with_encoded(line, b", ".join(filter(None, (encoded[row], _encode(removed))))))
                 else:
-                    out = with_fields(line, added)
+                    out = with_encoded(line, encoded[row])
                     kept.write(out)
                     st.add("records_out")
                     st.add("bytes_out", len(out))
@@ -195,12 +193,35 @@ def mentions(path: str, needles: tuple[bytes, ...], chunk: int = 1 << 22) -> boo
 
 def with_fields(line: bytes, fields: dict[str, Any]) -> bytes:
     """A JSON object line (as read; its record has none of these fields) with ``fields`` added at its end."""
+    return with_encoded(line, _encode(fields))
+
+
+def with_encoded(line: bytes, added: bytes) -> bytes:
+    """``with_fields`` for fields already encoded as ``"key": value, ...`` (empty: none)."""
     body = line.strip()
-    if not fields:
+    if not added:
         return body + b"\n"
     head = body[:-1].rstrip()  # the object without its closing brace
-    added = ", ".join(f"{json.dumps(k)}: {_json(v)}" for k, v in fields.items()).encode("utf-8")
     return head + (b"" if head == b"{" else b", ") + added + b"}\n"
+
+
+def _encode(fields: dict[str, Any]) -> bytes:
+    return ", ".join(f"{json.dumps(k)}: {_json(v)}" for k, v in fields.items()).encode("utf-8")
+
+
+def encoded_cluster_fields(decisions: dict[str, list]) -> list[bytes]:
+    """Per row of a shard's decisions, its cluster fields as ``with_encoded`` takes them, built a column
+    at a time: the values are hex digests, counts and nulls, which need no JSON escaping (a quarter of this pass's
+    time went to json.dumps of each value)."""
+    columns = []
+    for key in (k for k in CLUSTER_FIELDS if k in decisions):
+        if key.endswith("_count"):
+            columns.append([None if v is None else f'"{key}": {int(v)}' for v in decisions[key]])
+        else:  # SHA-256 hex digests (decisions.hex_digests)
+            columns.append([None if v is None else f'"{key}": "{v}"' for v in decisions[key]])
+    if not columns:
+        return [b""] * len(decisions["reason"])
+    return [", ".join(p for p in parts if p is not None).encode() for parts in zip(*columns, strict=True)]
 
 
 def _json(value: Any) -> str:
