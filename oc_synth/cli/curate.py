@@ -33,6 +33,7 @@ def ingest(
              "docs/curation.md lists every difference.",
     ),
     dropped: Path | None = opt.Dropped,
+    executor: opt.ExecutorName = opt.Executor,
     output_format: opt.OutputFormatName = opt.OutputFormat,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
@@ -46,7 +47,8 @@ def ingest(
     from oc_synth.curate.ingest import run_ingest
 
     run_ingest(src, out, source_format=source_format, shard_size=shard_size, max_file_bytes=max_file_bytes,
-               languages=languages, dropped=dropped, overwrite=overwrite, quiet=quiet, output_format=output_format)
+               languages=languages, dropped=dropped, overwrite=overwrite, quiet=quiet, output_format=output_format,
+               executor=executor)
 
 
 # dedup's command lives in its own module (it has many options); registered here to list in pipeline order

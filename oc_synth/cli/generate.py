@@ -46,6 +46,11 @@ def generate(
     tensor_parallel_size: int = typer.Option(1, "--tp", min=1, help="vllm: tensor-parallel size (GPUs per engine)."),
     data_parallel: int = typer.Option(1, "--dp", min=1, help="Data-parallel size: engines in parallel worker "
                                                              "processes, each on its own GPUs."),
+    executor: opt.ModelExecutorName = typer.Option(
+        "local", "--executor", "-e",
+        help="Where the --dp ranks run. local: processes on this machine. ray: Ray tasks on a local Ray or the "
+             "cluster named by RAY_ADDRESS, --tp GPUs each (one engine per GPU worker; OUT on a shared file "
+             "system); a rank whose node is lost is run again and resumes."),
     rank: int | None = typer.Option(None, "--rank", min=0, help="Generate only this rank's share of the seeds "
                                                                    "(Slurm array tasks); no finalize."),
     world_size: int = typer.Option(1, "--world-size", min=1, help="Number of ranks (with --rank)."),
@@ -98,22 +103,25 @@ def generate(
         spec["verify_workers"] = workers
     if timeout is not None:
         spec["verify_timeout"] = timeout
-    _run(spec, data_parallel, tensor_parallel_size)
+    if executor == "ray" and (rank is not None or finalize_only):
+        raise UsageError("--executor ray starts its own ranks; do not combine it with --rank or --finalize-only")
+    _run(spec, data_parallel, tensor_parallel_size, executor)
 
 
-def _run(spec: dict, data_parallel: int, tensor_parallel_size: int) -> None:
+def _run(spec: dict, data_parallel: int, tensor_parallel_size: int, executor: str = "local") -> None:
     from oc_common.log import console
     from oc_synth.synth.finalize import render_summary
     from oc_synth.synth.run import config_from_spec, run_generate
     from oc_synth.synth.store import FAILED
 
     cfg = config_from_spec(spec)  # validates the recipe and options before any model is loaded
-    if data_parallel > 1:
+    if data_parallel > 1 or executor == "ray":
         from oc_synth.synth.generator import claim_output
-        from oc_synth.synth.parallel import run_data_parallel
+        from oc_synth.synth.parallel import run_data_parallel, run_data_parallel_ray
 
         claim_output(cfg)
-        run_data_parallel({**spec, "overwrite": False}, data_parallel, tensor_parallel_size)
+        ranks = run_data_parallel_ray if executor == "ray" else run_data_parallel
+        ranks({**spec, "overwrite": False}, data_parallel, tensor_parallel_size)
         spec = {**spec, "overwrite": False, "finalize_only": True}
     result = run_generate(spec)  # with --dp: nothing left to generate, only finalize
     if not spec["quiet"]:

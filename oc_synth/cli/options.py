@@ -20,12 +20,14 @@ import typer
 from oc_synth.sandbox.config import SandboxConfig
 
 ExecutorName = Literal["local", "ray", "xenna"]
+ModelExecutorName = Literal["local", "ray"]  # commands that run model backends (generate, recall label)
 BackendName = Literal["vllm", "openai", "hf"]
 OutputFormatName = Literal["jsonl", "jsonl.gz", "parquet"]
 
 Executor = typer.Option("local", "--executor", "-e",
-                        help="local: in-process (fast start, laptops, CI). ray: NeMo Curator's Ray actor pool on a "
-                             "local Ray, or on the cluster named by RAY_ADDRESS (see slurm/curate_ray.sbatch). "
+                        help="local: in-process (fast start, laptops, CI). ray: whole shards on Ray workers of a "
+                             "local Ray, or of the cluster named by RAY_ADDRESS (see slurm/curate_ray.sbatch; OUT on "
+                             "a file system every node sees); a shard whose worker is lost runs again elsewhere. "
                              "xenna: NeMo Curator's streaming executor on Ray.")
 ShardWorkers = typer.Option(1, "--workers", "-w", min=1,
                             help="--executor local: run shards in this many worker processes (output identical to "

@@ -253,6 +253,12 @@ def label(
     seed: int = typer.Option(0, "--seed", help="Seed of the --sample draw."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Pages per backend call and per append to "
                                                                    "labels.jsonl."),
+    executor: opt.ModelExecutorName = typer.Option(
+        "local", "--executor", "-e",
+        help="local: the backend in this process. ray: --workers copies of it on Ray workers (a local Ray, or the "
+             "cluster named by RAY_ADDRESS; GPU workers where the cluster has GPUs) share each batch."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="--executor ray: copies of the backend, one Ray "
+                                                                  "worker each."),
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
@@ -264,7 +270,7 @@ def label(
 
     stats = label_pages(inp, out, backend, model, opt.parse_backend_options(backend_opts), recipe=recipe,
                         recipe_overrides=list(recipe_set or []), sample=sample, seed=seed, batch_size=batch_size,
-                        overwrite=overwrite, quiet=quiet)
+                        overwrite=overwrite, quiet=quiet, executor=executor, workers=workers)
     if not quiet:
         render_stats("recall label", stats, console)
     c = stats.counters

@@ -37,6 +37,7 @@ def verify(
                                                   help="Override a sandbox setting, e.g. -s tmpfs_mb=512 "
                                                        "-s processes=128 (repeatable)."),
     dropped: Path | None = opt.Dropped,
+    executor: opt.ExecutorName = opt.Executor,
     output_format: opt.OutputFormatName = opt.OutputFormat,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
@@ -58,4 +59,4 @@ def verify(
     data.update({k: v for k, v in flags.items() if v is not None})
     cfg = validate_config(data, SandboxConfig, str(config) if config else "command-line options")
     run_verify(inp, out, cfg, keep_all=keep_all, dropped=dropped, overwrite=overwrite, quiet=quiet,
-               output_format=output_format)
+               output_format=output_format, executor=executor)

@@ -11,10 +11,20 @@ executors are Ray actor pools, Ray Data and Xenna, all on Ray), so ``--executor 
   and running whole shards through every stage, as the in-process executor does; shards are handed out as workers
   free up. A shard's output depends only on that shard, so the output is identical to one process for any N (the
   tests compare the bytes); only timing counters differ. Parallelism is per shard: a corpus needs at least N shards.
+
+``--executor ray`` (``RayShardExecutor``) is the same shard-at-a-time design on a Ray cluster: one Ray actor per free
+worker slot of the cluster (the stages' ``resources``: CPUs, GPUs), each setting the stages up once and taking whole
+shards; readers and writers work on the shared file system, so only small results travel. A shard whose actor dies
+(its node was lost, the process was killed) is given to another actor and the lost actor replaced; a shard's output
+is written atomically with its done-marker last, so a retried shard is written once. NeMo Curator's own
+``RayActorPoolExecutor`` runs one stage at a time over every shard (the whole corpus passes through the object store
+between stages before the first shard is written), fails the run when an actor is lost, and shuts Ray down at the
+end; it stays in use where a workflow needs its shuffle and LSH stages (GPU dedup, ``curator_ray_executor``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.util
@@ -176,6 +186,224 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         process.join(5)
 
 
+class RayShardExecutor(BaseExecutor):
+    """``--executor ray``: whole shards on Ray actors, as many actors as the cluster has slots for (see the module
+    docstring). Results come back in task order; ``on_task_done`` is called in this (the driver) process.
+
+    ``max_retries``: how many times a shard is given to another actor after its actor died; a stage's own exception
+    is never retried (it is raised here as itself, so a user's mistake prints as one line).
+    ``ready_timeout_s``: how long to wait for an actor to start when none is running (a cluster without free slots).
+    """
+
+    def __init__(self, config: dict | None = None, on_task_done=None, max_retries: int = 3,  # noqa: ANN001
+                 ready_timeout_s: float = 600.0):
+        super().__init__(config)
+        self.on_task_done = on_task_done
+        self.max_retries = max_retries
+        self.ready_timeout_s = ready_timeout_s
+
+    def execute(self, stages: list[ProcessingStage], initial_tasks: list[Task] | None = None) -> list[Task]:
+        import ray
+
+        tasks = _initial(initial_tasks)
+        node_stages = [s for s in stages if type(s).setup_on_node is not _base_setup_on_node()]
+        if node_stages:
+            from nemo_curator.backends.utils import execute_setup_on_node
+
+            execute_setup_on_node(node_stages)
+        cpus = max((s.resources.cpus for s in stages if s.resources is not None), default=1.0)
+        gpus = max((s.resources.gpus for s in stages if s.resources is not None), default=0.0)
+        slots = cluster_slots(cpus, gpus)
+        if slots == 0:
+            from oc_common.errors import EnvironmentProblem
+
+            raise EnvironmentProblem(f"no node of the Ray cluster has {cpus:g} CPUs" + (f" and {gpus:g} GPUs"
+                                     if gpus else "") + " for one worker of this pipeline (ray status lists the "
+                                     "nodes; verify asks one CPU per sandbox slot, --workers)")
+        actor_cls = ray.remote(_ShardActor).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0)
+        stages_ref = ray.put(list(stages))
+        pool = _ActorPool(lambda: actor_cls.remote(stages_ref), min(len(tasks), slots))
+        log.info("ray: %d shards on %d actors (%s CPU%s per actor)", len(tasks), len(pool.actors), cpus,
+                 f", {gpus} GPU" if gpus else "")
+        results: list[list[Task] | None] = [None] * len(tasks)
+        queue = list(range(len(tasks)))
+        attempts = [0] * len(tasks)
+        try:
+            while queue or pool.busy:
+                while queue and pool.free:
+                    actor, i = pool.free.pop(0), queue.pop(0)
+                    pool.submit(actor, i, actor.run.remote(tasks[i]))
+                event = pool.wait(self.ready_timeout_s)
+                if event.kind == "done":
+                    results[event.task] = event.value
+                    if self.on_task_done is not None:
+                        self.on_task_done(tasks[event.task])
+                elif event.kind == "lost":
+                    attempts[event.task] += 1
+                    name = getattr(tasks[event.task], "dataset_name", event.task)
+                    if attempts[event.task] > self.max_retries:
+                        from oc_common.errors import EnvironmentProblem
+
+                        raise EnvironmentProblem(f"shard {name}: its Ray worker died {attempts[event.task]} times "
+                                                 f"(last: {event.value}); the shards finished so far are kept, "
+                                                 "a rerun resumes")
+                    log.warning("shard %s: its Ray worker died (%s); running it again on another worker", name,
+                                _first_line(event.value))
+                    queue.insert(0, event.task)
+                    pool.replace()
+        finally:
+            pool.close()
+        return [t for shard in results for t in (shard or [])]
+
+
+def _base_setup_on_node():  # noqa: ANN202
+    from nemo_curator.stages.base import ProcessingStage
+
+    return ProcessingStage.setup_on_node
+
+
+def _first_line(error: object) -> str:
+    return str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+
+
+class _ShardActor:
+    """A Ray actor that sets the stages up once (in ``ready``: an exception there reaches the driver as itself, where
+    one raised in ``__init__`` would arrive as text) and runs whole shards through them (``run_through``)."""
+
+    def __init__(self, stages: list[ProcessingStage]):
+        self.stages = stages
+        self.adapters: list[BaseStageAdapter] = []
+
+    def ready(self) -> str:
+        import ray
+
+        _own_log_console()
+        self.adapters = [BaseStageAdapter(s) for s in self.stages]
+        for a in self.adapters:
+            a.setup()
+        return ray.get_runtime_context().get_node_id()
+
+    def run(self, task: Task) -> list[Task]:
+        return run_through(self.adapters, task)
+
+    def teardown(self) -> None:
+        for a in self.adapters:
+            a.teardown()
+
+
+class _Event:
+    def __init__(self, kind: str, task: int, value: object = None):
+        self.kind, self.task, self.value = kind, task, value
+
+
+class _ActorPool:
+    """Actors, each known ready (its ``ready`` call returned) before it gets work, each with at most one shard in
+    flight. An actor that is still starting holds no shard, so a lost node's replacement that cannot be placed
+    never holds the run up while other actors can take its shard."""
+
+    def __init__(self, make, size: int):  # noqa: ANN001
+        self.make = make
+        self.actors: list = []
+        self.ready_refs: dict = {}  # ObjectRef of actor.ready() -> actor
+        self.running: dict = {}  # ObjectRef of actor.run() -> (actor, task index)
+        self.free: list = []
+        for _ in range(max(1, size)):
+            self.replace()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.running)
+
+    def replace(self) -> None:
+        actor = self.make()
+        self.actors.append(actor)
+        self.ready_refs[actor.ready.remote()] = actor
+
+    def submit(self, actor, task: int, ref) -> None:  # noqa: ANN001
+        self.running[ref] = (actor, task)
+
+    def wait(self, ready_timeout_s: float) -> _Event:
+        """The next finished shard or lost actor; actors that became ready join the free list on the way."""
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        while True:
+            refs = list(self.running) + list(self.ready_refs)
+            timeout = None if self.running else ready_timeout_s
+            done, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+            if not done:
+                from oc_common.errors import EnvironmentProblem
+
+                raise EnvironmentProblem(f"no Ray worker started in {ready_timeout_s:.0f} s: the cluster has no free "
+                                         "CPU (or GPU) for one (ray status shows its resources)")
+            ref = done[0]
+            if ref in self.ready_refs:
+                actor = self.ready_refs.pop(ref)
+                try:
+                    ray.get(ref)
+                except RayTaskError as e:  # a stage's setup failed: it would fail on every worker
+                    raise _stage_error(e) from None
+                except RayActorError as e:  # it died while starting (a lost node): the others carry on
+                    self._forget(actor)
+                    if not self.running and not self.ready_refs and not self.free:
+                        raise
+                    log.warning("a Ray worker died while starting (%s)", _first_line(e))
+                    continue
+                self.free.append(actor)
+                return _Event("ready", -1)
+            actor, task = self.running.pop(ref)
+            try:
+                value = ray.get(ref)
+            except RayTaskError as e:
+                raise _stage_error(e) from None
+            except (RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+                    ray.exceptions.ObjectLostError) as e:
+                self._forget(actor)
+                return _Event("lost", task, e)
+            self.free.append(actor)
+            return _Event("done", task, value)
+
+    def _forget(self, actor) -> None:  # noqa: ANN001
+        import ray
+
+        if actor in self.actors:
+            self.actors.remove(actor)
+        with contextlib.suppress(Exception):
+            ray.kill(actor)
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            with contextlib.suppress(Exception):
+                ray.get(actor.teardown.remote(), timeout=60) if actor in self.free else None
+            with contextlib.suppress(Exception):
+                ray.kill(actor)
+        self.actors.clear()
+
+
+def _stage_error(error: Exception) -> BaseException:
+    """A stage's own exception out of Ray's wrapper (an OcError stays an OcError: one red line at the CLI)."""
+    cause = getattr(error, "cause", None)
+    return cause if isinstance(cause, BaseException) else error
+
+
+def cluster_slots(cpus: float, gpus: float) -> int:
+    """How many actors of ``cpus`` CPUs and ``gpus`` GPUs the alive nodes of the cluster hold."""
+    import ray
+
+    slots = 0
+    for node in ray.nodes():
+        if not node.get("Alive"):
+            continue
+        res = node.get("Resources", {})
+        fits = [int(res.get("CPU", 0) // cpus)] if cpus > 0 else []
+        if gpus > 0:
+            fits.append(int(res.get("GPU", 0) // gpus))
+        slots += min(fits) if fits else 1
+    return slots
+
+
 def init_local_ray(num_cpus: int | None = None, object_store_gb: float = 1.0) -> None:
     """Start (or join, when RAY_ADDRESS is set) Ray with settings that work on small boxes.
 
@@ -198,8 +426,8 @@ def init_local_ray(num_cpus: int | None = None, object_store_gb: float = 1.0) ->
 
 def make_executor(name: str, num_cpus: int | None = None, on_task_done=None,  # noqa: ANN001
                   workers: int = 1) -> BaseExecutor:
-    """``local`` (in-process, or ``workers`` processes), ``ray`` (NeMo Curator's RayActorPoolExecutor) or ``xenna``
-    (streaming, Ray-based)."""
+    """``local`` (in-process, or ``workers`` processes), ``ray`` (whole shards on Ray actors: ``RayShardExecutor``)
+    or ``xenna`` (NeMo Curator's streaming executor, Ray-based)."""
     check_executor(name)
     if name == "local":
         if workers > 1:
@@ -207,9 +435,16 @@ def make_executor(name: str, num_cpus: int | None = None, on_task_done=None,  # 
         return InProcessExecutor(on_task_done=on_task_done)
     init_local_ray(num_cpus)
     if name == "ray":
-        from nemo_curator.backends.ray_actor_pool import RayActorPoolExecutor
-
-        return RayActorPoolExecutor()
+        return RayShardExecutor(on_task_done=on_task_done)
     from nemo_curator.backends.xenna import XennaExecutor
 
     return XennaExecutor()
+
+
+def curator_ray_executor() -> BaseExecutor:
+    """NeMo Curator's ``RayActorPoolExecutor``, for Curator workflows whose stages only it runs (the GPU dedup's
+    shuffles, LSH and connected components)."""
+    from nemo_curator.backends.ray_actor_pool import RayActorPoolExecutor
+
+    init_local_ray()
+    return RayActorPoolExecutor()

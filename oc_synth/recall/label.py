@@ -209,9 +209,15 @@ def done_keys(log_path: Path) -> set[int]:
 def label_pages(inp: Path, out: Path, backend_name: str, model: str, backend_options: dict[str, Any], *,
                 recipe: str | Path | None = None, recipe_overrides: list[str] | tuple[str, ...] = (),
                 sample: int | None = None, seed: int = 0, batch_size: int = 32, overwrite: bool = False,
-                quiet: bool = False, backend: Backend | None = None) -> Stats:
+                quiet: bool = False, backend: Backend | None = None, executor: str = "local",
+                workers: int = 1) -> Stats:
     """Label the candidate pages of ``inp`` into ``out`` (resuming); return the stats. ``backend`` (tests) is used
-    instead of building one from ``backend_name``."""
+    instead of building one from ``backend_name``. ``executor="ray"``: ``workers`` copies of the backend on Ray
+    workers share each batch (``RayBackendPool``; the labels are those of one backend)."""
+    from oc_common.errors import UsageError
+
+    if executor != "ray" and workers > 1:
+        raise UsageError("recall label --workers > 1 runs copies of the backend on Ray workers: add --executor ray")
     from oc_synth.backends import make_backend
 
     labeller = load_labeller(recipe, recipe_overrides)  # a bad recipe fails before the inputs are read
@@ -230,6 +236,10 @@ def label_pages(inp: Path, out: Path, backend_name: str, model: str, backend_opt
     t0 = time.perf_counter()
     if todo:
         owned = backend is None
+        if backend is None and executor == "ray":
+            from oc_synth.backends.ray_pool import RayBackendPool
+
+            backend = RayBackendPool(backend_name, model, backend_options, workers)
         backend = backend or make_backend(backend_name, model, **backend_options)
         try:
             label_batches(todo, labeller, backend, log_path, batch_size, stats, quiet)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oc_common.log import get_logger
 from oc_common.outcome import KEEP, reject
 from oc_common.stats import Stats
 from oc_synth.pipeline.stages import (
@@ -18,6 +19,9 @@ from oc_synth.pipeline.stages import (
 from oc_synth.sandbox.config import SandboxConfig
 from oc_synth.sandbox.runner import Sandbox
 from oc_synth.sandbox.verify import verify_one
+
+log = get_logger(__name__)
+FULL_ISOLATION = "namespaces+seccomp"  # Sandbox.isolation_mode of the full sandbox
 
 
 def count_verdict(stats: Stats, record: dict[str, Any], isolation: str | None = None) -> None:
@@ -35,11 +39,21 @@ def count_verdict(stats: Stats, record: dict[str, Any], isolation: str | None = 
 @dataclass
 class VerifyStage(RecordStage):
     """Runs a whole batch through one sandbox pool (records in parallel, not one by one). Non-passing records are
-    rejected with reason ``verify_<verdict>`` unless ``keep_all``."""
+    rejected with reason ``verify_<verdict>`` unless ``keep_all``. It asks an executor for one CPU per sandbox slot:
+    on Ray, each worker runs its own pool of ``workers`` slots."""
 
     name: str = "sandbox_verify"
     sandbox_config: dict = field(default_factory=dict)  # SandboxConfig fields (a dict travels to Ray workers)
     keep_all: bool = False
+
+    def __post_init__(self) -> None:
+        from nemo_curator.stages.resources import Resources
+
+        self.resources = Resources(cpus=float(SandboxConfig(**self.sandbox_config).workers))
+
+    def output_fields(self) -> dict[str, str]:
+        return {"verdict": "string", "passed": "bool", "verdict_detail": "string", "verdict_reason": "string",
+                "stderr_tail": "string", "runtime_s": "float64"}  # SandboxResult.record_fields
 
     def _sandbox(self) -> Sandbox:
         if getattr(self, "_sb", None) is None:
@@ -68,14 +82,31 @@ class VerifyStage(RecordStage):
 
 
 def run_verify(inp: Path, out: Path, config: SandboxConfig, *, keep_all: bool = False, dropped: Path | None = None,
-               overwrite: bool = False, quiet: bool = False, output_format: str = "jsonl") -> Stats:
+               overwrite: bool = False, quiet: bool = False, output_format: str = "jsonl",
+               executor: str = "local") -> Stats:
     from oc_synth.pipeline.runner import run_sharded
 
     # Results depend on these settings, not on the worker count: resuming with other --workers is fine.
     options = {"keep_all": keep_all, **config.model_dump(exclude={"workers", "uid_base"})}
     stage = VerifyStage(sandbox_config=config.model_dump(), keep_all=keep_all)
     try:
-        return run_sharded(command="verify", inp=inp, out=out, stages=[stage], options=options, dropped=dropped,
-                           overwrite=overwrite, quiet=quiet, title="oc-synth verify", output_format=output_format)
+        stats = run_sharded(command="verify", inp=inp, out=out, stages=[stage], options=options, dropped=dropped,
+                            overwrite=overwrite, quiet=quiet, title="oc-synth verify", output_format=output_format,
+                            executor=executor)
     finally:
         stage.teardown()
+    if executor != "local":
+        warn_degraded(stats)
+    return stats
+
+
+def warn_degraded(stats: Stats) -> None:
+    """Say, in the driver, how many records ran without the full sandbox: a Ray worker's own warning stays in that
+    worker's log, and only a worker node where the worker runs as root isolates fully (docs/sandbox.md)."""
+    modes = stats.groups.get("isolation", {})
+    degraded = {mode: n for mode, n in modes.items() if mode != FULL_ISOLATION}
+    if degraded:
+        log.warning("verify: %s of %s records ran without the full sandbox (%s; rlimits: the worker is not root, "
+                    "no isolation; namespaces: no system-call filter). Full isolation needs root on every worker "
+                    "node (docs/sandbox.md).", f"{sum(degraded.values()):,}", f"{sum(modes.values()):,}",
+                    ", ".join(f"{m}: {n:,}" for m, n in sorted(degraded.items())))

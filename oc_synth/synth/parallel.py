@@ -8,6 +8,11 @@ finalizes over all ranks. A worker that dies costs only its unfinished seeds: a 
 
 On a Slurm cluster the same split runs as an array job instead (``--rank $SLURM_ARRAY_TASK_ID --world-size N``,
 see slurm/synth.sbatch), followed by one unranked run that finalizes.
+
+With ``--executor ray`` (``run_data_parallel_ray``) the ranks are Ray tasks on a cluster instead of local processes:
+each asks Ray for ``--tp`` GPUs (Ray sets its CUDA_VISIBLE_DEVICES: one vLLM engine per GPU worker) or, on a cluster
+without GPUs, one CPU; OUT must be on a file system every node sees. A rank whose node is lost is run again by Ray
+(``max_retries``) and resumes from its own log, like a rerun.
 """
 
 from __future__ import annotations
@@ -70,6 +75,50 @@ def run_data_parallel(spec: dict[str, Any], world_size: int, tensor_parallel_siz
             log.error("data-parallel rank %d exited with status %d; its unfinished seeds resume on the next run",
                       rank, code)
     return codes
+
+
+RAY_RANK_RETRIES = 3
+
+
+def run_data_parallel_ray(spec: dict[str, Any], world_size: int, tensor_parallel_size: int = 1) -> list[int]:
+    """Every rank as a Ray task (see the module docstring); returns their exit codes (0 = done)."""
+    import ray
+
+    from oc_synth.pipeline.executors import init_local_ray
+
+    init_local_ray()
+    gpus = ray.cluster_resources().get("GPU", 0)
+    per_rank = {"num_gpus": tensor_parallel_size, "num_cpus": 1} if gpus else {"num_cpus": 1}
+    if gpus and gpus < tensor_parallel_size:
+        raise OcError(f"--tp {tensor_parallel_size} needs {tensor_parallel_size} GPUs per rank; the Ray cluster has "
+                      f"{gpus:g}")
+    rank_task = ray.remote(_ray_rank).options(max_retries=RAY_RANK_RETRIES, retry_exceptions=False, **per_rank)
+    log.info("generate on Ray: %d ranks, %s each", world_size,
+             f"{tensor_parallel_size} GPU(s)" if gpus else "1 CPU (no GPU in the cluster)")
+    refs = [rank_task.remote({**spec, "overwrite": False}, rank, world_size) for rank in range(world_size)]
+    try:
+        codes = ray.get(refs)
+    except ray.exceptions.RayTaskError as e:
+        raise (e.cause if isinstance(e.cause, BaseException) else e) from None
+    for rank, code in enumerate(codes):
+        if code != 0:
+            log.error("data-parallel rank %d stopped early; its unfinished seeds resume on the next run", rank)
+    return codes
+
+
+def _ray_rank(spec: dict[str, Any], rank: int, world_size: int) -> int:
+    """One rank in a Ray worker: the same run as a local rank process (``_worker``)."""
+    from oc_common.log import setup_logging
+    from oc_synth.synth.run import run_generate
+
+    setup_logging()
+    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")  # a forked vLLM worker cannot use CUDA
+    spec = dict(spec, rank=rank, world_size=world_size, quiet=True, overwrite=False)
+    if spec.get("backend") == "vllm" and spec.get("backend_options", {}).get("tensor_parallel_size", 1) > 1:
+        # vLLM would start Ray workers of its own for the other GPUs, which this task already holds: keep its
+        # tensor-parallel workers as processes of this task.
+        spec["backend_options"] = {"distributed_executor_backend": "mp", **spec["backend_options"]}
+    return 1 if run_generate(spec).aborted else 0
 
 
 def _worker(spec_path: str, rank: int, world_size: int) -> int:

@@ -41,7 +41,7 @@ from oc_common.stats import Stats
 from oc_synth.curate.dedup.index import ROW_BITS, TEXT, IndexData, run_index, shard_numbers, shard_tasks
 from oc_synth.curate.dedup.settings import DedupSettings
 from oc_synth.minhash.shingles import WORD_RE
-from oc_synth.pipeline.executors import make_executor
+from oc_synth.pipeline.executors import curator_ray_executor
 from oc_synth.pipeline.runner import Shard
 from oc_synth.pipeline.stages import ShardReader
 
@@ -195,12 +195,12 @@ class GpuEngine:
             stage = _exact_identification_class()(text_field=TEXT, output_path=str(out), assign_id=False,
                                                   id_field=CURATOR_ID)
             Pipeline(name="dedup_exact_gpu", stages=[ShardReader(), CuratorIdStage(numbers), stage]).run(
-                make_executor("ray"), initial_tasks=shard_tasks(shards))
+                curator_ray_executor(), initial_tasks=shard_tasks(shards))
         if settings.fuzzy:
             cache, out = work / "gpu_fuzzy" / "cache", work / "gpu_fuzzy" / "out"
             shutil.rmtree(work / "gpu_fuzzy", ignore_errors=True)
             _fuzzy_workflow(settings, numbers, cache, out).run(initial_tasks=shard_tasks(shards),
-                                                      executor=make_executor("ray"))
+                                                      executor=curator_ray_executor())
         return indexed
 
     def exact_labels(self, data: IndexData, work: Path) -> np.ndarray:

@@ -1,5 +1,5 @@
 """The same stages give the same output in-process, in local worker processes (``--executor local --workers N``) and
-on NeMo Curator's Ray actor pool (a real local Ray)."""
+on Ray (``RayShardExecutor``, a real local Ray)."""
 
 import os
 import sysconfig

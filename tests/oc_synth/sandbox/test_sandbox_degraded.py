@@ -58,3 +58,27 @@ def test_rlimits_mode_warns_and_keeps_verdicts_right():
                                   "assert f() is True")]
         verdicts = [r.verdict for r in sb.run_many(programs)]
     assert verdicts == ["passed", "failed", "no_tests", "timeout", "passed"]
+
+
+def test_a_run_on_workers_says_how_many_records_ran_degraded():
+    """verify on Ray: each worker's own warning stays in its log, so the driver counts the isolation modes."""
+    from oc_common.stats import Stats
+    from oc_synth.sandbox.stage import warn_degraded
+
+    collect = _Collect()
+    stage_log = logging.getLogger("oc.oc_synth.sandbox.stage")
+    stage_log.addHandler(collect)
+    try:
+        full = Stats()
+        full.add_to("isolation", "namespaces+seccomp", 5)
+        warn_degraded(full)
+        assert collect.messages == []
+        mixed = Stats()
+        mixed.add_to("isolation", "namespaces+seccomp", 5)
+        mixed.add_to("isolation", "rlimits", 3)
+        warn_degraded(mixed)
+    finally:
+        stage_log.removeHandler(collect)
+    assert len(collect.messages) == 1
+    assert "3 of 8 records ran without the full sandbox (rlimits: 3" in collect.messages[0]
+    assert "root on every worker node" in collect.messages[0]
