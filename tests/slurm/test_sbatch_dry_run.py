@@ -124,15 +124,33 @@ def test_synth_array_task_is_one_data_parallel_rank(tmp_path):
 
 
 def test_curate_ray_head_and_workers_then_the_pipeline(tmp_path):
-    lines = dry_run("curate_ray", cwd=tmp_path, DRY_RUN="1", SLURM_JOB_NUM_NODES="2", SLURM_JOB_NODELIST="gpu[07-08]",
-                    SLURM_CPUS_PER_TASK="64", CURATE_CMD="curate filter /data/transform /data/filtered",
+    """4 nodes: a head on the first, a worker node on each of the other three (CPUs, GPUs, object store and spill
+    directory declared), a wait until all 4 joined, the job on the head with RAY_ADDRESS, and the teardown."""
+    lines = dry_run("curate_ray", cwd=tmp_path, DRY_RUN="1", SLURM_JOB_NUM_NODES="4", SLURM_JOB_NODELIST="gpu[07-10]",
+                    SLURM_CPUS_PER_TASK="64", SLURM_GPUS_ON_NODE="8", SLURM_JOB_ID="123",
+                    CURATE_CMD="curate filter /data/transform /data/filtered",
                     CONTAINER="nvcr.io/nvidia/nemo-curator:25.09", MOUNTS="/data:/data")
     head = the_line(lines, "srun --nodes=1 --ntasks=1 -w gpu07 ")
-    assert "ray start --head" in head and "--port=6379" in head and "--num-cpus=64" in head and head.endswith("&")
+    assert "ray start --block --head" in head and "--port=6379" in head and head.endswith("&")
     assert "--container-image=nvcr.io/nvidia/nemo-curator:25.09" in head
-    worker = the_line(lines, "srun --nodes=1 --ntasks=1 -w gpu08 ")
-    assert "ray start --block --address=gpu07:6379" in worker and worker.endswith("&")
-    job = the_line(lines, "srun --overlap")
-    assert "-w gpu07" in job and "RAY_ADDRESS=gpu07:6379" in job
+    starts = [line for line in lines if "ray start --block" in line]
+    assert len(starts) == 4 and starts[0] == head
+    for node, line in zip(["gpu08", "gpu09", "gpu10"], starts[1:], strict=True):
+        assert line.startswith(f"+ srun --nodes=1 --ntasks=1 -w {node} ") and "--address=gpu07:6379" in line
+        assert line.endswith("&") and "--head" not in line
+    for line in starts:
+        assert "--num-cpus=64" in line and "--num-gpus=8" in line and f"--object-store-memory={32 * 2**30}" in line
+        assert "--object-spilling-directory=/tmp/ray-spill-123" in line
+    on_head = "srun --overlap --nodes=1 --ntasks=1 -w gpu07 --container-image=nvcr.io/nvidia/nemo-curator:25.09 " \
+              "--container-mounts=/data:/data "
+    wait = the_line(lines, on_head + "python -m oc_synth.pipeline.ray_cluster wait gpu07:6379 4 300")
+    job = the_line(lines, on_head + "env ")
+    assert lines.index(starts[-1]) < lines.index(wait) < lines.index(job)
+    assert "RAY_ADDRESS=gpu07:6379" in job
     assert job.endswith("oc-synth curate filter /data/transform /data/filtered --executor ray")
     assert "scontrol requeue" in the_line(lines, "# on USR1")
+    assert "4 ray start steps" in the_line(lines, "# teardown")
+    # without GPUs in the allocation, none declared
+    cpu_only = dry_run("curate_ray", cwd=tmp_path, DRY_RUN="1", SLURM_JOB_NODELIST="n[1-2]",
+                       CURATE_CMD="curate sample a b")
+    assert all("--num-gpus=0" in line for line in cpu_only if "ray start --block" in line)
