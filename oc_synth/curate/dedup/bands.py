@@ -10,7 +10,7 @@ they share a band (up to 64-bit collisions).
 
 Partitions: ``count`` equal ranges of the 64-bit key space (``key_range``). Keys are sorted, so partition ``p`` is one
 contiguous slice of every shard's file, found by binary search on the memory-mapped keys and copied out alone.
-``partition_count`` picks ``count`` so that a partition holds at most ``PARTITION_ENTRIES`` entries (~70 MB while
+``partition_count`` picks ``count`` so that a partition holds at most ``PARTITION_ENTRIES`` entries (~30 MB while
 grouped), whatever the corpus size. ``partition_edges(files, starts, p, count, candidates)`` is everything one
 partition needs: the shards' band files in shard order, the global position of each shard's first record, the
 partition, and which records take part (a bool array over all records, or None); it returns the partition's
@@ -32,7 +32,7 @@ from oc_common.fileio import atomic_write_bytes
 from oc_synth.minhash.lsh import bucket_edges, bucket_pairs
 from oc_synth.minhash.shingles import mix64
 
-PARTITION_ENTRIES = 1 << 21  # ours: ~2M entries (16 B on disk, ~35 B while grouped) per partition
+PARTITION_ENTRIES = 1 << 19  # ours: 524,288 entries a partition: ~30 MB while grouped (~55 B an entry, measured)
 SPACE = 1 << 64
 
 
