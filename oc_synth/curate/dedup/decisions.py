@@ -54,8 +54,8 @@ def cluster_outcome(data: IndexData, labels: np.ndarray) -> tuple[np.ndarray, np
     survivor[pos[alone]] = pos[alone]
     shared = pos[~alone]
     if len(shared):
-        s, _ = pick_survivors(labels[shared], data.stars[shared], data.times[shared], data.ids_at(shared),
-                              data.docs_at(shared))
+        s, _ = pick_survivors(labels[shared], data.values_at("stars", shared), data.values_at("commit_time", shared),
+                              data.ids_at(shared), data.docs_at(shared))
         survivor[shared] = shared[s]
     return survivor, size
 
@@ -109,12 +109,12 @@ def _survivor_ids(data: IndexData, cols: dict[str, Any]) -> dict[int, str | None
 def write_decisions(data: IndexData, cols: dict[str, Any], decisions_dir: Path) -> None:
     """One Parquet file per shard, rows in shard order; -1 counts become nulls. The text columns (cluster digests,
     ``duplicate_of``, reasons) are built here, one shard at a time."""
-    bounds = np.searchsorted(data.shard, np.arange(len(data.shard_names) + 1))
+    bounds = data.starts
     survivor_ids = _survivor_ids(data, cols)
     for i, name in enumerate(data.shard_names):
         lo, hi = bounds[i], bounds[i + 1]
         here = np.arange(lo, hi)
-        table = {"row": pa.array(data.row[lo:hi])}
+        table = {"row": pa.array(np.arange(hi - lo, dtype=np.int64))}
         if "dup_count" in cols:
             table["dup_cluster"] = pa.array(hex_digests(data, np.where(data.has_text[lo:hi], here, -1)), pa.string())
         if "minhash_survivor" in cols:
@@ -141,7 +141,7 @@ def write_removed_ids(data: IndexData, cols: dict[str, Any], path: Path) -> int:
         for k, p in enumerate(removed.tolist()):
             fuzzy = cols["reason"][p] == FUZZY
             cluster = cols["minhash_survivor"][p] if fuzzy else p
-            yield {"id": ids[k], "shard": data.shard_names[data.shard[p]], "row": int(data.row[p]),
+            yield {"id": ids[k], "shard": data.shard_names[data.shard[p]], "row": int(p - data.starts[data.shard[p]]),
                    "reason": REASONS[cols["reason"][p]], "cluster": hex_digests(data, np.array([cluster]))[0],
                    "duplicate_of": survivor_ids[int(cols["survivor_of"][p])]}
 

@@ -219,13 +219,14 @@ def run_index(shards: Sequence[Shard], index_dir: Path, settings: DedupSettings,
 
 @dataclass
 class IndexData:
-    """Every shard's index rows, concatenated in shard order (position ``i`` is one record everywhere)."""
+    """What the decide pass holds for every record, concatenated in shard order (position ``i`` is one record
+    everywhere): 39 bytes a record (shard number 4, SHA-256 32, has_text and shingled 1 each, ``starts`` per shard).
+    The rest of the index rows stays in the index files and is read for the records that need it (``values_at``:
+    cluster members and survivors)."""
 
     shard_names: list[str]
     shard: np.ndarray  # shard number per record (int32)
-    row: np.ndarray
-    stars: np.ndarray
-    times: np.ndarray
+    starts: np.ndarray  # position of each shard's first record, and the total (len(shard_names) + 1)
     sha256: np.ndarray  # S32; meaningful where has_text
     has_text: np.ndarray
     shingled: np.ndarray | None  # fuzzy runs
@@ -234,7 +235,14 @@ class IndexData:
     stats: Stats
 
     def __len__(self) -> int:
-        return len(self.row)
+        return len(self.shard)
+
+    def rows_at(self, positions: np.ndarray | slice) -> np.ndarray:
+        """The records' rows within their shards (a record's index row is its row)."""
+        if isinstance(positions, slice):
+            positions = np.arange(len(self))[positions]
+        positions = np.asarray(positions, np.int64)
+        return positions - self.starts[self.shard[positions]]
 
     @property
     def docs(self) -> np.ndarray:
@@ -242,14 +250,15 @@ class IndexData:
 
     def docs_at(self, positions: np.ndarray | slice) -> np.ndarray:
         """``shard << 32 | row`` of the records at ``positions`` (made on demand: 8 bytes per record otherwise)."""
-        return (self.shard[positions].astype(np.int64) << np.int64(ROW_BITS)) | self.row[positions].astype(np.int64)
+        return (self.shard[positions].astype(np.int64) << np.int64(ROW_BITS)) | self.rows_at(positions)
 
-    def ids_at(self, positions: np.ndarray) -> np.ndarray:
-        """The ids (str or None, an object array) of the records at ``positions``, read from the index files: ids
-        stay on disk (one Python string per record would be the largest part of this pass's memory); only the
-        records that need one (cluster members, survivors) get theirs."""
+    def values_at(self, column: str, positions: np.ndarray) -> np.ndarray:
+        """One index column's values for the records at ``positions``, read from the index files of the shards they
+        are in: ``id`` (str or None, an object array), ``stars`` and ``commit_time`` (float, NaN when missing).
+        Per-record columns stay on disk (one Python string per record would be the largest part of this pass's
+        memory); only the records that need them (cluster members, survivors) read theirs."""
         positions = np.asarray(positions, np.int64)
-        out = np.full(len(positions), None, dtype=object)
+        out = np.full(len(positions), None if column == "id" else np.nan, dtype=object if column == "id" else float)
         if not len(positions):
             return out
         order = np.argsort(positions, kind="stable")
@@ -257,10 +266,13 @@ class IndexData:
         bounds = np.searchsorted(self.shard[sorted_pos], np.arange(len(self.shard_names) + 1))
         for s in np.nonzero(np.diff(bounds))[0]:
             lo, hi = bounds[s], bounds[s + 1]
-            column = pq.read_table(self.paths[s], columns=["id"]).column(0)
-            rows = self.row[sorted_pos[lo:hi]]
-            out[order[lo:hi]] = column.take(pa.array(rows)).to_pylist()
+            values = pq.read_table(self.paths[s], columns=[column]).column(0).take(
+                pa.array(sorted_pos[lo:hi] - self.starts[s]))
+            out[order[lo:hi]] = values.to_pylist() if column == "id" else values.to_numpy(zero_copy_only=False)
         return out
+
+    def ids_at(self, positions: np.ndarray) -> np.ndarray:
+        return self.values_at("id", positions)
 
     def exact_labels(self) -> np.ndarray:
         """Cluster label per record for identical content (SHA-256); -1 for records without text."""
@@ -271,7 +283,7 @@ class IndexData:
 
     def shard_starts(self) -> list[int]:
         """Position of each shard's first record (what turns a band file's rows into positions)."""
-        return np.searchsorted(self.shard, np.arange(len(self.shard_names))).tolist()
+        return self.starts[:-1].tolist()
 
     def band_files(self) -> list[Path]:
         return [band_path(p.parent, name) for p, name in zip(self.paths, self.shard_names, strict=True)]
@@ -279,8 +291,8 @@ class IndexData:
 
 def load_index(index_dir: Path, shards: Sequence[Shard], fuzzy: bool) -> IndexData:
     paths = [index_path(index_dir, s.name) for s in shards]
-    cols = ["row", "stars", "commit_time", "sha256"] + (["shingled"] if fuzzy else [])
-    tables, shard_no, stats = [], [], Stats()
+    cols = ["sha256"] + (["shingled"] if fuzzy else [])
+    tables, counts, stats = [], [], Stats()
     for i, p in enumerate(paths):
         t = pq.read_table(p, columns=cols)
         meta = read_index_stats(p)
@@ -289,27 +301,27 @@ def load_index(index_dir: Path, shards: Sequence[Shard], fuzzy: bool) -> IndexDa
                                f"{shards[i].name!r} #{i}; the input changed since indexing (rerun with --overwrite)")
         stats.merge(Stats.from_dict(meta))
         tables.append(t)
-        shard_no.append(np.full(t.num_rows, i, np.int32))
-    t = pa.concat_tables(tables) if tables else None
-    if t is None or t.num_rows == 0:
-        empty = np.zeros(0)
-        return IndexData([s.name for s in shards], empty.astype(np.int32), empty.astype(np.int64),
-                         empty, empty, np.zeros(0, "S32"), empty.astype(bool),
-                         empty.astype(bool) if fuzzy else None, paths, [Path(s.files[0]) for s in shards], stats)
-    sha = t.column("sha256")
+        counts.append(t.num_rows)
+    starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
+    shard = np.repeat(np.arange(len(shards), dtype=np.int32), counts)
+    names, sources = [s.name for s in shards], [Path(s.files[0]) for s in shards]
+    if not starts[-1]:
+        return IndexData(names, shard, starts, np.zeros(0, "S32"), np.zeros(0, bool),
+                         np.zeros(0, bool) if fuzzy else None, paths, sources, stats)
+    sha = pa.chunked_array([t.column("sha256") for t in tables])
     has_text = sha.is_valid().to_numpy(zero_copy_only=False)
     digests = sha.fill_null(b"\0" * 32).combine_chunks()  # fixed 32-byte values: straight into an S32 array
+    shingled = pa.chunked_array([t.column("shingled") for t in tables]).to_numpy(zero_copy_only=False) if fuzzy \
+        else None
+    del tables, sha
     return IndexData(
-        shard_names=[s.name for s in shards],
-        shard=np.concatenate(shard_no),
-        row=t.column("row").to_numpy(),
-        stars=t.column("stars").to_numpy(),
-        times=t.column("commit_time").to_numpy(),
-        sha256=np.frombuffer(digests.buffers()[1], dtype="S32", count=len(digests), offset=digests.offset * 32)
-        if len(digests) else np.zeros(0, "S32"),
+        shard_names=names,
+        shard=shard,
+        starts=starts,
+        sha256=np.frombuffer(digests.buffers()[1], dtype="S32", count=len(digests), offset=digests.offset * 32),
         has_text=has_text,
-        shingled=t.column("shingled").to_numpy(zero_copy_only=False) if fuzzy else None,
+        shingled=shingled,
         paths=paths,
-        sources=[Path(s.files[0]) for s in shards],
+        sources=sources,
         stats=stats,
     )

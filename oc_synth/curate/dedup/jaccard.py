@@ -21,8 +21,9 @@ from oc_synth.minhash.shingles import jaccard, shingle_sets
 def texts_at(data: IndexData, positions: np.ndarray) -> dict[int, str]:
     """The texts of the records at these index positions, read back from their input shards."""
     wanted: dict[int, dict[int, int]] = defaultdict(dict)  # shard -> row -> position
-    for pos in positions.tolist():
-        wanted[int(data.shard[pos])][int(data.row[pos])] = pos
+    for pos, shard, row in zip(positions.tolist(), data.shard[positions].tolist(), data.rows_at(positions).tolist(),
+                               strict=True):
+        wanted[shard][row] = pos
     out: dict[int, str] = {}
     for shard, rows in wanted.items():
         records, _ = read_file_records(data.sources[shard])
