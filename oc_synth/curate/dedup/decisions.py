@@ -48,8 +48,9 @@ def cluster_outcome(data: IndexData, labels: np.ndarray) -> tuple[np.ndarray, np
     pos = np.nonzero(labels >= 0)[0]
     if not len(pos):
         return survivor, size
-    _, inverse, counts = np.unique(labels[pos], return_inverse=True, return_counts=True)
-    size[pos] = counts[inverse.reshape(-1)]
+    members = labels[pos]  # labels are positions (engines.py): a count per position, no sort
+    size[pos] = np.bincount(members, minlength=len(data))[members]
+    del members
     alone = size[pos] == 1
     survivor[pos[alone]] = pos[alone]
     shared = pos[~alone]
