@@ -38,7 +38,7 @@ def one_line(text: object) -> str:
 
 def quiet_hub() -> contextlib.AbstractContextManager[None]:
     """huggingface_hub logs each failed request as a warning before it raises; the error we raise says it once."""
-    return quiet_logger("huggingface_hub", logging.ERROR)
+    return quiet_logger("huggingface_hub", level=logging.ERROR)
 
 
 def local_or_hub(name: str | Path, *, option: str, allow_patterns: Iterable[str] | None = None) -> Path:

@@ -55,12 +55,14 @@ def get_logger(name: str) -> logging.Logger:
 
 
 @contextlib.contextmanager
-def quiet_logger(name: str, level: int = logging.WARNING) -> Iterator[None]:
-    """Raise logger ``name`` (its full name, e.g. ``huggingface_hub``) to ``level`` for a block, then restore it."""
-    logger = logging.getLogger(name)
-    old = logger.level
-    logger.setLevel(level)
+def quiet_logger(*names: str, level: int = logging.WARNING) -> Iterator[None]:
+    """Raise the loggers ``names`` (full names, e.g. ``huggingface_hub``) to ``level`` for a block, then restore."""
+    loggers = [logging.getLogger(name) for name in names]
+    old = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(level)
     try:
         yield
     finally:
-        logger.setLevel(old)
+        for logger, level_before in zip(loggers, old, strict=True):
+            logger.setLevel(level_before)
