@@ -12,7 +12,7 @@ import gzip
 import io
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,8 +205,50 @@ def dumps_record(record: dict[str, Any]) -> str:
     return text
 
 
-def write_records(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
-    """Atomically write records to ``path`` (JSONL, JSONL.gz or Parquet by suffix). Returns the count."""
+# Arrow types a command may declare for the fields its stages add (``write_shard``'s ``fields``).
+FIELD_TYPES = ("string", "int64", "float64", "bool", "list<string>")
+
+
+def _arrow_type(name: str):  # noqa: ANN202 - a pyarrow DataType
+    import pyarrow as pa
+
+    types = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_(),
+             "list<string>": pa.list_(pa.string())}
+    if name not in types:
+        raise ValueError(f"unknown field type {name!r}; one of {', '.join(FIELD_TYPES)}")
+    return types[name]
+
+
+def write_shard(path: str | Path, records: Iterable[dict[str, Any]], fields: Mapping[str, str] | None = None) -> int:
+    """One output shard of a data directory, written so that ``datasets.load_dataset(DIR)`` reads the directory as
+    one table. ``datasets`` takes the columns and types of the first shard (in name order) and casts every other
+    shard to them, so a shard may not have a column the first one lacks:
+
+    - every record carries every field of ``fields`` (name -> type, one of ``FIELD_TYPES``: the fields the command's
+      stages may add), null where a stage set none, so the shards of one command have the same columns;
+    - Parquet stores those fields with their declared types, so a field that is null throughout a shard keeps its
+      type (JSON has no types for nulls: datasets' JSON reader cannot type a field that is null in every record of
+      the first file);
+    - a Parquet shard without records is not written, and an earlier one at ``path`` is removed: datasets' Parquet
+      reader fails on a file without rows, and a file that holds no rows cannot say what types the columns have.
+      (An empty JSONL shard is written: the JSON reader skips it.)
+
+    Returns the count."""
+    path = Path(path)
+    if fields:
+        records = ({**rec, **{k: None for k in fields if k not in rec}} for rec in records)
+    if record_suffix(path) not in PARQUET_SUFFIXES:
+        return write_records(path, records)
+    rows = list(records)
+    if not rows:
+        path.unlink(missing_ok=True)
+        return 0
+    return write_records(path, rows, fields)
+
+
+def write_records(path: str | Path, records: Iterable[dict[str, Any]], fields: Mapping[str, str] | None = None) -> int:
+    """Atomically write records to ``path`` (JSONL, JSONL.gz or Parquet by suffix). Returns the count. Parquet
+    columns take the types of ``fields`` (name -> one of ``FIELD_TYPES``) where given, else what the values say."""
     from oc_common.fileio import atomic_open
 
     path = Path(path)
@@ -218,7 +260,9 @@ def write_records(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
         rows = list(records)
         # union of all records' fields, in first-seen order (from_pylist would take the first record's keys only)
         columns = list(dict.fromkeys(k for r in rows for k in r))
-        table = pa.table({k: [r.get(k) for r in rows] for k in columns}) if rows else pa.table({})
+        types = {k: _arrow_type(t) for k, t in (fields or {}).items()}
+        table = pa.table({k: pa.array([r.get(k) for r in rows], type=types.get(k)) for k in columns}) \
+            if rows else pa.table({})
         buf = io.BytesIO()
         pq.write_table(table, buf)
         with atomic_open(path, "wb", encoding=None) as f:

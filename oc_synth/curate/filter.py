@@ -84,6 +84,13 @@ class RefineCodeFilterStage(RecordStage):
     def setup_worker(self) -> None:
         self._scorer = DocumentScorer(RuleSet(self.config or load_filter_config()), all_signals=self.keep_signals)
 
+    def output_fields(self) -> dict[str, str]:
+        """With ``--signals``: every signal of every profile (a record gets its own profile's; null for the others)."""
+        if not self.keep_signals:
+            return {}
+        profiles = RuleSet(self.config or load_filter_config()).profiles.values()
+        return {name: "float64" for p in profiles for name in p.all_signals}
+
     def process(self, batch: DocumentBatch) -> DocumentBatch:
         self.ensure_setup()
         self._seconds = Counter()

@@ -92,6 +92,9 @@ class AlgorithmicKeywordSelect(RecordStage):
         self._pattern = re.compile("|".join(re.escape(k) for k in self._cfg.keywords), flags)
         self._canonical = {(k if self._cfg.case_sensitive else k.lower()): k for k in self._cfg.keywords}
 
+    def output_fields(self) -> dict[str, str]:
+        return {"algorithmic_keyword": "string"}
+
     def process_record(self, record: dict[str, Any], stats: Stats) -> dict[str, Any]:
         text = record.get(self._cfg.text_field)
         m = self._pattern.search(text) if isinstance(text, str) else None

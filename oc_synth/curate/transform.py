@@ -241,6 +241,9 @@ class CopyrightPiiTransform(RecordStage):
         self._cfg = TransformConfig.model_validate(self.config)
         self._pii = PiiReplacer(self._cfg.pii)
 
+    def output_fields(self) -> dict[str, str]:
+        return {"copyright_removed": "bool", "pii_replaced": "int64"}  # null on a record without text
+
     def process_record(self, record: dict[str, Any], stats: Stats) -> dict[str, Any]:
         cfg = self._cfg
         text = record.get(cfg.text_field)

@@ -223,8 +223,12 @@ def run_sharded(
         (log.warning if plan.changed or plan.vanished else log.info)("%s: %s", command, message)
     t0 = time.perf_counter()
     if pending:
+        fields, dropped_only = {}, {}
+        for stage in stages:  # what the stages add: on every record of OUT, null where absent (stages.py)
+            fields.update(stage.output_fields() if hasattr(stage, "output_fields") else {})
+            dropped_only.update(stage.dropped_fields() if hasattr(stage, "dropped_fields") else {})
         last = writer(out_dir=str(out), dropped_dir=str(dropped) if dropped else None, suffix=output_suffix,
-                      annotate=annotate)
+                      annotate=annotate, fields=fields, dropped_only_fields=dropped_only)
         pipe = Pipeline(name=command.replace(" ", "_").replace(":", ""),
                         stages=[reader or ShardReader(), *stages, last])
         tasks = [FileGroupTask(dataset_name=s.name, data=list(s.files),

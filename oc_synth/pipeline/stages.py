@@ -3,6 +3,9 @@
 A sharded command is ``ShardReader -> RecordStage... -> ShardWriter`` over one ``FileGroupTask`` per input shard.
 Record stages never delete rows: a stage that rejects a record sets ``keep=False`` and appends its reason to
 ``drop_reasons``; the writer splits kept from dropped, so nothing is lost and every drop has a reason.
+A stage that adds fields to records declares them with their types (``output_fields``; ``dropped_fields`` for
+fields only rejected records get): the writer gives every record of the command each one, null where the stage set
+none, so that all shards of an output have the same columns (``oc_common.records.write_shard``).
 Per-shard counters travel with the batch in ``_metadata["stats"]``, the identity of the shard's input in
 ``_metadata["input_identity"]``; the writer writes both, last, as the shard's done-marker (``OUT/.oc/shards/``).
 """
@@ -22,7 +25,7 @@ from oc_common.fileio import atomic_write_json
 from oc_common.log import get_logger
 from oc_common.outcome import DROP_REASONS, KEEP
 from oc_common.outputs import content_digest, shard_marker
-from oc_common.records import RecordError, dumps_record, read_file_records, write_records
+from oc_common.records import RecordError, dumps_record, read_file_records, write_shard
 from oc_common.stats import Stats
 
 log = get_logger(__name__)
@@ -139,6 +142,14 @@ class RecordStage(LazySetup, ProcessingStage[DocumentBatch, DocumentBatch]):
     def process_record(self, record: dict[str, Any], stats: Stats) -> dict[str, Any]:
         raise NotImplementedError
 
+    def output_fields(self) -> dict[str, str]:
+        """The fields this stage may add to a record: name -> type (``oc_common.records.FIELD_TYPES``)."""
+        return {}
+
+    def dropped_fields(self) -> dict[str, str]:
+        """Fields it adds only to the records it rejects (written to ``--dropped``)."""
+        return {}
+
     def process(self, batch: DocumentBatch) -> DocumentBatch:
         self.ensure_setup()
         st = batch_stats(batch)
@@ -162,6 +173,8 @@ class ShardWriter(ProcessingStage[DocumentBatch, None]):
     suffix: str = ".jsonl"
     annotate: bool = False  # keep `keep` / `drop_reasons` on output records
     language_field: str | None = "language"
+    fields: dict[str, str] | None = None  # the stages' output_fields: on every record
+    dropped_only_fields: dict[str, str] | None = None  # the stages' dropped_fields: on every dropped record
     name: str = "shard_writer"
 
     def inputs(self) -> tuple[list[str], list[str]]:
@@ -199,10 +212,12 @@ class ShardWriter(ProcessingStage[DocumentBatch, None]):
         st.add("records_dropped", len(dropped))
         st.add("bytes_out", sum(len(dumps_record(r).encode()) + 1 for r in kept))
         name = f"{shard}{self.suffix}"
-        write_records(Path(self.out_dir) / name, kept)
+        outcome = {KEEP: "bool", DROP_REASONS: "list<string>"}
+        write_shard(Path(self.out_dir) / name, kept, {**(self.fields or {}), **(outcome if self.annotate else {})})
         outputs = {"OUT": name}
         if self.dropped_dir:
-            write_records(Path(self.dropped_dir) / name, dropped)
+            write_shard(Path(self.dropped_dir) / name, dropped,
+                        {**(self.fields or {}), **(self.dropped_only_fields or {}), **outcome})
             outputs["--dropped"] = name
         atomic_write_json(shard_marker(self.out_dir, shard),
                           {"shard": shard, "source": batch._metadata.get("source"),

@@ -33,7 +33,7 @@ from rich.table import Table
 from oc_common.fileio import atomic_write_json
 from oc_common.log import console, get_logger
 from oc_common.outputs import OutputDir, claim_outputs, input_state, meta_dir, read_manifest, remove_written
-from oc_common.records import list_record_files, strip_record_suffix, write_records
+from oc_common.records import list_record_files, strip_record_suffix, write_shard
 from oc_common.stats import Stats, human_bytes
 from oc_synth.recall.classifier import META_FILE, ClassifierFiles
 from oc_synth.recall.config import AUTO_KEYS, SCORE_FIELD, RecallConfig
@@ -275,7 +275,7 @@ def write_recalled(out: Path, last_round: int, threshold: float, quiet: bool, ou
     for shard in list_record_files(scored):  # one output shard per scored shard
         kept = [{**rec, ROUND_FIELD: last_round} for rec in pages.read(shard) if rec[SCORE_FIELD] >= threshold]
         names.append(f"{strip_record_suffix(str(shard.relative_to(scored)))}.{output_format}")
-        st.add("records_out", write_records(dest / names[-1], kept))
+        st.add("records_out", write_shard(dest / names[-1], kept))  # an empty Parquet shard is not written
     for stale in set(earlier.get("files", [])) - set(names):  # pages of an earlier round's shards that are gone
         (dest / stale).unlink(missing_ok=True)
     atomic_write_json(marker, {"round": last_round, "files": names, **st.to_dict()})

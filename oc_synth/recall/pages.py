@@ -85,6 +85,9 @@ class RecallPageCheck(RecordStage):
     text_field: str = "text"
     url_field: str | None = "url"
 
+    def output_fields(self) -> dict[str, str]:
+        return {DOMAIN_FIELD: "string"} if self.url_field else {}
+
     def process_record(self, record: dict[str, Any], stats: Stats) -> dict[str, Any]:
         problem = page_problem(record, self.text_field, self.url_field)
         if problem:

@@ -60,6 +60,9 @@ class RecallScoreSummary(RecordStage):
     threshold: float = 0.5
     min_score: float | None = None
 
+    def output_fields(self) -> dict[str, str]:
+        return {self.score_field: "float64"}  # null on a record an earlier stage rejected
+
     def process_record(self, record: dict[str, Any], stats: Stats) -> dict[str, Any]:
         score = record.get(self.score_field)
         if not isinstance(score, float) or math.isnan(score):

@@ -24,7 +24,7 @@ from oc_common.fileio import atomic_open, atomic_write_json
 from oc_common.log import console, get_logger
 from oc_common.outcome import DROP_DETAILS, DROP_REASONS, KEEP, reject
 from oc_common.outputs import META_DIR, stats_path
-from oc_common.records import dumps_record, write_records
+from oc_common.records import dumps_record, write_shard
 from oc_common.stats import Stats
 from oc_synth.backends.base import PROMPT_TOO_LONG
 from oc_synth.synth.store import SEED_DIGEST, GenerationStore, iter_log
@@ -113,7 +113,7 @@ def finalize(cfg: GenerateConfig, store: GenerationStore, current: Mapping[str, 
             continue
         with atomic_open(out / REJECTED / f"{shard}.jsonl") as rej_f:
             # JSONL streams; Parquet (--output-format) holds one shard's kept records
-            write_records(out / f"{shard}.{cfg.output_format}", kept_records(paths, rej_f))
+            write_shard(out / f"{shard}.{cfg.output_format}", kept_records(paths, rej_f))
     outstanding = _compact_failures(store, done_seeds, current)
     stats.add("seeds", len(done_seeds) + outstanding)
     stats.add("backend_failed", outstanding)

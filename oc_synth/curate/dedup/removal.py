@@ -43,6 +43,12 @@ from oc_synth.pipeline.stages import (
 )
 
 CLUSTER_FIELDS = ("dup_cluster", "dup_count", "minhash_cluster", "minhash_count")
+CLUSTER_TYPES = {"dup_cluster": "string", "dup_count": "int64", "minhash_cluster": "string", "minhash_count": "int64"}
+
+
+def cluster_fields(exact: bool, fuzzy: bool) -> tuple[str, ...]:
+    """The cluster fields a dedup of this mode puts on every record (null where a record took no part)."""
+    return tuple(f for f in CLUSTER_FIELDS if (exact and f.startswith("dup_")) or (fuzzy and f.startswith("minhash_")))
 # ``keep`` / ``drop_reasons`` of an earlier stage decide in the writer (and are taken off kept records): a shard that
 # may hold them (the names, quoted, anywhere in its lines) goes the record path. The reader adds these columns to
 # every batch, so the index pass cannot tell.
@@ -62,10 +68,17 @@ class DedupRemovalStage(ProcessingStage[DocumentBatch, DocumentBatch]):
     to be copied line by line passes through untouched (the writer applies its decisions)."""
 
     decisions_dir: str = ""
+    fields: tuple[str, ...] = CLUSTER_FIELDS  # this run's (cluster_fields)
     name: str = "dedup_removal"
 
     def inputs(self) -> tuple[list[str], list[str]]:
         return ["data"], []
+
+    def output_fields(self) -> dict[str, str]:
+        return {f: CLUSTER_TYPES[f] for f in self.fields}
+
+    def dropped_fields(self) -> dict[str, str]:
+        return {"duplicate_of": "string"}
 
     def outputs(self) -> tuple[list[str], list[str]]:
         return ["data"], [KEEP, DROP_REASONS]
@@ -86,7 +99,7 @@ class DedupRemovalStage(ProcessingStage[DocumentBatch, DocumentBatch]):
 
 def apply_decision(rec: dict[str, Any], dec: dict[str, Any]) -> None:
     for key in CLUSTER_FIELDS:
-        if dec.get(key) is not None:
+        if key in dec:  # null too: every record carries the mode's fields (datasets reads shards as one table)
             rec[key] = dec[key]
     if dec.get("reason"):
         rec["duplicate_of"] = dec["duplicate_of"]
@@ -210,18 +223,18 @@ def _encode(fields: dict[str, Any]) -> bytes:
 
 
 def encoded_cluster_fields(decisions: dict[str, list]) -> list[bytes]:
-    """Per row of a shard's decisions, its cluster fields as ``with_encoded`` takes them, built a column
+    """Per row of a shard's decisions, its cluster fields as ``with_encoded`` takes them (null too), built a column
     at a time: the values are hex digests, counts and nulls, which need no JSON escaping (a quarter of this pass's
     time went to json.dumps of each value)."""
     columns = []
     for key in (k for k in CLUSTER_FIELDS if k in decisions):
         if key.endswith("_count"):
-            columns.append([None if v is None else f'"{key}": {int(v)}' for v in decisions[key]])
+            columns.append([f'"{key}": {"null" if v is None else int(v)}' for v in decisions[key]])
         else:  # SHA-256 hex digests (decisions.hex_digests)
-            columns.append([None if v is None else f'"{key}": "{v}"' for v in decisions[key]])
+            columns.append([f'"{key}": ' + ("null" if v is None else f'"{v}"') for v in decisions[key]])
     if not columns:
         return [b""] * len(decisions["reason"])
-    return [", ".join(p for p in parts if p is not None).encode() for parts in zip(*columns, strict=True)]
+    return [", ".join(parts).encode() for parts in zip(*columns, strict=True)]
 
 
 def _json(value: Any) -> str:

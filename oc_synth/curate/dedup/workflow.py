@@ -32,7 +32,7 @@ from oc_common.stats import Stats
 from oc_synth.curate.dedup.decisions import decide, write_decisions, write_removed_ids
 from oc_synth.curate.dedup.engines import resolve_engine
 from oc_synth.curate.dedup.index import load_index
-from oc_synth.curate.dedup.removal import DedupRemovalStage, DedupShardReader, DedupShardWriter
+from oc_synth.curate.dedup.removal import DedupRemovalStage, DedupShardReader, DedupShardWriter, cluster_fields
 from oc_synth.curate.dedup.settings import DedupSettings
 from oc_synth.pipeline.runner import Shard, plan_shards, run_sharded
 
@@ -97,11 +97,12 @@ def run_dedup(inp: Path, out: Path, settings: DedupSettings, *, dropped: Path | 
     timings["decide_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    # pass 3 reopens OUT, which the runner reports as "resuming"; on a first run that line would mislead
-    with quiet_logger("oc.oc_synth.pipeline.runner"):
+    # pass 3 reopens OUT, which the runner and the output claim report as "resuming"; on a first run that misleads
+    with quiet_logger("oc.oc_synth.pipeline.runner", "oc.oc_common.outputs"):
         totals = run_sharded(command=COMMAND, inp=inp, out=out, shards=shards, options=options, dropped=dropped,
                              reader=DedupShardReader(index_dir=str(work / "index"), output_suffix=suffix),
-                             stages=[DedupRemovalStage(decisions_dir=str(work / "decisions"))],
+                             stages=[DedupRemovalStage(decisions_dir=str(work / "decisions"),
+                                                       fields=cluster_fields(settings.exact, settings.fuzzy))],
                              writer=partial(DedupShardWriter, index_dir=str(work / "index"),
                                             decisions_dir=str(work / "decisions")),
                              executor=executor, output_suffix=suffix, title="dedup: records", quiet=quiet)
