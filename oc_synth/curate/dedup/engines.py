@@ -13,7 +13,8 @@ record that takes no part (no text; for fuzzy: no shingles, or removed as an exa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -52,7 +53,12 @@ class Engine(Protocol):
 
 
 class CpuEngine:
+    """``executor``: where pass 1's shards ran (set by ``index``); with ``ray``, pass 2's band-key partitions are Ray
+    tasks too (``partition_edges_on_ray``), each reading its key range from the band files on the shared file system
+    and returning its edges; the union-find over the edges stays here (8 bytes per record)."""
+
     name = "cpu"
+    executor = "local"
 
     def describe(self) -> str:
         from oc_synth.minhash.signatures import engine_version
@@ -61,6 +67,7 @@ class CpuEngine:
 
     def index(self, shards: Sequence[Shard], work: Path, settings: DedupSettings, executor: str,
               quiet: bool) -> int:
+        self.executor = executor
         return run_index(shards, work / "index", settings, compute_bands=settings.fuzzy, executor=executor, quiet=quiet)
 
     def exact_labels(self, data: IndexData, work: Path) -> np.ndarray:
@@ -78,8 +85,10 @@ class CpuEngine:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, disable=quiet, transient=True) as progress:
             bar = progress.add_task("dedup: LSH band-key partitions", total=count)
-            for p in range(count):
-                u, v = partition_edges(files, starts, p, count, candidates, all_pairs=mh.jaccard_check is not None)
+            all_pairs = mh.jaccard_check is not None
+            edges = (partition_edges_on_ray(files, starts, count, candidates, all_pairs) if self.executor == "ray"
+                     else (partition_edges(files, starts, p, count, candidates, all_pairs) for p in range(count)))
+            for u, v in edges:  # components and the sorted unique pairs do not depend on the partitions' order
                 if mh.jaccard_check is None:
                     comp.union(u, v)
                     stats.add("candidate_edges", len(u))
@@ -97,6 +106,36 @@ class CpuEngine:
             comp.union(pairs[ok, 0], pairs[ok, 1])
         labels = np.where(candidates, comp.labels(), -1)
         return labels
+
+
+def partition_edges_on_ray(files: Sequence[Path], starts: Sequence[int], count: int, candidates: np.ndarray | None,
+                           all_pairs: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``partition_edges`` of every partition as Ray tasks (one CPU each; a task whose worker dies is run again by
+    Ray), at most two per CPU of the cluster in flight so finished edges do not pile up in the object store; yields
+    each partition's edges as it finishes. ``candidates`` goes to the object store once."""
+    import ray
+
+    from oc_synth.pipeline.executors import init_local_ray
+
+    init_local_ray()
+    task = ray.remote(partition_edges).options(num_cpus=1, max_retries=3)
+    shared = ray.put(candidates)
+    window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+    log.info("dedup: %d band-key partitions as Ray tasks (%d at a time)", count, window)
+    pending, running = list(range(count)), []
+    try:
+        while pending or running:
+            while pending and len(running) < window:
+                running.append(task.remote(list(files), list(starts), pending.pop(0), count, shared, all_pairs))
+            done, running = ray.wait(running, num_returns=1)
+            try:
+                yield ray.get(done[0])
+            except ray.exceptions.RayTaskError as e:
+                raise (e.cause if isinstance(e.cause, BaseException) else e) from None
+    finally:
+        for ref in running:  # stopped early (an error, Ctrl-C): the rest is not needed
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
 
 
 def gpu_status() -> tuple[bool, str]:

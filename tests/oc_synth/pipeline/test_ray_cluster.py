@@ -210,6 +210,29 @@ def test_dedup_exact_and_fuzzy_all_passes_match_local(cluster, oc_synth, tmp_pat
     assert clusters["exact_removed"] == 3 and clusters["fuzzy_removed"] >= 3
 
 
+@pytest.mark.parametrize("jaccard", [False, True], ids=["lsh", "jaccard-checked"])
+def test_dedup_band_key_partitions_as_ray_tasks_match_local(cluster, oc_synth, tmp_path, monkeypatch, jaccard):
+    """Pass 2's band-key partitions (oc_synth/curate/dedup/bands.py) as Ray tasks: partitions made small here, so
+    the run has many; the clusters and every output byte are those of the local loop over partitions."""
+    from oc_synth.curate.dedup import bands
+
+    monkeypatch.setattr(bands, "PARTITION_ENTRIES", 64)
+    inp = code_corpus(tmp_path / "in")
+    extra = ("--jaccard-check", "0.8") if jaccard else ()
+    said = {}
+    for executor in ("local", "ray"):
+        r = oc_synth("curate", "dedup", str(inp), str(tmp_path / executor), "--mode", "fuzzy", *extra, "-e", executor)
+        assert r.returncode == 0, r.stderr[-3000:]
+        said[executor] = " ".join(r.stderr.split())
+    assert_same_output(tmp_path / "local", tmp_path / "ray")
+    summary = {e: json.loads((tmp_path / e / META_DIR / "stats.json").read_text())["dedup"]["clusters"]
+               for e in ("local", "ray")}
+    assert summary["local"] == summary["ray"] and summary["ray"]["band_key_partitions"] > 5
+    assert summary["ray"]["fuzzy_removed"] >= 3
+    count = summary["ray"]["band_key_partitions"]
+    assert f"{count} band-key partitions as Ray tasks" in said["ray"] and "as Ray tasks" not in said["local"]
+
+
 def test_recall_score_matches_local(cluster, oc_synth, tmp_path):
     import importlib.util
 
