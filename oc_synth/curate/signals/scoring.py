@@ -16,6 +16,7 @@ rerun repeats them. Errors are counted in both modes.
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import json
 import random
@@ -36,6 +37,11 @@ log = get_logger(__name__)
 ERROR_PREFIX = "error:"
 UNKNOWN_DOC_TYPE = "unknown_doc_type"
 MAX_ERRORS_LOGGED = 5
+# The cyclic collector's first-generation threshold while a batch is scored. Scoring allocates containers by the
+# million (token tuples, AST nodes, word lists), few if any in reference cycles, so most default collections (each
+# 700 allocations) walk young objects only to free nothing; at this threshold the filter spends ~10% less CPU
+# (benchmarks/filter_throughput.py). Cycles made elsewhere in the process are still collected, just less often.
+BATCH_GC_THRESHOLD = 50_000
 
 
 @dataclass
@@ -63,8 +69,9 @@ def document_key(record: Mapping[str, Any], text: str) -> str:
 class DocumentScorer:
     """Applies a RuleSet to records. ``all_signals``: compute every signal of the profile, not only ruled ones.
 
-    Use as a context manager around a batch (it arms the time budget's alarm handler for that span), or call
-    ``score`` outside one (the budget is then checked after each signal instead of interrupting it).
+    Use as a context manager around a batch (it arms the time budget's alarm handler and raises the garbage
+    collector's threshold for that span), or call ``score`` outside one (the budget is then checked after each signal
+    instead of interrupting it).
     """
 
     def __init__(self, rules: RuleSet, all_signals: bool = False):
@@ -75,9 +82,12 @@ class DocumentScorer:
 
     def __enter__(self) -> DocumentScorer:
         self.budget.__enter__()
+        self._gc_thresholds = gc.get_threshold()
+        gc.set_threshold(max(BATCH_GC_THRESHOLD, self._gc_thresholds[0]), *self._gc_thresholds[1:])
         return self
 
     def __exit__(self, *exc) -> None:  # noqa: ANN002
+        gc.set_threshold(*self._gc_thresholds)
         self.budget.__exit__(*exc)
 
     def signals_for(self, profile: RuleProfile) -> tuple[str, ...]:

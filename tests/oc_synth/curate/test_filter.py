@@ -162,11 +162,13 @@ def test_a_signal_past_its_budget_is_interrupted(monkeypatch):
         while True:
             pass
 
+    with scorer() as s:  # the lexer's tables are built on first use: not part of what the budget is tested on
+        s.score(record())
     monkeypatch.setitem(SIGNALS, "qsc_code_num_lines", QualitySignal("qsc_code_num_lines", spin))
     start = time.perf_counter()
-    with scorer("signal_time_budget_s=0.2") as s:
+    with scorer("signal_time_budget_s=1.0") as s:  # every other signal takes milliseconds, even on a loaded box
         verdict = s.score(record())
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 6
     assert verdict.drop_reasons == ["error:qsc_code_num_lines"]
     assert verdict.values["qsc_code_num_words"] > 0
 

@@ -113,7 +113,8 @@ def test_ngram_counts_equal_brute_force_ties_included():
 
 # One 200,000-character line each, shaped to hit what was quadratic: "=" + quote starts without a "+" junction
 # (STRING_CONCAT), a run of words with no "(" (C functions), initializers without ";" (C variables), a run of
-# indentation (Java / C# methods), unclosed "<" and "(http" (text tags and links).
+# indentation (Java / C# methods), unclosed "<" and "(http" (text tags and links); and one line for each other
+# profile, shaped like its own code, so that every profile's signals, parsers included, are held to the bound.
 LONG_LINES = {
     "python string assignments": ("Python", "code", 'x="y" '),
     "c words": ("C", "code", "int "),
@@ -121,6 +122,13 @@ LONG_LINES = {
     "java indentation": ("Java", "code", " "),
     "csharp indentation": ("C#", "code", "\t"),
     "text tags and links": (None, "text", "a < (http://x "),
+    "javascript nested calls": ("JavaScript", "code", "a(b(c["),
+    "go functions": ("Go", "code", "func f("),
+    "html open tags": ("HTML", "code", "<div><a href="),
+    "cpp templates": ("C++", "code", "template<T> "),
+    "data nested lists": ("JSON", "data", '{"a": [1, '),
+    "shell substitutions": ("Shell", "code", "f() { echo $("),
+    "sql lists": ("SQL", "code", "select a, "),
 }
 
 
