@@ -271,9 +271,9 @@ def main() -> None:
                   f"{fmt(r, 'peak_rss_mib', 0):>22s}")
         if args.low_disk:
             continue
-        (ours, peer_wall), (ours_cpu, peer_cpu) = ((results[direction][k][m]["median"]
-                                                    for k in (f"oc-megatron convert {direction}", "cp -r + fsync"))
-                                                   for m in ("wall_s", "cpu_s"))
+        (ours, peer_wall), (ours_cpu, peer_cpu) = [[results[direction][k][m]["median"]
+                                                    for k in (f"oc-megatron convert {direction}", "cp -r + fsync")]
+                                                   for m in ("wall_s", "cpu_s")]
         results[direction].update(ratio=ours / peer_wall, cpu_ratio=ours_cpu / peer_cpu)
         print(f"{direction + ': ours / cp (medians)':34s} {ours / peer_wall:>23.2f}x {ours_cpu / peer_cpu:>19.2f}x")
     print(f"round trip bit-exact: {results['compare']['bit_exact']}")
