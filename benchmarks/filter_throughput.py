@@ -10,13 +10,18 @@ Measured, each run in a fresh process, the runs of the compared sides alternatin
 change in the machine's load hits both alike:
 
 - ours, one process: ``RefineCodeFilterStage.process`` over batches of 200 records (what ``curate filter`` runs per
-  shard), rules and signals as shipped.
+  shard), rules and signals as shipped, except that a sampled rule (``drop_probability`` 0.8) drops every file it
+  fires on (below).
 - reference, one process: OpenCoder-llm/opc_data_filtering's published workflow per file (``get_program_lang``,
   ``get_doc_type``, ``ComputeCodeQualitySignal.evaluate``, ``CodeFilter.evaluate``; as its example notebook and our
   scripts/build_reference_fixture.py call it), the natural language given as ours detects it. Its code is imported
   from ``--reference-dir`` (a checkout; never copied into this repository) in ``--reference-python``, an environment
   with its pinned requirements (nltk, beautifulsoup4, esprima, jieba, zhconv, regex, pygments, numpy). Without
   ``--reference-dir`` this side is skipped, with a message.
+- decisions, file by file: the reference's sampled rules draw an unseeded ``random.random()``, so for the comparison
+  its ``random`` is made to always let them fire, and ours drop with probability 1 (the cost of both is one draw or
+  hash per fired rule). Printed: files with the same keep/drop decision, files where the same rules fired, and the
+  first files that differ with the rules each side fired.
 - ours with ``--workers`` 1 and N (``curate filter --executor local --workers N``, the whole command, output written)
   on ``--scaling-files`` files (default 3x ``--max-files``, the same sample and more) as 8 shards: wall time, the
   parallel speed-up. Each worker pays the per-process start (lexer tables, jieba's dictionary) once, as one process
@@ -40,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -54,6 +60,18 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def unsampled_config():
+    """The shipped rules with every sampled rule dropping whatever it fires on (see the module docstring)."""
+    from oc_synth.curate.signals.rules import load_filter_config
+
+    config = load_filter_config()
+    for profile in config.rules.values():
+        for signal, spec in profile.items():
+            if spec is not None and spec.drop_probability < 1:
+                profile[signal] = spec.model_copy(update={"drop_probability": 1.0})
+    return config
+
+
 def child_ours(corpus: Path) -> dict:
     import pandas as pd
     from nemo_curator.tasks import DocumentBatch
@@ -61,15 +79,21 @@ def child_ours(corpus: Path) -> dict:
     from oc_synth.curate.filter import RefineCodeFilterStage
 
     records = [json.loads(line) for line in corpus.read_text(encoding="utf-8").splitlines()]
-    stage = RefineCodeFilterStage()
+    stage = RefineCodeFilterStage(config=unsampled_config())
     stage.setup_worker()
-    kept = 0
+    outputs = []
     cpu, wall = time.process_time(), time.perf_counter()
     for i in range(0, len(records), BATCH):
         batch = DocumentBatch(dataset_name="bench", data=pd.DataFrame(records[i:i + BATCH], dtype=object))
-        kept += int(stage.process(batch).to_pandas()["keep"].astype(bool).sum())
-    return {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall, "kept": kept,
-            "files": len(records), "peak_rss_mib": _peak_rss_mib()}
+        outputs.append(stage.process(batch).to_pandas())
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    fired = {}
+    for frame in outputs:
+        reasons = frame["drop_reasons"] if "drop_reasons" in frame else [None] * len(frame)
+        for rid, keep, why in zip(frame["id"], frame["keep"], reasons, strict=True):
+            fired[rid] = [] if bool(keep) else sorted(why if isinstance(why, (list, tuple)) else list(why or []))
+    return {"cpu_s": cpu, "wall_s": wall, "kept": sum(not v for v in fired.values()), "files": len(records),
+            "peak_rss_mib": _peak_rss_mib(), "fired": fired}
 
 
 def child_reference(corpus: Path, reference_dir: Path) -> dict:
@@ -88,7 +112,8 @@ def child_reference(corpus: Path, reference_dir: Path) -> dict:
 
     records = [json.loads(line) for line in corpus.read_text(encoding="utf-8").splitlines()]
     signals, code_filter = ComputeCodeQualitySignal(), compute_filtering.CodeFilter()
-    kept = 0
+    compute_filtering.random = type("AlwaysFires", (), {"random": staticmethod(lambda: 1.0)})  # its sampled rules
+    fired = {}
     cpu, wall = time.process_time(), time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # it prints every signal error
         for rec in records:
@@ -102,9 +127,11 @@ def child_reference(corpus: Path, reference_dir: Path) -> dict:
                                              doc_type=doc_type))
             verdict = json.loads(code_filter.evaluate(doc_type=doc_type, lang=lang, program_lang=program_lang,
                                                       quality_signal=qs.get("quality_signal")))
-            kept += verdict.get("effective") == "1"
-    return {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall, "kept": kept,
-            "files": len(records), "peak_rss_mib": _peak_rss_mib()}
+            hits = sorted(k for k, v in json.loads(verdict.get("hit_map") or "{}").items() if v)
+            fired[rec["id"]] = [] if verdict.get("effective") == "1" else hits or [f"doc_type:{doc_type}"]
+    return {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall,
+            "kept": sum(not v for v in fired.values()), "files": len(records), "peak_rss_mib": _peak_rss_mib(),
+            "fired": fired}
 
 
 def child_command(shards: Path, out: Path, workers: int) -> dict:
@@ -139,8 +166,30 @@ def summarize(runs: list[dict]) -> dict:
         out[key] = {"median": round(statistics.median(values), 2), "min": round(min(values), 2),
                     "max": round(max(values), 2)}
     out["files"], out["kept"] = runs[0]["files"], runs[0]["kept"]
+    if "fired" in runs[0] and any(r["fired"] != runs[0]["fired"] for r in runs):
+        raise SystemExit("one side decided differently from one run to the next: the runs compare unequal work")
     out["files_per_cpu_s"] = round(out["files"] / out["cpu_s"]["median"], 1)
     return out
+
+
+def compare_decisions(ours: dict[str, list[str]], theirs: dict[str, list[str]], shown: int = 5) -> dict:
+    """Keep/drop and fired rules, file by file; prints the totals and the first files that differ."""
+    same_keep = sum((not ours[k]) == (not theirs[k]) for k in ours)
+    same_rules = sum(ours[k] == theirs[k] for k in ours)
+    differ = [k for k in ours if (not ours[k]) != (not theirs[k])]
+    print(f"decisions: same keep/drop on {same_keep:,} of {len(ours):,} files, the same rules fired on "
+          f"{same_rules:,}; kept {sum(not v for v in ours.values()):,} (ours) vs "
+          f"{sum(not v for v in theirs.values()):,} (reference)")
+    why = Counter((tuple(sorted(set(ours[k]) - set(theirs[k]))), tuple(sorted(set(theirs[k]) - set(ours[k]))))
+                  for k in differ)
+    for (only_ours, only_theirs), n in why.most_common():
+        print(f"  {n:,} files differ: fired only in ours {list(only_ours)}, only in the reference {list(only_theirs)}")
+    for k in differ[:shown]:
+        print(f"  e.g. {k}: ours {ours[k] or 'keep'}; reference {theirs[k] or 'keep'}")
+    return {"files": len(ours), "same_keep": same_keep, "same_rules": same_rules,
+            "differ_by_rules": [{"only_ours": list(a), "only_reference": list(b), "files": n}
+                                for (a, b), n in why.most_common()],
+            "differ": {k: {"ours": ours[k], "reference": theirs[k]} for k in differ}}
 
 
 def fmt(s: dict, key: str) -> str:
@@ -234,6 +283,7 @@ def report(records: list[dict], sides: dict, scaling: dict, loads: list[float], 
         print(f"{name:<34} {fmt(s, 'cpu_s'):>18} {fmt(s, 'wall_s'):>18} {s['files_per_cpu_s']:>12.1f} "
               f"{fmt(s, 'peak_rss_mib'):>20} {s['kept']:>6}")
     if sides["reference"]:
+        figures["decisions"] = compare_decisions(sides["ours"][0]["fired"], sides["reference"][0]["fired"])
         ratio = figures["ratio_per_core"] = round(figures["reference"]["cpu_s"]["median"] / ours["cpu_s"]["median"],
                                                   2)
         print(f"ours vs reference, per core (CPU time): {ratio:.2f}x")

