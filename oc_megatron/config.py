@@ -57,12 +57,12 @@ class PrecisionConfig(StrictModel):
         return self.dtype
 
 
-# OpenCoder's annealing mixture (docs/opencoder.md §3) in billions of tokens: the original RefineCode distribution, the
-# algorithmic corpus (`oc-synth curate select-algorithmic`), synthetic code snippets, synthetic code textbooks. They are
-# the default weights of blend sources with these names; Megatron normalises weights, so each component is sampled by
-# its token share (83.95%, 12.43%, 2.71%, 0.91%).
+# OpenCoder's annealing mixture (docs/opencoder.md §3: the paper's annealing-data table, v1) in billions of tokens: the
+# original RefineCode distribution, the algorithmic corpus (`oc-synth curate select-algorithmic`), synthetic code
+# snippets, synthetic code textbooks. They are the default weights of blend sources with these names; Megatron
+# normalises weights, so each component is sampled by its token share (83.98%, 12.41%, 2.70%, 0.91%).
 OPENCODER_ANNEALING_TOKENS_B: dict[str, float] = {
-    "original": 84.0, "algorithmic": 12.44, "synthetic_snippets": 2.71, "synthetic_textbooks": 0.91,
+    "original": 84.21, "algorithmic": 12.44, "synthetic_snippets": 2.71, "synthetic_textbooks": 0.91,
 }
 
 

@@ -118,7 +118,7 @@ def test_annealing_blend_weights_default_to_opencoders_token_counts(tiny_data, t
         {"name": "original", "path": p}, {"name": "algorithmic", "path": p},
         {"name": "synthetic_snippets", "path": p}, {"name": "synthetic_textbooks", "path": p, "weight": 2.0},
         {"path": p}]})
-    assert [s.weight for s in cfg.data.blend] == [84.0, 12.44, 2.71, 2.0, 1.0]  # explicit weights win
+    assert [s.weight for s in cfg.data.blend] == [84.21, 12.44, 2.71, 2.0, 1.0]  # explicit weights win
 
 
 def test_init_from_states_every_kept_piece(tiny_data, tmp_path):
@@ -181,7 +181,7 @@ def test_example_recipes_are_valid(name):
         assert init.keep_optimizer and init.keep_lr and not init.keep_data_position
         assert cfg.optimizer.min_lr == 1e-5 and cfg.schedule.decay_steps == cfg.train.iters
         assert [(s.name, s.weight) for s in cfg.data.blend] == [
-            ("original", 84.0), ("algorithmic", 12.44), ("synthetic_snippets", 2.71), ("synthetic_textbooks", 0.91)]
+            ("original", 84.21), ("algorithmic", 12.44), ("synthetic_snippets", 2.71), ("synthetic_textbooks", 0.91)]
     else:  # SFT: the weights only; warmup then cosine; unpacked, as released
         assert not any(init.kept.values()) and cfg.schedule.style == "cosine"
         assert not cfg.data.sft.packing and cfg.data.sft.too_long == "truncate"
