@@ -74,8 +74,9 @@ def test_every_shipped_recipe_has_seeds_cites_its_source_and_is_listed_in_the_do
         assert (EXAMPLES / seeds).is_file(), name
         cite = header(name)
         assert re.search(r"paper §\d", cite), f"{name}: no paper section"
-        # the paper's own prompt (with its version), another paper's (with its section), or a prompt said to be ours
-        quotes_paper = "arXiv:2411.04905 v1" in cite and "verbatim" in cite
+        # the paper's own prompt (with its version and what its wording was checked against), another paper's (with its
+        # section), or a prompt said to be ours
+        quotes_paper = "arXiv:2411.04905 v1" in cite and "Wording checked against" in cite
         quotes_other = re.search(r"arXiv:\d{4}\.\d{5}, §\d", cite) and "verbatim" in cite
         ours = re.search(r"prompt(?: wording)? (?:is )?ours|prompts are ours", cite, re.IGNORECASE)
         assert quotes_paper or quotes_other or ours, name
