@@ -11,7 +11,8 @@ see slurm/synth.sbatch), followed by one unranked run that finalizes.
 
 With ``--executor ray`` (``run_data_parallel_ray``) the ranks are Ray tasks on a cluster instead of local processes:
 each asks Ray for ``--tp`` GPUs (Ray sets its CUDA_VISIBLE_DEVICES: one vLLM engine per GPU worker) or, on a cluster
-without GPUs, one CPU; OUT must be on a file system every node sees. A rank whose node is lost is run again by Ray
+without GPUs and with ``--backend openai`` (the rank only calls a server), one CPU; OUT must be on a file system every
+node sees. A rank whose node is lost is run again by Ray
 (``max_retries``) and resumes from its own log, like a rerun.
 """
 
@@ -87,14 +88,15 @@ def run_data_parallel_ray(spec: dict[str, Any], world_size: int, tensor_parallel
     from oc_synth.pipeline.executors import init_local_ray
 
     init_local_ray()
-    gpus = ray.cluster_resources().get("GPU", 0)
+    # an openai rank only talks to a server (its node's, or one for all): it holds no GPU the server may need
+    gpus = ray.cluster_resources().get("GPU", 0) if spec.get("backend") != "openai" else 0
     per_rank = {"num_gpus": tensor_parallel_size, "num_cpus": 1} if gpus else {"num_cpus": 1}
     if gpus and gpus < tensor_parallel_size:
         raise OcError(f"--tp {tensor_parallel_size} needs {tensor_parallel_size} GPUs per rank; the Ray cluster has "
                       f"{gpus:g}")
     rank_task = ray.remote(_ray_rank).options(max_retries=RAY_RANK_RETRIES, retry_exceptions=False, **per_rank)
     log.info("generate on Ray: %d ranks, %s each", world_size,
-             f"{tensor_parallel_size} GPU(s)" if gpus else "1 CPU (no GPU in the cluster)")
+             f"{tensor_parallel_size} GPU(s)" if gpus else "1 CPU")
     refs = [rank_task.remote({**spec, "overwrite": False}, rank, world_size) for rank in range(world_size)]
     try:
         codes = ray.get(refs)

@@ -1,7 +1,8 @@
 """Every data command on ``--executor ray`` against a real Ray cluster of separate processes on this machine (a head
 started with ``ray start --head`` and a worker node with ``ray start --address``: separate raylets and object
 stores), reached through ``RAY_ADDRESS``, writes what ``--executor local`` writes; a worker node killed mid-run costs
-nothing. The cluster is started once for this module (~15 s) and shut down at its end.
+nothing, and a job killed mid-run resumes on rerun. The cluster is started once for this module (~15 s) and shut
+down at its end.
 
 The commands run through the real CLI: in this process (a Ray driver, as `oc-synth` is) or, for the jobs sent from
 outside, as `python -m oc_synth.cli` with RAY_ADDRESS in its environment.
