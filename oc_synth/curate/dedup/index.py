@@ -290,38 +290,39 @@ class IndexData:
 
 
 def load_index(index_dir: Path, shards: Sequence[Shard], fuzzy: bool) -> IndexData:
+    """The decide pass's per-record arrays, filled one index file at a time (peak: the arrays and one shard)."""
     paths = [index_path(index_dir, s.name) for s in shards]
-    cols = ["sha256"] + (["shingled"] if fuzzy else [])
-    tables, counts, stats = [], [], Stats()
+    stats = Stats()
     for i, p in enumerate(paths):
-        t = pq.read_table(p, columns=cols)
         meta = read_index_stats(p)
         if meta.get("shard_number") != i or meta.get("shard") != shards[i].name:
             raise RuntimeError(f"{p}: index of shard {meta.get('shard')!r} #{meta.get('shard_number')}, expected "
                                f"{shards[i].name!r} #{i}; the input changed since indexing (rerun with --overwrite)")
         stats.merge(Stats.from_dict(meta))
-        tables.append(t)
-        counts.append(t.num_rows)
+    counts = [pq.read_metadata(p).num_rows for p in paths]
     starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
-    shard = np.repeat(np.arange(len(shards), dtype=np.int32), counts)
-    names, sources = [s.name for s in shards], [Path(s.files[0]) for s in shards]
-    if not starts[-1]:
-        return IndexData(names, shard, starts, np.zeros(0, "S32"), np.zeros(0, bool),
-                         np.zeros(0, bool) if fuzzy else None, paths, sources, stats)
-    sha = pa.chunked_array([t.column("sha256") for t in tables])
-    has_text = sha.is_valid().to_numpy(zero_copy_only=False)
-    digests = sha.fill_null(b"\0" * 32).combine_chunks()  # fixed 32-byte values: straight into an S32 array
-    shingled = pa.chunked_array([t.column("shingled") for t in tables]).to_numpy(zero_copy_only=False) if fuzzy \
-        else None
-    del tables, sha
+    n = int(starts[-1])
+    sha256, has_text = np.zeros(n, "S32"), np.zeros(n, bool)
+    shingled = np.zeros(n, bool) if fuzzy else None
+    for i, p in enumerate(paths):
+        lo, hi = starts[i], starts[i + 1]
+        t = pq.read_table(p, columns=["sha256"] + (["shingled"] if fuzzy else []))
+        sha = t.column("sha256").combine_chunks()
+        valid = sha.is_valid().to_numpy(zero_copy_only=False)
+        has_text[lo:hi] = valid
+        if valid.any():  # fixed 32-byte values; a null's slot holds arbitrary bytes, so only valid ones are copied
+            values = np.frombuffer(sha.buffers()[1], dtype="S32", count=len(sha), offset=sha.offset * 32)
+            sha256[lo:hi][valid] = values[valid]
+        if fuzzy:
+            shingled[lo:hi] = t.column("shingled").to_numpy()
     return IndexData(
-        shard_names=names,
-        shard=shard,
+        shard_names=[s.name for s in shards],
+        shard=np.repeat(np.arange(len(shards), dtype=np.int32), counts),
         starts=starts,
-        sha256=np.frombuffer(digests.buffers()[1], dtype="S32", count=len(digests), offset=digests.offset * 32),
+        sha256=sha256,
         has_text=has_text,
         shingled=shingled,
         paths=paths,
-        sources=sources,
+        sources=[Path(s.files[0]) for s in shards],
         stats=stats,
     )
