@@ -122,8 +122,7 @@ class LocalProcessExecutor(BaseExecutor):
             return InProcessExecutor(on_task_done=self.on_task_done).execute(stages, tasks)
         for stage in stages:
             BaseStageAdapter(stage).setup_on_node()  # once per node, before the workers exist
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(_start_method()),
                                    initializer=_start_worker, initargs=(stages,))
         futures = {pool.submit(_run_in_worker, task): i for i, task in enumerate(tasks)}
         results: list[list[Task]] = [[] for _ in tasks]
@@ -140,6 +139,16 @@ class LocalProcessExecutor(BaseExecutor):
             raise
         pool.shutdown()
         return [t for shard in results for t in shard]
+
+
+def _start_method() -> str:
+    """fork, except in a process that is a Ray driver (a test session, a notebook that ran ``--executor ray`` before):
+    a fork inherits Ray's threads and gRPC state without the threads, and the child hangs or crashes when Ray's exit
+    hooks run in it. forkserver starts workers from a clean server process instead (slower: each imports the stages)."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return "forkserver"
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 _worker_adapters: list[BaseStageAdapter] = []

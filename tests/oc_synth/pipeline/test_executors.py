@@ -2,6 +2,7 @@
 on Ray (``RayShardExecutor``, a real local Ray)."""
 
 import os
+import sys
 import sysconfig
 import time
 from dataclasses import dataclass
@@ -116,3 +117,17 @@ def test_a_failing_shard_stops_the_run_with_its_own_error(tmp_path):
     total = run_sharded(command="test where", inp=inp, out=tmp_path / "out", stages=[stage], options={}, workers=2,
                         quiet=True)
     assert total.counters["records_out"] == 20
+
+
+def test_workers_are_not_forked_from_a_ray_driver(monkeypatch):
+    """A fork of a process running Ray hangs in Ray's exit hooks (seen: 20 minutes in this file when the Ray test ran
+    first); the pool starts its workers from a forkserver then. The Ray test above leaves Ray running for this file's
+    later tests, which run the pool for real."""
+    import types
+
+    from oc_synth.pipeline.executors import _start_method
+
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(is_initialized=lambda: True))
+    assert _start_method() == "forkserver"
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(is_initialized=lambda: False))
+    assert _start_method() == "fork"
