@@ -2,7 +2,8 @@
 
 1. index (engine-specific, sharded, resumable): keep-rule fields, SHA-256 and, on CPU, LSH band keys per record
    -> ``OUT/.oc/dedup/index/``. The only pass that computes signatures; the text is streamed once for it.
-2. decide (global, in memory: ~150 bytes per record): clusters -> survivors -> ``OUT/.oc/dedup/decisions/``.
+2. decide (global): clusters -> survivors -> ``OUT/.oc/dedup/decisions/``; band keys one partition at a time
+   (``bands.py``), per-record arrays in memory (38 bytes a record held, int64 arrays while clusters are sized).
 3. remove (``run_sharded``, resumable): kept records -> ``OUT/<shard>``, removed ones -> ``--dropped``.
 
 A rerun with the same options and inputs resumes (indexed shards and written output shards are skipped). Decisions
