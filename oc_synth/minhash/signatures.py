@@ -105,7 +105,7 @@ def _unreadable(why: str) -> None:
     from importlib.metadata import version
 
     raise EnvironmentProblem(f"rensa {version('rensa')}: its RMinHashLSH state is not the layout dedup reads band "
-                             f"keys from ({why}); install the rensa version pyproject.toml names")
+                             f"keys from ({why}); install rensa==0.5.0, the version pyproject.toml pins")
 
 
 def band_keys(texts: Sequence[str], settings: MinHashSettings) -> tuple[np.ndarray, np.ndarray]:
