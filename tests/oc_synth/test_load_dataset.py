@@ -28,6 +28,17 @@ def oc(*args):
     assert result.exit_code == 0, result.output
 
 
+def recall_corpus(out: Path) -> Path:
+    """The recall demo's corpus (examples/recall/make_corpus.py) at 40% size, written to ``out``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_corpus", REPO / "examples/recall/make_corpus.py")
+    make_corpus = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_corpus)
+    make_corpus.generate(out, scale=0.4, seed=1)
+    return out
+
+
 def load(builder, out: Path, cache: Path):
     import datasets
 

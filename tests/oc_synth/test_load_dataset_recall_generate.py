@@ -2,23 +2,17 @@
 `--output-format` asked for (the other data commands: test_load_dataset.py)."""
 
 
-import importlib.util
 import json
 
 import pytest
-from test_load_dataset import BUILDER, FORMATS, REPO, TEXTBOOK, load, oc
+from test_load_dataset import BUILDER, FORMATS, REPO, TEXTBOOK, load, oc, recall_corpus
 
 from oc_common.outputs import read_stats
 
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("make_corpus", REPO / "examples/recall/make_corpus.py")
-    make_corpus = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_corpus)
-    out = tmp_path_factory.mktemp("web")
-    make_corpus.generate(out, scale=0.4, seed=1)
-    return out
+    return recall_corpus(tmp_path_factory.mktemp("web"))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_load_dataset import BUILDER, FORMATS, REPO, load, oc
+from test_load_dataset import BUILDER, FORMATS, REPO, load, oc, recall_corpus
 
 from oc_common.outputs import read_stats
 from oc_common.records import iter_records, write_records
@@ -156,13 +156,7 @@ def test_recall_score_min_score_leaves_a_shard_empty(small_web, tmp_path):
 @pytest.fixture(scope="module")
 def small_web(tmp_path_factory):
     """The recall demo's corpus at 40% size and a classifier trained on it."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_corpus", REPO / "examples/recall/make_corpus.py")
-    make_corpus = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_corpus)
-    web = tmp_path_factory.mktemp("web")
-    make_corpus.generate(web, scale=0.4, seed=1)
+    web = recall_corpus(tmp_path_factory.mktemp("web"))
     oc("recall", "train", "--seeds", web / "seeds.jsonl", "--corpus", web / "web", "--out", web / "classifier",
        "--config", REPO / "examples/recall/config.yaml", "-q")
     return web, web / "classifier"
