@@ -151,9 +151,9 @@ step "13. pretrain the tiny model on Megatron-Core (WSD): code 875 : web 74 (Ope
 oc-megatron train examples/pretrain_tiny.yaml -s output_dir="$T/pretrain" -s data.tokenizer="$OUT/tokenizer" \
     -s "data.blend=[{name: code, path: $D/code, weight: 875}, {name: web, path: $D/web, weight: 74}]"
 
-step "14. anneal on OpenCoder's blend: original 84 (code and web as in pretraining), algorithmic 12.44, snippets 2.71, textbooks 0.91"
+step "14. anneal on OpenCoder's blend: original 84.21 (code and web as in pretraining), algorithmic 12.44, snippets 2.71, textbooks 0.91"
 oc-megatron train examples/anneal_tiny.yaml -s output_dir="$T/anneal" -s data.tokenizer="$OUT/tokenizer" \
-    -s "data.blend=[{name: original, path: $D/code, weight: 77.45}, {name: original-web, path: $D/web, weight: 6.55}, \
+    -s "data.blend=[{name: original, path: $D/code, weight: 77.64}, {name: original-web, path: $D/web, weight: 6.57}, \
 {name: algorithmic, path: $D/algorithmic}, {name: synthetic_snippets, path: $D/synthetic_snippets}, \
 {name: synthetic_textbooks, path: $D/synthetic_textbooks}]" \
     -s "data.valid_blend=[{name: original, path: $D/code}]" -s checkpoint.init_from.path="$T/pretrain/checkpoints"
