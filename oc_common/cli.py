@@ -8,6 +8,7 @@ files), which say which path and what to do. Anything else is a bug and keeps it
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
@@ -139,8 +140,22 @@ def _usage_line(e: BaseException) -> tuple[str, int]:
 
 
 def fail(message: str, code: int = USAGE_EXIT_CODE) -> None:
+    _stop_ray_log_forwarding()
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
     sys.exit(code)
+
+
+def _stop_ray_log_forwarding() -> None:
+    """Disconnect from Ray before the error line: a driver joined to a cluster prints its nodes' log lines from a
+    thread, text and newline in two writes, so the error could land in the middle of one (seen: ``... rpc_code:
+    14error: ...``) and no longer be one line of its own."""
+    ray = sys.modules.get("ray")
+    if ray is None:
+        return
+    with contextlib.suppress(Exception):  # an error is being reported; Ray's own trouble must not replace it
+        if ray.is_initialized():
+            ray.shutdown()
+    sys.stderr.flush()
 
 
 def run_app(app: typer.Typer, deprecated: DeprecatedFlags | None = None) -> Callable[..., None]:
