@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_run import Ran, one_line_error, run_main
 
 from oc_megatron.data.preprocess import preprocess
 from oc_megatron.data.tokenizer import load_tokenizer, load_tokenizer_info
@@ -82,22 +83,10 @@ def test_cli_preprocess(tiny_data, inputs, tmp_path):
 
 
 # ---- the output contract (oc_common/outputs.py, docs/outputs.md) --------------------------------------------------
-def _one_line_error(code: int, stderr: str, *needles: str) -> None:
-    assert code == 2 and "Traceback" not in stderr, stderr[-3000:]
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and all(n in errors[0] for n in needles), stderr[-3000:]
-
-
-def _cli(capfd, *args: str) -> tuple[int, str]:
+def _cli(capfd, *args: str) -> Ran:
     from oc_megatron.cli import main
 
-    capfd.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    return code, capfd.readouterr().err
+    return run_main(main, capfd, *args)
 
 
 def test_a_rerun_sees_appended_new_and_vanished_inputs(tiny_data, inputs, tmp_path, capfd, caplog):
@@ -124,11 +113,11 @@ def test_a_rerun_sees_appended_new_and_vanished_inputs(tiny_data, inputs, tmp_pa
 def test_outputs_inside_the_input_or_over_a_foreign_dataset_are_refused(tiny_data, inputs, tmp_path, capfd):
     in_dir, _ = inputs
     tok = str(tiny_data["tokenizer"])
-    _one_line_error(*_cli(capfd, "preprocess", str(in_dir), str(in_dir / "tok"), "--tokenizer", tok),
+    one_line_error(_cli(capfd, "preprocess", str(in_dir), str(in_dir / "tok"), "--tokenizer", tok),
                     "lies inside the input")
     theirs = tmp_path / "theirs"
     (tmp_path / "theirs.bin").write_bytes(b"someone's dataset")
-    _one_line_error(*_cli(capfd, "preprocess", str(in_dir), str(theirs), "--tokenizer", tok),
+    one_line_error(_cli(capfd, "preprocess", str(in_dir), str(theirs), "--tokenizer", tok),
                     "no run of ours wrote it")
     assert (tmp_path / "theirs.bin").read_bytes() == b"someone's dataset"
     assert sorted(p.name for p in in_dir.iterdir()) == ["a.jsonl", "b.parquet"]
@@ -138,13 +127,13 @@ def test_a_full_disk_leaves_no_temp_file_and_the_rerun_completes(tiny_data, tmp_
     corpus = tiny_data["corpus"]  # ~80 files of Python: a few hundred KB of tokens
     tok = str(tiny_data["tokenizer"])
     reference = tmp_path / "ref" / "code"
-    assert _cli(capfd, "preprocess", str(corpus), str(reference), "--tokenizer", tok)[0] == 0
+    assert _cli(capfd, "preprocess", str(corpus), str(reference), "--tokenizer", tok).returncode == 0
     disk = mount_tmpfs(tmp_path / "disk", size="48k")
-    _one_line_error(*_cli(capfd, "preprocess", str(corpus), str(disk / "code"), "--tokenizer", tok),
+    one_line_error(_cli(capfd, "preprocess", str(corpus), str(disk / "code"), "--tokenizer", tok),
                     str(disk), "no space left on device")
     assert not [p for p in disk.rglob("*") if ".tmp" in p.name]  # the issue: a .bin.tmp was left behind
     mount_tmpfs.remount(disk, "8m")
-    assert _cli(capfd, "preprocess", str(corpus), str(disk / "code"), "--tokenizer", tok)[0] == 0
+    assert _cli(capfd, "preprocess", str(corpus), str(disk / "code"), "--tokenizer", tok).returncode == 0
     for ext in (".bin", ".idx"):
         assert (disk / f"code{ext}").read_bytes() == reference.with_suffix(ext).read_bytes()
 
@@ -161,7 +150,7 @@ def test_too_many_open_files_is_one_line(tiny_data, inputs, tmp_path):
     proc = subprocess.run([sys.executable, "-c", script, "preprocess", str(in_dir), str(tmp_path / "x"),
                            "--tokenizer", str(tiny_data["tokenizer"]), "--workers", "2"],
                           capture_output=True, text=True, timeout=300)
-    _one_line_error(proc.returncode, proc.stderr, "--workers 2", "raise the limit (ulimit -n", "fewer --workers")
+    one_line_error(proc, "--workers 2", "raise the limit (ulimit -n", "fewer --workers")
 
 
 # ---- no child process outlives preprocess (issue 20) ----------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Fixtures of the pipeline tests."""
 
 import pytest
-from pipeline_helpers import run_main
+from cli_run import run_main
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import make_shards, one_line_error, tree_digest
+from cli_run import one_line_error
+from pipeline_helpers import make_shards, tree_digest
 
 from oc_common.outputs import read_manifest, read_stats
 from oc_common.records import write_records

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from pipeline_helpers import one_line_error
+from cli_run import one_line_error
 
 from oc_common.outputs import META_DIR
 from oc_common.records import read_file_records, write_records
