@@ -10,7 +10,7 @@ Deterministic from ``--seed``; every word comes from this file.
 Unlike ``make_corpus.py`` (a dozen sentence templates per site, for the fast demo), pages here are drawn from a
 Zipf-distributed lexicon of ~6,000 made-up words plus English function words, so no two pages share their sentences,
 and code uses the same made-up words for its identifiers: what tells code from prose is its syntax, as on the web.
-The layout follows the corpus of issue 17: code Q&A and docs on 5 domains (in five different language mixes; the
+The layout: code Q&A and docs on 5 domains (in five different language mixes; the
 seeds come from 2 of them), prose on 16 domains (tech news, gadget reviews and an IT help desk without code among
 them), and 2 mixed domains (a general forum and a personal blog where a third of the posts are about programming).
 Code domains also hold non-code pages (user profiles), as real Q&A sites do.
