@@ -32,9 +32,12 @@ else
 fi
 echo "generation and eval engine: $ENGINE ($WHY)"
 SERVER_PID=""
+SERVER_TMP=""  # the server's TMPDIR: vLLM leaves its distributed-init file store there (short: it also holds sockets)
 stop_server() {
   if [[ -n "$SERVER_PID" ]]; then kill -TERM -- "-$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  if [[ -n "$SERVER_TMP" ]]; then rm -rf "$SERVER_TMP"; fi
   SERVER_PID=""
+  SERVER_TMP=""
 }
 trap stop_server EXIT
 # vLLM 0.32 on CPU kills its engine when a seeded request's prompt is prefilled in chunks ("CPU Generator does not use
@@ -45,7 +48,8 @@ start_model() {  # MODEL LOG: with the vLLM server engine, start serving MODEL (
   MODEL_LOG=$2
   [[ "$ENGINE" == vllm-server ]] || return 0
   PORT=$(python -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
-  OMP_NUM_THREADS=1 VLLM_CPU_KVCACHE_SPACE=1 HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 setsid \
+  SERVER_TMP=$(mktemp -d "${TMPDIR:-/tmp}/oc-vllm.XXXXXX")
+  TMPDIR="$SERVER_TMP" OMP_NUM_THREADS=1 VLLM_CPU_KVCACHE_SPACE=1 HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 setsid \
       "$VLLM_PY" -m vllm.entrypoints.openai.api_server --model "$1" --dtype float32 --host 127.0.0.1 --port "$PORT" \
       --no-enable-chunked-prefill --max-num-batched-tokens "$(max_context "$1")" > "$2" 2>&1 &
   SERVER_PID=$!

@@ -21,10 +21,12 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -120,6 +122,7 @@ class VLLMServer:
         self.startup_timeout = startup_timeout
         self.port = 0
         self.proc: subprocess.Popen | None = None
+        self.tmp: str | None = None  # the server's TMPDIR (vLLM leaves its distributed-init file store in it)
 
     @property
     def base_url(self) -> str:
@@ -147,9 +150,10 @@ class VLLMServer:
     def start(self) -> VLLMServer:
         self.port = free_port()
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix="oc-vllm-")  # short: vLLM puts its IPC sockets there too
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, cwd=self.log.parent,
-                                         env={**os.environ, **VLLM_ENV}, start_new_session=True)
+                                         env={**os.environ, **VLLM_ENV, "TMPDIR": self.tmp}, start_new_session=True)
         deadline = time.monotonic() + self.startup_timeout
         while True:
             if self.proc.poll() is not None:
@@ -171,6 +175,13 @@ class VLLMServer:
         it started; raise if any of them outlives SIGKILL."""
         if self.proc is None:
             return
+        try:
+            self._stop_processes()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+
+    def _stop_processes(self) -> None:
         import psutil
 
         pgid = self.proc.pid  # start_new_session: the server leads its own group
@@ -206,6 +217,8 @@ class VLLMServer:
 def run_in_vllm_env(python: str, script: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``script`` with the vLLM environment's interpreter and this repository on PYTHONPATH (the backends need
     nothing else from the project); the engine in-process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``: faster to start)."""
-    env = {**os.environ, **VLLM_ENV, "PYTHONPATH": str(REPO), "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-    return subprocess.run([python, str(script), *args], capture_output=True, text=True, env=env, timeout=timeout,
-                          start_new_session=True)
+    with tempfile.TemporaryDirectory(prefix="oc-vllm-") as tmp:  # vLLM's file store and sockets, removed after
+        env = {**os.environ, **VLLM_ENV, "PYTHONPATH": str(REPO), "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+               "TMPDIR": tmp}
+        return subprocess.run([python, str(script), *args], capture_output=True, text=True, env=env,
+                              timeout=timeout, start_new_session=True)

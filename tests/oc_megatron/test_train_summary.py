@@ -15,6 +15,7 @@ def test_a_two_rank_run_reports_once_and_ends_with_its_summary(tiny_data, tmp_pa
                             schedule={"warmup_steps": 1, "decay_steps": 2}, checkpoint={"interval": 0})
     config = write_config(cfg, tmp_path / "run.yaml")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                           "--log-dir", str(tmp_path / "torchrun"),  # not a torchelastic_* dir left in /tmp
                            "-m", "oc_megatron.cli", "train", str(config)],
                           capture_output=True, text=True, timeout=600, env=cli_env(), check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
